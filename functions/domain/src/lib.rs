@@ -1,0 +1,10 @@
+//! Domain of the streaming pipeline: plain types, pure logic and narrow ports.
+//!
+//! Nothing here talks to a network. Adapters (`pipeline-adapters`) implement the ports; the Lambda
+//! binaries wire adapters into the services defined here.
+
+pub mod event;
+pub mod model;
+pub mod payload;
+pub mod ports;
+pub mod wire;
