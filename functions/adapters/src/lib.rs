@@ -1,0 +1,3 @@
+//! Adapters: each module implements domain ports against one outside system.
+
+pub mod aws;
