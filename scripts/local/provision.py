@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Creates every resource named in contracts/pipeline.json on the local stack, idempotently,
+and writes the env file that tools and tests source.
+
+Kafka topics (tansu), DynamoDB tables, the S3 bucket, SQS queues, the Glue registry and the
+committed schema versions (moto). Names come only from the contract; a rerun changes nothing.
+
+Usage: provision.py --kafka HOST:PORT --aws-endpoint URL --region R --pg-host H --pg-port P
+                    --pg-user U --pg-password PW --env-file PATH
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import shlex
+import sys
+import time
+
+import boto3
+from botocore.exceptions import ClientError
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONTRACT_PATH = REPO_ROOT / "contracts" / "pipeline.json"
+
+# Broker-side settings that only make sense with several replicas; a single local broker rejects
+# or ignores them, so they stay on AWS only.
+REPLICA_ONLY_TOPIC_CONFIG = {"min.insync.replicas"}
+
+
+def log(message: str) -> None:
+    print(f"[provision] {message}", file=sys.stderr, flush=True)
+
+
+def fail(component: str, message: str) -> None:
+    print(f"[provision] ERROR ({component}): {message}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
+def provision_topics(contract: dict, bootstrap: str) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
+    try:
+        existing = admin.list_topics(timeout=15).topics
+    except Exception as error:  # noqa: BLE001 - any client error means the broker is unusable
+        fail("kafka", f"cannot list topics on {bootstrap}: {error}; is tansu up? scripts/local-stack.sh status")
+    wanted = []
+    grow = []
+    for topic in contract["topics"].values():
+        name, partitions = topic["name"], int(topic["partitions"])
+        config = {k: v for k, v in topic.get("config", {}).items() if k not in REPLICA_ONLY_TOPIC_CONFIG}
+        if name not in existing:
+            wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=1, config=config))
+        else:
+            have = len(existing[name].partitions)
+            if have < partitions:
+                grow.append(NewPartitions(name, partitions))
+            elif have > partitions:
+                log(f"topic {name} has {have} partitions, contract says {partitions}; Kafka cannot shrink, leaving it")
+            else:
+                log(f"topic {name} exists ({have} partitions)")
+    for new, future in (admin.create_topics(wanted, request_timeout=30).items() if wanted else []):
+        try:
+            future.result()
+            log(f"topic {new} created")
+        except Exception as error:  # noqa: BLE001
+            if "TOPIC_ALREADY_EXISTS" in str(error):
+                log(f"topic {new} exists")
+            else:
+                fail("kafka", f"create topic {new}: {error}")
+    for name, future in (admin.create_partitions(grow, request_timeout=30).items() if grow else []):
+        try:
+            future.result()
+            log(f"topic {name} grown to contract partitions")
+        except Exception as error:  # noqa: BLE001
+            fail("kafka", f"grow topic {name}: {error}")
+    # Creation is asynchronous on some brokers: wait until metadata shows every partition.
+    deadline = time.monotonic() + 30
+    while True:
+        topics = admin.list_topics(timeout=10).topics
+        missing = [
+            t["name"]
+            for t in contract["topics"].values()
+            if t["name"] not in topics or len(topics[t["name"]].partitions) < int(t["partitions"])
+        ]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            fail("kafka", f"topics not visible after creation: {missing}")
+        time.sleep(0.5)
+
+
+def provision_tables(contract: dict, session: boto3.Session, endpoint: str) -> None:
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    existing = set(dynamodb.list_tables()["TableNames"])
+    for table in contract["tables"].values():
+        name = table["name"]
+        if name in existing:
+            log(f"table {name} exists")
+            continue
+        dynamodb.create_table(
+            TableName=name,
+            AttributeDefinitions=[
+                {"AttributeName": table["partitionKey"], "AttributeType": table["partitionKeyType"]},
+                {"AttributeName": table["sortKey"], "AttributeType": table["sortKeyType"]},
+            ],
+            KeySchema=[
+                {"AttributeName": table["partitionKey"], "KeyType": "HASH"},
+                {"AttributeName": table["sortKey"], "KeyType": "RANGE"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        log(f"table {name} created")
+
+
+def provision_bucket(contract: dict, session: boto3.Session, endpoint: str, region: str) -> None:
+    s3 = session.client("s3", endpoint_url=endpoint)
+    name = contract["bucket"]["localName"]
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    if name in existing:
+        log(f"bucket {name} exists")
+        return
+    if region == "us-east-1":
+        s3.create_bucket(Bucket=name)
+    else:
+        s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})
+    log(f"bucket {name} created")
+
+
+def provision_queues(contract: dict, session: boto3.Session, endpoint: str) -> dict[str, str]:
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    urls = {}
+    for role, name in contract["queues"].items():
+        attributes = {"MessageRetentionPeriod": "1209600"}
+        if name.endswith(".fifo"):
+            # Deduplication by explicit MessageDeduplicationId (record coordinates), not content.
+            attributes.update({"FifoQueue": "true", "ContentBasedDeduplication": "false"})
+        # CreateQueue returns the existing URL when the attributes match, so it is idempotent.
+        urls[role] = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        log(f"queue {name} ready ({urls[role]})")
+    return urls
+
+
+def provision_registry(contract: dict, session: boto3.Session, endpoint: str) -> None:
+    glue = session.client("glue", endpoint_url=endpoint)
+    registry = contract["schemaRegistry"]["name"]
+    try:
+        glue.create_registry(RegistryName=registry)
+        log(f"registry {registry} created")
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "AlreadyExistsException":
+            raise
+        log(f"registry {registry} exists")
+    for schema_name, schema in contract["schemas"].items():
+        texts = [(CONTRACT_PATH.parent / path).read_text() for path in schema["versions"]]
+        schema_id = {"RegistryName": registry, "SchemaName": schema_name}
+        try:
+            glue.create_schema(
+                RegistryId={"RegistryName": registry},
+                SchemaName=schema_name,
+                DataFormat="AVRO",
+                Compatibility=schema["compatibility"],
+                SchemaDefinition=texts[0],
+            )
+            log(f"schema {schema_name} created with version 1")
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "AlreadyExistsException":
+                raise
+        # Registering an already-registered definition returns its existing version, so replaying
+        # every committed version in order is idempotent and keeps version numbers stable.
+        for number, text in enumerate(texts, start=1):
+            result = glue.register_schema_version(SchemaId=schema_id, SchemaDefinition=text)
+            if result["VersionNumber"] != number:
+                log(
+                    f"WARNING schema {schema_name}: committed version {number} is registry version "
+                    f"{result['VersionNumber']} (registry has extra versions; reset with scripts/local-stack.sh reset)"
+                )
+        log(f"schema {schema_name}: {len(texts)} committed version(s) registered ({schema['compatibility']})")
+
+
+def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[str, str]) -> None:
+    names = contract["envVars"]
+    topics = contract["topics"]
+    tables = contract["tables"]
+    values = [
+        (names["kafkaBootstrapServers"], args.kafka),
+        ("AWS_ENDPOINT_URL", args.aws_endpoint),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", args.region),
+        ("AWS_DEFAULT_REGION", args.region),
+        (names["pgHost"], args.pg_host),
+        (names["pgPort"], str(args.pg_port)),
+        (names["pgUser"], args.pg_user),
+        (names["pgPassword"], args.pg_password),
+        (names["pgDatabase"], contract["postgres"]["database"]),
+        (names["sensorTopic"], topics["sensorReadings"]["name"]),
+        (names["storeTopic"], topics["storeEvents"]["name"]),
+        (names["explicitTopic"], topics["explicitEvents"]["name"]),
+        (names["aggregatesTable"], tables["windowAggregates"]["name"]),
+        (names["genericEventsTable"], tables["genericEvents"]["name"]),
+        (names["storeEventsBucket"], contract["bucket"]["localName"]),
+        (names["registryName"], contract["schemaRegistry"]["name"]),
+        (names["windowSeconds"], str(contract["defaults"]["windowSeconds"])),
+        (names["poisonQueueUrl"], queue_urls["poison"]),
+        # The ESM's on-failure destination has no function env var on AWS; local tools use this name.
+        ("ON_FAILURE_QUEUE_URL", queue_urls["onFailure"]),
+    ]
+    lines = ["# Written by scripts/local-stack.sh up; source it: . .local/stack.env"]
+    lines += [f"export {name}={shlex.quote(value)}" for name, value in values]
+    path = pathlib.Path(args.env_file)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    log(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kafka", required=True)
+    parser.add_argument("--aws-endpoint", required=True)
+    parser.add_argument("--region", required=True)
+    parser.add_argument("--pg-host", required=True)
+    parser.add_argument("--pg-port", required=True, type=int)
+    parser.add_argument("--pg-user", required=True)
+    parser.add_argument("--pg-password", required=True)
+    parser.add_argument("--env-file", required=True)
+    args = parser.parse_args()
+
+    contract = json.loads(CONTRACT_PATH.read_text())
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region)
+    started = time.monotonic()
+    provision_topics(contract, args.kafka)
+    try:
+        provision_tables(contract, session, args.aws_endpoint)
+        provision_bucket(contract, session, args.aws_endpoint, args.region)
+        queue_urls = provision_queues(contract, session, args.aws_endpoint)
+        provision_registry(contract, session, args.aws_endpoint)
+    except ClientError as error:
+        fail("moto", f"{error}; check .local/logs/moto.log")
+    write_env_file(contract, args, queue_urls)
+    log(f"provisioned in {time.monotonic() - started:.1f}s")
+
+
+if __name__ == "__main__":
+    main()

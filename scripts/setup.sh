@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Installs everything the local pipeline and the tests need, and nothing by hand.
+# Idempotent and non-interactive: each step checks first and skips when its result is already there,
+# so a second run takes seconds.
+#
+#   scripts/setup.sh            # everything
+#   PIPELINE_CACHE=/some/dir    # where built tools are cached (default ~/.cache/pipeline)
+#   PIPELINE_SKIP_NPM=1         # skip npm ci (e.g. Rust-only work)
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
+VENV="$REPO_ROOT/.venv"
+TANSU_VERSION="0.6.0"
+TANSU_ROOT="$PIPELINE_CACHE/tansu"
+TANSU_BIN="$TANSU_ROOT/bin/tansu"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Runs one named step and prints how long it took.
+step() {
+  local name="$1"; shift
+  local started=$SECONDS
+  log "── $name"
+  "$@"
+  log "   $name done in $((SECONDS - started))s"
+}
+
+need_tool() {
+  command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"
+}
+
+check_toolchain() {
+  need_tool cargo "install Rust (rustup) first; the project builds with cargo"
+  need_tool python3 "install Python 3.11+ (apt-get install -y python3 python3-venv)"
+  log "   cargo $(cargo --version | awk '{print $2}'), python $(python3 -c 'import sys; print(sys.version.split()[0])')"
+}
+
+# Project virtualenv with the pinned Python tools (cargo-lambda + zig, moto server, boto3, confluent-kafka).
+setup_venv() {
+  local stamp="$VENV/.requirements.sha256"
+  local wanted
+  wanted="$(sha256sum "$REPO_ROOT/requirements.txt" | awk '{print $1}')"
+  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    log "   venv up to date ($VENV)"
+    return
+  fi
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    log "   creating $VENV"
+    python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install -y python3-venv"
+  fi
+  log "   installing requirements.txt into $VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements.txt"
+  echo "$wanted" >"$stamp"
+}
+
+tansu_ok() {
+  [[ -x "$TANSU_BIN" ]] && "$TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"
+}
+
+# The Kafka-compatible broker, built once into the cache.
+setup_tansu() {
+  if tansu_ok; then
+    log "   tansu $TANSU_VERSION present ($TANSU_BIN)"
+    return
+  fi
+  mkdir -p "$TANSU_ROOT"
+  # Only one build at a time: a concurrent setup (or an earlier one still compiling) holds this lock.
+  exec 9>"$PIPELINE_CACHE/tansu.lock"
+  if ! flock -n 9; then
+    log "   another tansu build holds $PIPELINE_CACHE/tansu.lock; waiting for it"
+    flock 9
+  fi
+  # A build started outside this script (e.g. by hand) does not hold the lock: wait for it too.
+  while pgrep -f "cargo install tansu" >/dev/null 2>&1; do
+    log "   a 'cargo install tansu' is already running; waiting for it to finish"
+    sleep 30
+  done
+  if tansu_ok; then
+    log "   tansu $TANSU_VERSION present after waiting"
+  else
+    log "   building tansu $TANSU_VERSION (about 25 min on 2 cores, cached afterwards)"
+    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features \
+      --features dynostore,libsql --root "$TANSU_ROOT"
+    tansu_ok || die "tansu built but '$TANSU_BIN --version' does not report $TANSU_VERSION"
+  fi
+  flock -u 9
+}
+
+find_pg_bin() {
+  if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
+    dirname "$(readlink -f "$(command -v pg_ctl)")"
+    return 0
+  fi
+  local dir
+  for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [[ -x "$dir/initdb" && -x "$dir/pg_ctl" ]]; then
+      echo "$dir"
+      return 0
+    fi
+  done
+  return 1
+}
+
+setup_postgres() {
+  local bin
+  if bin="$(find_pg_bin)"; then
+    log "   PostgreSQL server binaries present ($bin)"
+    return
+  fi
+  local sudo=""
+  if [[ "$(id -u)" != "0" ]]; then
+    command -v sudo >/dev/null 2>&1 || die "PostgreSQL is missing and this user cannot install it: run 'apt-get install -y postgresql' as root"
+    sudo="sudo -n"
+  fi
+  log "   installing PostgreSQL from Debian packages"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+  bin="$(find_pg_bin)" || die "apt-get installed postgresql but initdb/pg_ctl are still missing"
+  log "   PostgreSQL installed ($bin)"
+}
+
+setup_npm() {
+  if [[ "${PIPELINE_SKIP_NPM:-0}" == "1" ]]; then
+    log "   skipped (PIPELINE_SKIP_NPM=1)"
+    return
+  fi
+  local lock="$REPO_ROOT/package-lock.json"
+  if [[ ! -f "$lock" ]]; then
+    log "   no package-lock.json yet; nothing to install"
+    return
+  fi
+  need_tool npm "install Node.js 20 and npm"
+  # npm writes node_modules/.package-lock.json on every install; newer than the lock file means fresh.
+  local installed="$REPO_ROOT/node_modules/.package-lock.json"
+  if [[ -f "$installed" && "$installed" -nt "$lock" ]]; then
+    log "   node_modules up to date"
+    return
+  fi
+  (cd "$REPO_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+main() {
+  local started=$SECONDS
+  mkdir -p "$PIPELINE_CACHE"
+  step "toolchain" check_toolchain
+  step "python venv" setup_venv
+  step "tansu broker" setup_tansu
+  step "postgresql" setup_postgres
+  step "npm packages" setup_npm
+  log "setup complete in $((SECONDS - started))s"
+}
+
+main "$@"
