@@ -7,4 +7,5 @@ pub mod event;
 pub mod model;
 pub mod payload;
 pub mod ports;
+pub mod window;
 pub mod wire;
