@@ -1,0 +1,556 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { PipelineContracts, TopicContract, allTopics } from './contracts';
+
+/**
+ * Deployment configuration, read once by `cdk/bin/app.ts` and validated here. Stacks receive the
+ * typed result and never read context or environment variables themselves.
+ *
+ * Sources, later ones win key by key:
+ *  1. built-in defaults (sizes below, names and ESM defaults from contracts/pipeline.json);
+ *  2. the `pipeline` object in cdk.json context (or `-c pipeline='{"...": ...}'` as JSON text);
+ *  3. a JSON file named by context `pipelineConfigFile` (`-c pipelineConfigFile=deploy/prod.json`).
+ * Account and region fall back to the CLI's CDK_DEFAULT_ACCOUNT / CDK_DEFAULT_REGION.
+ */
+
+export type LambdaArchitectureName = 'x86_64' | 'arm64';
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug' | 'trace';
+export type TopicDeletionPolicy = 'retain' | 'delete';
+
+export interface SideConfig {
+  /** 12-digit account id; undefined = the account of the credentials used at deploy time. */
+  readonly account?: string;
+  readonly region: string;
+  readonly availabilityZones: readonly string[];
+}
+
+export interface ConsumerSideConfig extends SideConfig {
+  /**
+   * Complete ARN of the producer's handshake secret. Required only when producer and consumer are
+   * different accounts (the value is the `HandshakeSecretArn` output of `producer-endpoint-service`).
+   */
+  readonly handshakeSecretArn?: string;
+}
+
+export interface ResolvedTopic extends TopicContract {
+  /** Key in contracts/pipeline.json `topics` (sensorReadings, ...). */
+  readonly key: string;
+}
+
+export interface MskConfig {
+  readonly clusterName: string;
+  readonly brokerCount: number;
+  readonly instanceType: string;
+  readonly kafkaVersion: string;
+  readonly volumeSizeGiB: number;
+}
+
+export interface RdsConfig {
+  readonly instanceType: string;
+  readonly multiAz: boolean;
+  readonly proxy: boolean;
+  /** Major PostgreSQL version. */
+  readonly engineMajorVersion: '16' | '17';
+}
+
+export interface ProducerScheduleConfig {
+  /** EventBridge schedule expression: rate(...) or cron(...). */
+  readonly expression: string;
+  readonly enabled: boolean;
+  /** One EventBridge target per request; each is the producer's typed request as JSON. */
+  readonly requests: readonly Record<string, unknown>[];
+}
+
+export interface PipelineConfig {
+  readonly producer: SideConfig;
+  readonly consumer: ConsumerSideConfig;
+  /** True when both accounts are known and differ. */
+  readonly crossAccount: boolean;
+  readonly producerVpcCidr: string;
+  readonly consumerVpcCidr: string;
+  readonly msk: MskConfig;
+  readonly topics: readonly ResolvedTopic[];
+  /**
+   * Broker-level defaults derived from the contract's per-topic `config` (all topics must agree,
+   * because rskafka's CreateTopics cannot carry per-topic configs; see docs/deploy.md).
+   */
+  readonly brokerTopicDefaults: Readonly<Record<string, string>>;
+  readonly topicDeletion: TopicDeletionPolicy;
+  readonly windowSeconds: number;
+  readonly esmBatchSize: number;
+  readonly esmBatchingWindowSeconds: number;
+  readonly producerSchedule: ProducerScheduleConfig;
+  readonly lambdaArchitecture: LambdaArchitectureName;
+  readonly logLevel: LogLevel;
+  /** Keep data (tables, bucket, database snapshot, keys) when a stack is destroyed. */
+  readonly retainData: boolean;
+  /** Whether the producer must accept each consumer endpoint connection by hand. */
+  readonly endpointAcceptanceRequired: boolean;
+  readonly rds: RdsConfig;
+  /** Optional e-mail address subscribed to the alarm topic. */
+  readonly alarmEmail?: string;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: readonly string[]) {
+    super(`Invalid pipeline configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Where defaults for account and region come from when the config leaves them out. */
+export interface CliEnvironment {
+  readonly account?: string;
+  readonly region?: string;
+}
+
+/** Region used when neither the config nor the CLI names one, so an offline synth still works. */
+export const FALLBACK_REGION = 'eu-west-1';
+
+/** Topic-level config keys and the broker-level property that sets their default. */
+const BROKER_DEFAULT_FOR_TOPIC_KEY: Readonly<Record<string, string>> = {
+  'retention.ms': 'log.retention.ms',
+  'cleanup.policy': 'log.cleanup.policy',
+  'min.insync.replicas': 'min.insync.replicas',
+  'retention.bytes': 'log.retention.bytes',
+  'segment.bytes': 'log.segment.bytes',
+  'max.message.bytes': 'message.max.bytes',
+  'compression.type': 'compression.type',
+};
+
+const KNOWN_TOP_LEVEL_KEYS = new Set([
+  'producer', 'consumer', 'producerVpcCidr', 'consumerVpcCidr', 'msk', 'topics', 'topicDeletion',
+  'windowSeconds', 'esmBatchSize', 'esmBatchingWindowSeconds', 'producerSchedule', 'lambdaArchitecture',
+  'logLevel', 'retainData', 'endpointAcceptanceRequired', 'rds', 'alarmEmail',
+]);
+
+type Raw = Record<string, unknown>;
+
+function isObject(value: unknown): value is Raw {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Deep merge of plain objects; arrays and scalars from `override` replace `base`. */
+export function mergeConfig(base: Raw, override: Raw): Raw {
+  const out: Raw = { ...base };
+  for (const [key, value] of Object.entries(override)) {
+    const current = out[key];
+    out[key] = isObject(current) && isObject(value) ? mergeConfig(current, value) : value;
+  }
+  return out;
+}
+
+/** Parses an IPv4 CIDR into [first, last] addresses as unsigned 32-bit numbers. */
+export function cidrRange(cidr: string): [number, number] | undefined {
+  const match = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr);
+  if (!match) {
+    return undefined;
+  }
+  const octets = match.slice(1, 5).map(Number);
+  const prefix = Number(match[5]);
+  if (octets.some((o) => o > 255) || prefix > 32) {
+    return undefined;
+  }
+  const address = ((octets[0] << 24) >>> 0) + (octets[1] << 16) + (octets[2] << 8) + octets[3];
+  const size = 2 ** (32 - prefix);
+  const first = Math.floor(address / size) * size;
+  if (first !== address) {
+    return undefined; // host bits set: almost always a typo
+  }
+  return [first, first + size - 1];
+}
+
+export function cidrsOverlap(a: string, b: string): boolean {
+  const ra = cidrRange(a);
+  const rb = cidrRange(b);
+  if (!ra || !rb) {
+    return false;
+  }
+  return ra[0] <= rb[1] && rb[0] <= ra[1];
+}
+
+class Reader {
+  readonly problems: string[] = [];
+
+  string(value: unknown, where: string, fallback?: string): string {
+    if (value === undefined) {
+      if (fallback === undefined) {
+        this.problems.push(`${where} is required`);
+        return '';
+      }
+      return fallback;
+    }
+    if (typeof value !== 'string' || value.length === 0) {
+      this.problems.push(`${where} must be a non-empty string, got ${JSON.stringify(value)}`);
+      return fallback ?? '';
+    }
+    return value;
+  }
+
+  optionalString(value: unknown, where: string): string | undefined {
+    if (value === undefined || value === null || value === '') {
+      return undefined;
+    }
+    return this.string(value, where);
+  }
+
+  int(value: unknown, where: string, fallback: number, min: number, max: number): number {
+    if (value === undefined) {
+      return fallback;
+    }
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+      this.problems.push(`${where} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  bool(value: unknown, where: string, fallback: boolean): boolean {
+    if (value === undefined) {
+      return fallback;
+    }
+    if (typeof value !== 'boolean') {
+      this.problems.push(`${where} must be true or false, got ${JSON.stringify(value)}`);
+      return fallback;
+    }
+    return value;
+  }
+
+  oneOf<T extends string>(value: unknown, where: string, allowed: readonly T[], fallback: T): T {
+    if (value === undefined) {
+      return fallback;
+    }
+    if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+      this.problems.push(`${where} must be one of ${allowed.join(', ')}, got ${JSON.stringify(value)}`);
+      return fallback;
+    }
+    return value as T;
+  }
+
+  object(value: unknown, where: string): Raw {
+    if (value === undefined) {
+      return {};
+    }
+    if (!isObject(value)) {
+      this.problems.push(`${where} must be an object, got ${JSON.stringify(value)}`);
+      return {};
+    }
+    return value;
+  }
+}
+
+const ACCOUNT_RE = /^\d{12}$/;
+const REGION_RE = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+function readSide(r: Reader, raw: Raw, where: string, fallback: CliEnvironment, defaultAzCount: number): SideConfig {
+  const account = r.optionalString(raw.account, `${where}.account`) ?? fallback.account;
+  if (account !== undefined && !ACCOUNT_RE.test(account)) {
+    r.problems.push(`${where}.account must be a 12-digit AWS account id, got ${JSON.stringify(account)}`);
+  }
+  const region = r.string(raw.region, `${where}.region`, fallback.region ?? FALLBACK_REGION);
+  if (!REGION_RE.test(region)) {
+    r.problems.push(`${where}.region must look like eu-west-1, got ${JSON.stringify(region)}`);
+  }
+  let availabilityZones: string[];
+  if (raw.availabilityZones === undefined) {
+    availabilityZones = ['a', 'b', 'c'].slice(0, defaultAzCount).map((suffix) => `${region}${suffix}`);
+  } else if (
+    !Array.isArray(raw.availabilityZones)
+    || raw.availabilityZones.some((az) => typeof az !== 'string')
+  ) {
+    r.problems.push(`${where}.availabilityZones must be a list of zone names`);
+    availabilityZones = [];
+  } else {
+    availabilityZones = raw.availabilityZones as string[];
+  }
+  if (availabilityZones.length < 2) {
+    r.problems.push(`${where}.availabilityZones needs at least 2 zones, got ${availabilityZones.length}`);
+  }
+  if (new Set(availabilityZones).size !== availabilityZones.length) {
+    r.problems.push(`${where}.availabilityZones has duplicates`);
+  }
+  for (const az of availabilityZones) {
+    if (!az.startsWith(region)) {
+      r.problems.push(`${where}.availabilityZones: ${az} is not in region ${region}`);
+    }
+  }
+  return { account, region, availabilityZones };
+}
+
+function readCidr(r: Reader, value: unknown, where: string, fallback: string): string {
+  const cidr = r.string(value, where, fallback);
+  const range = cidrRange(cidr);
+  if (!range) {
+    r.problems.push(`${where} must be an IPv4 CIDR with no host bits set (e.g. 10.10.0.0/16), got ${JSON.stringify(cidr)}`);
+    return cidr;
+  }
+  const prefix = Number(cidr.split('/')[1]);
+  if (prefix < 16 || prefix > 22) {
+    r.problems.push(`${where} prefix must be /16 to /22 (room for one /24 subnet per zone), got /${prefix}`);
+  }
+  return cidr;
+}
+
+function readTopics(r: Reader, raw: Raw, contracts: PipelineContracts, brokerCount: number): ResolvedTopic[] {
+  const overrides = r.object(raw, 'topics');
+  const byKey = contracts.topics as unknown as Record<string, TopicContract>;
+  for (const key of Object.keys(overrides)) {
+    if (!(key in byKey)) {
+      r.problems.push(`topics.${key} is not a topic in contracts/pipeline.json (known: ${Object.keys(byKey).join(', ')})`);
+    }
+  }
+  return Object.entries(byKey).map(([key, topic]) => {
+    const o = r.object(overrides[key], `topics.${key}`);
+    const partitions = r.int(o.partitions, `topics.${key}.partitions`, topic.partitions, 1, 1000);
+    const replicationFactor = r.int(o.replicationFactor, `topics.${key}.replicationFactor`, topic.replicationFactor, 1, 7);
+    if (replicationFactor > brokerCount) {
+      r.problems.push(`topics.${key}.replicationFactor (${replicationFactor}) exceeds msk.brokerCount (${brokerCount})`);
+    }
+    const minIsr = topic.config['min.insync.replicas'];
+    if (minIsr !== undefined && Number(minIsr) > replicationFactor) {
+      r.problems.push(`topic ${topic.name}: min.insync.replicas (${minIsr}) exceeds its replication factor (${replicationFactor})`);
+    }
+    return { ...topic, key, partitions, replicationFactor };
+  });
+}
+
+/** All topics share broker-level defaults, so their contract configs must agree. */
+function brokerDefaultsFor(r: Reader, topics: readonly ResolvedTopic[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  const first = topics[0];
+  for (const topic of topics) {
+    const a = JSON.stringify(Object.entries(first.config).sort());
+    const b = JSON.stringify(Object.entries(topic.config).sort());
+    if (a !== b) {
+      r.problems.push(
+        `contract topics ${first.name} and ${topic.name} have different config; the topic-admin function applies `
+        + 'topic config as cluster defaults (rskafka cannot send per-topic configs), so all topics must agree',
+      );
+    }
+  }
+  for (const [key, value] of Object.entries(first?.config ?? {})) {
+    const brokerKey = BROKER_DEFAULT_FOR_TOPIC_KEY[key];
+    if (!brokerKey) {
+      r.problems.push(`contract topic config key ${key} has no broker-level default this app knows how to set`);
+      continue;
+    }
+    out[brokerKey] = value;
+  }
+  return out;
+}
+
+const DEFAULT_SCHEDULE_REQUESTS: readonly Record<string, unknown>[] = [
+  { action: 'simulate_sensors', devices: 20, readings_per_device: 15 },
+  { action: 'simulate_store_events', count: 50, malformed_share: 0.05 },
+];
+
+/**
+ * Validates a raw configuration object. Collects every problem and throws one ConfigError listing
+ * them all, so a user fixes the file in one go.
+ */
+export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli: CliEnvironment = {}): PipelineConfig {
+  const r = new Reader();
+  const raw = r.object(rawInput, 'pipeline');
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_TOP_LEVEL_KEYS.has(key)) {
+      r.problems.push(`unknown key pipeline.${key} (known: ${[...KNOWN_TOP_LEVEL_KEYS].join(', ')})`);
+    }
+  }
+
+  const mskRaw = r.object(raw.msk, 'msk');
+  const producerRaw = r.object(raw.producer, 'producer');
+  const producer = readSide(r, producerRaw, 'producer', cli, 3);
+  const consumerRaw = r.object(raw.consumer, 'consumer');
+  // The consumer defaults to the producer's account and region (one account, like seed S1).
+  const consumerSide = readSide(r, consumerRaw, 'consumer', { account: producer.account, region: producer.region }, 2);
+  if (consumerSide.region !== producer.region) {
+    r.problems.push(
+      `consumer.region (${consumerSide.region}) must equal producer.region (${producer.region}): `
+      + 'VPC endpoint services are regional',
+    );
+  }
+  const crossAccount = producer.account !== undefined && consumerSide.account !== undefined
+    && producer.account !== consumerSide.account;
+  const handshakeSecretArn = r.optionalString(consumerRaw.handshakeSecretArn, 'consumer.handshakeSecretArn');
+  if (handshakeSecretArn !== undefined) {
+    const m = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/.exec(handshakeSecretArn);
+    if (!m) {
+      r.problems.push('consumer.handshakeSecretArn must be the complete secret ARN (ending in the 6-character suffix)');
+    } else {
+      if (producer.account !== undefined && m[2] !== producer.account) {
+        r.problems.push(`consumer.handshakeSecretArn is in account ${m[2]}, not the producer account ${producer.account}`);
+      }
+      if (m[1] !== producer.region) {
+        r.problems.push(`consumer.handshakeSecretArn is in region ${m[1]}, not the producer region ${producer.region}`);
+      }
+    }
+    if (!crossAccount) {
+      r.problems.push('consumer.handshakeSecretArn is only used across accounts; in one account the stacks pass the secret directly');
+    }
+  }
+  const consumer: ConsumerSideConfig = { ...consumerSide, handshakeSecretArn };
+
+  const producerVpcCidr = readCidr(r, raw.producerVpcCidr, 'producerVpcCidr', '10.10.0.0/16');
+  const consumerVpcCidr = readCidr(r, raw.consumerVpcCidr, 'consumerVpcCidr', '10.20.0.0/16');
+  if (cidrsOverlap(producerVpcCidr, consumerVpcCidr)) {
+    r.problems.push(`producerVpcCidr ${producerVpcCidr} overlaps consumerVpcCidr ${consumerVpcCidr}`);
+  }
+
+  const clusterName = r.string(mskRaw.clusterName, 'msk.clusterName', contracts.project);
+  // The cluster name is a DNS label in every broker host name; the consumer's private hosted
+  // zone is derived from it, so it must be a plain lowercase label that cannot repeat elsewhere.
+  if (!/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(clusterName) || ['kafka', 'amazonaws', 'com'].includes(clusterName)) {
+    r.problems.push(`msk.clusterName must be a lowercase DNS label (a-z, 0-9, -), not kafka/amazonaws/com; got ${JSON.stringify(clusterName)}`);
+  }
+  const brokerCount = r.int(mskRaw.brokerCount, 'msk.brokerCount', 3, 2, 30);
+  if (producer.availabilityZones.length > 0 && brokerCount % producer.availabilityZones.length !== 0) {
+    r.problems.push(
+      `msk.brokerCount (${brokerCount}) must be a multiple of the number of producer availability zones `
+      + `(${producer.availabilityZones.length})`,
+    );
+  }
+  const instanceType = r.string(mskRaw.instanceType, 'msk.instanceType', 'kafka.m7g.large');
+  if (!/^kafka\.[a-z0-9]+\.[a-z0-9]+$/.test(instanceType)) {
+    r.problems.push(`msk.instanceType must look like kafka.m7g.large, got ${JSON.stringify(instanceType)}`);
+  }
+  const kafkaVersion = r.string(mskRaw.kafkaVersion, 'msk.kafkaVersion', '3.6.0');
+  if (!/^\d+\.\d+\.(\d+|x)(\.kraft)?$/.test(kafkaVersion)) {
+    r.problems.push(`msk.kafkaVersion must look like 3.6.0 or 3.8.x, got ${JSON.stringify(kafkaVersion)}`);
+  }
+  const volumeSizeGiB = r.int(mskRaw.volumeSizeGiB, 'msk.volumeSizeGiB', 100, 1, 16384);
+
+  const topics = readTopics(r, raw.topics as Raw, contracts, brokerCount);
+  const brokerTopicDefaults = brokerDefaultsFor(r, topics);
+
+  const scheduleRaw = typeof raw.producerSchedule === 'string'
+    ? { expression: raw.producerSchedule }
+    : r.object(raw.producerSchedule, 'producerSchedule');
+  const expression = r.string(scheduleRaw.expression, 'producerSchedule.expression', 'rate(5 minutes)');
+  if (!/^(rate\(\d+ (minute|minutes|hour|hours|day|days)\)|cron\([^)]+\))$/.test(expression)) {
+    r.problems.push(`producerSchedule.expression must be rate(N minutes|hours|days) or cron(...), got ${JSON.stringify(expression)}`);
+  }
+  let requests = DEFAULT_SCHEDULE_REQUESTS;
+  if (scheduleRaw.requests !== undefined) {
+    if (!Array.isArray(scheduleRaw.requests) || scheduleRaw.requests.length === 0
+      || scheduleRaw.requests.some((q) => !isObject(q) || typeof q.action !== 'string')) {
+      r.problems.push('producerSchedule.requests must be a non-empty list of objects with an "action"');
+    } else {
+      requests = scheduleRaw.requests as Record<string, unknown>[];
+    }
+  }
+  if (requests.length > 5) {
+    r.problems.push('producerSchedule.requests allows at most 5 requests (EventBridge targets per rule)');
+  }
+
+  const rdsRaw = r.object(raw.rds, 'rds');
+  const rdsInstanceType = r.string(rdsRaw.instanceType, 'rds.instanceType', 't4g.micro');
+  if (!/^[a-z0-9]+\.[a-z0-9]+$/.test(rdsInstanceType)) {
+    r.problems.push(`rds.instanceType must look like t4g.micro (no db. prefix), got ${JSON.stringify(rdsInstanceType)}`);
+  }
+
+  const alarmEmail = r.optionalString(raw.alarmEmail, 'alarmEmail');
+  if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+    r.problems.push(`alarmEmail must be an e-mail address, got ${JSON.stringify(alarmEmail)}`);
+  }
+
+  const config: PipelineConfig = {
+    producer,
+    consumer,
+    crossAccount,
+    producerVpcCidr,
+    consumerVpcCidr,
+    msk: { clusterName, brokerCount, instanceType, kafkaVersion, volumeSizeGiB },
+    topics,
+    brokerTopicDefaults,
+    topicDeletion: r.oneOf(raw.topicDeletion, 'topicDeletion', ['retain', 'delete'] as const, 'retain'),
+    windowSeconds: r.int(raw.windowSeconds, 'windowSeconds', contracts.defaults.windowSeconds, 1, 86400),
+    esmBatchSize: r.int(raw.esmBatchSize, 'esmBatchSize', contracts.defaults.esmBatchSize, 1, 10000),
+    esmBatchingWindowSeconds: r.int(
+      raw.esmBatchingWindowSeconds, 'esmBatchingWindowSeconds', contracts.defaults.esmBatchingWindowSeconds, 0, 300,
+    ),
+    producerSchedule: {
+      expression,
+      enabled: r.bool(scheduleRaw.enabled, 'producerSchedule.enabled', true),
+      requests,
+    },
+    lambdaArchitecture: r.oneOf(raw.lambdaArchitecture, 'lambdaArchitecture', ['x86_64', 'arm64'] as const, 'x86_64'),
+    logLevel: r.oneOf(raw.logLevel, 'logLevel', ['error', 'warn', 'info', 'debug', 'trace'] as const, 'info'),
+    retainData: r.bool(raw.retainData, 'retainData', true),
+    endpointAcceptanceRequired: r.bool(raw.endpointAcceptanceRequired, 'endpointAcceptanceRequired', false),
+    rds: {
+      instanceType: rdsInstanceType,
+      multiAz: r.bool(rdsRaw.multiAz, 'rds.multiAz', false),
+      proxy: r.bool(rdsRaw.proxy, 'rds.proxy', true),
+      engineMajorVersion: r.oneOf(rdsRaw.engineMajorVersion, 'rds.engineMajorVersion', ['16', '17'] as const, '16'),
+    },
+    alarmEmail,
+  };
+  if (r.problems.length > 0) {
+    throw new ConfigError(r.problems);
+  }
+  return config;
+}
+
+/** Minimal view of the CDK app's context, so this module stays testable without an App. */
+export interface ContextSource {
+  tryGetContext(key: string): unknown;
+}
+
+/** Reads `pipeline` (object or JSON text) and the optional `pipelineConfigFile` from context. */
+export function rawConfigFromContext(context: ContextSource, baseDir: string = process.cwd()): Raw {
+  const problems: string[] = [];
+  let raw: Raw = {};
+  const inline = context.tryGetContext('pipeline');
+  if (typeof inline === 'string') {
+    try {
+      const parsed = JSON.parse(inline);
+      if (isObject(parsed)) {
+        raw = parsed;
+      } else {
+        problems.push('context "pipeline" must be a JSON object');
+      }
+    } catch (e) {
+      problems.push(`context "pipeline" is not valid JSON: ${(e as Error).message}`);
+    }
+  } else if (isObject(inline)) {
+    raw = inline;
+  } else if (inline !== undefined) {
+    problems.push('context "pipeline" must be an object');
+  }
+  const file = context.tryGetContext('pipelineConfigFile');
+  if (file !== undefined) {
+    if (typeof file !== 'string' || file.length === 0) {
+      problems.push('context "pipelineConfigFile" must be a path');
+    } else {
+      const full = path.resolve(baseDir, file);
+      try {
+        const parsed = JSON.parse(fs.readFileSync(full, 'utf8'));
+        if (!isObject(parsed)) {
+          problems.push(`${full} must hold a JSON object`);
+        } else {
+          raw = mergeConfig(raw, parsed);
+        }
+      } catch (e) {
+        problems.push(`cannot read pipelineConfigFile ${full}: ${(e as Error).message}`);
+      }
+    }
+  }
+  if (problems.length > 0) {
+    throw new ConfigError(problems);
+  }
+  return raw;
+}
+
+/** Topics in contract order, by key. */
+export function topicByKey(config: PipelineConfig, key: 'sensorReadings' | 'storeEvents' | 'explicitEvents'): ResolvedTopic {
+  const topic = config.topics.find((t) => t.key === key);
+  if (!topic) {
+    throw new Error(`topic ${key} missing from resolved config`);
+  }
+  return topic;
+}
+
+/** Used by tests and the app to keep the contract's topic order. */
+export function contractTopicNames(contracts: PipelineContracts): string[] {
+  return allTopics(contracts).map((t) => t.name);
+}

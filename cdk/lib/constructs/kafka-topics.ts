@@ -1,0 +1,123 @@
+import { CfnElement, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as cr from 'aws-cdk-lib/custom-resources';
+import { Construct } from 'constructs';
+import { LambdaArchitectureName, LogLevel, ResolvedTopic, TopicDeletionPolicy } from '../config';
+import { MSK_IAM_PORT } from './msk-ports';
+import { PipelineFunction } from './rust-function';
+import { acknowledge } from './security';
+
+export interface KafkaTopicsProps {
+  readonly topics: readonly ResolvedTopic[];
+  /** IAM bootstrap string (host:9098,...), discovered at deploy time. */
+  readonly bootstrapServers: string;
+  readonly clusterArn: string;
+  /** ARN of each topic, for the scoped kafka-cluster permissions. */
+  readonly topicArn: (topicName: string) => string;
+  readonly deletion: TopicDeletionPolicy;
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly brokerSecurityGroup: ec2.ISecurityGroup;
+  readonly key: kms.IKey;
+  readonly architecture: LambdaArchitectureName;
+  readonly logLevel: LogLevel;
+  readonly logLevelEnvVar: string;
+}
+
+/**
+ * Creates the contract's topics through a CloudFormation custom resource backed by the Rust
+ * `topic-admin` function (rskafka, MSK IAM auth). Create and Update are idempotent: an existing
+ * topic with the wanted partition count is left alone. Delete keeps the topics unless
+ * `deletion` is `delete` (see docs/deploy.md). Anything that consumes the topics depends on
+ * `resource`, so an event source mapping never starts before its topic exists.
+ */
+export class KafkaTopics extends Construct {
+  readonly resource: CustomResource;
+  readonly handler: PipelineFunction;
+
+  constructor(scope: Construct, id: string, props: KafkaTopicsProps) {
+    super(scope, id);
+
+    const securityGroup = new ec2.SecurityGroup(this, 'SecurityGroup', {
+      vpc: props.vpc,
+      description: 'topic-admin function: IAM-authenticated Kafka to the brokers only',
+      allowAllOutbound: false,
+    });
+    securityGroup.addEgressRule(props.brokerSecurityGroup, ec2.Port.tcp(MSK_IAM_PORT), 'Kafka (IAM) to the brokers');
+    props.brokerSecurityGroup.addIngressRule(securityGroup, ec2.Port.tcp(MSK_IAM_PORT), 'Kafka (IAM) from topic-admin');
+
+    this.handler = new PipelineFunction(this, 'Handler', {
+      binaryName: 'topic-admin',
+      description: 'CloudFormation custom resource: creates the pipeline Kafka topics idempotently',
+      architecture: props.architecture,
+      logLevel: props.logLevel,
+      logLevelEnvVar: props.logLevelEnvVar,
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      securityGroups: [securityGroup],
+      encryptionKey: props.key,
+      timeout: Duration.minutes(5),
+      memorySize: 256,
+    });
+    const topicArns = props.topics.map((t) => props.topicArn(t.name));
+    this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'ConnectToTheCluster',
+      actions: ['kafka-cluster:Connect', 'kafka-cluster:DescribeCluster'],
+      resources: [props.clusterArn],
+    }));
+    this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
+      sid: 'ManageThePipelineTopics',
+      actions: [
+        'kafka-cluster:CreateTopic',
+        'kafka-cluster:DescribeTopic',
+        ...(props.deletion === 'delete' ? ['kafka-cluster:DeleteTopic'] : []),
+      ],
+      resources: topicArns,
+    }));
+
+    const providerLogs = new logs.LogGroup(this, 'ProviderLogs', {
+      encryptionKey: props.key,
+      retention: logs.RetentionDays.ONE_YEAR,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    const provider = new cr.Provider(this, 'Provider', {
+      onEventHandler: this.handler.function,
+      logGroup: providerLogs,
+      providerFunctionEnvEncryption: props.key,
+    });
+    acknowledge(
+      provider,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      'CDK custom-resource provider framework function; the framework creates its role with the basic execution policy',
+    );
+    acknowledge(
+      provider,
+      'AwsSolutions-L1',
+      'CDK custom-resource provider framework function; aws-cdk-lib pins its Node.js runtime',
+    );
+    const handlerLogicalId = Stack.of(this).getLogicalId(this.handler.function.node.defaultChild as CfnElement);
+    acknowledge(
+      provider,
+      `AwsSolutions-IAM5[Resource::<${handlerLogicalId}.Arn>:*]`,
+      'The provider framework may invoke any version of the topic-admin function; the grant is scoped to that one function',
+    );
+
+    this.resource = new CustomResource(this, 'Resource', {
+      serviceToken: provider.serviceToken,
+      resourceType: 'Custom::KafkaTopics',
+      properties: {
+        BootstrapServers: props.bootstrapServers,
+        Auth: 'iam',
+        DeletionPolicy: props.deletion,
+        Topics: props.topics.map((t) => ({
+          Name: t.name,
+          Partitions: t.partitions,
+          ReplicationFactor: t.replicationFactor,
+        })),
+      },
+    });
+  }
+}

@@ -1,0 +1,137 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as rds from 'aws-cdk-lib/aws-rds';
+import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
+import { Construct } from 'constructs';
+import { RdsConfig } from '../config';
+import { acknowledge, checkovSkip } from './security';
+
+export interface PipelineDatabaseProps {
+  readonly vpc: ec2.IVpc;
+  readonly subnets: ec2.SubnetSelection;
+  readonly databaseName: string;
+  readonly config: RdsConfig;
+  readonly key: kms.IKey;
+  /** Interface endpoints' security group (the proxy reads its secret through Secrets Manager). */
+  readonly endpointSecurityGroup: ec2.ISecurityGroup;
+  readonly retainData: boolean;
+}
+
+export const POSTGRES_PORT = 5432;
+
+/**
+ * PostgreSQL for the store events: private (isolated subnets, no public address), storage and
+ * Performance Insights encrypted with a CMK, TLS enforced, credentials generated into Secrets
+ * Manager. An RDS Proxy (TLS required) pools connections, so a burst of concurrent Lambda
+ * invocations does not exhaust the small instance's connection slots.
+ */
+export class PipelineDatabase extends Construct {
+  readonly instance: rds.DatabaseInstance;
+  readonly secret: secretsmanager.ISecret;
+  /** Host the function connects to: the proxy, or the instance when the proxy is off. */
+  readonly endpointHost: string;
+  /** Security group that must admit the function on POSTGRES_PORT. */
+  readonly clientFacingSecurityGroup: ec2.SecurityGroup;
+
+  constructor(scope: Construct, id: string, props: PipelineDatabaseProps) {
+    super(scope, id);
+
+    const dbSecurityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
+      vpc: props.vpc,
+      description: 'PostgreSQL instance: only from the proxy (or the consumer function)',
+      allowAllOutbound: false,
+    });
+
+    const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineMajorVersion) }),
+      description: 'Pipeline PostgreSQL: TLS only, connection logging',
+      parameters: { 'rds.force_ssl': '1', log_connections: '1', log_disconnections: '1' },
+    });
+
+    this.instance = new rds.DatabaseInstance(this, 'Instance', {
+      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineMajorVersion) }),
+      instanceType: new ec2.InstanceType(props.config.instanceType),
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      securityGroups: [dbSecurityGroup],
+      publiclyAccessible: false,
+      credentials: rds.Credentials.fromGeneratedSecret('pipeline_admin', { encryptionKey: props.key }),
+      databaseName: props.databaseName,
+      parameterGroup,
+      storageEncrypted: true,
+      storageEncryptionKey: props.key,
+      storageType: rds.StorageType.GP3,
+      allocatedStorage: 20,
+      maxAllocatedStorage: 100,
+      multiAz: props.config.multiAz,
+      backupRetention: Duration.days(7),
+      copyTagsToSnapshot: true,
+      deletionProtection: props.retainData,
+      removalPolicy: props.retainData ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
+      autoMinorVersionUpgrade: true,
+      iamAuthentication: true,
+      enablePerformanceInsights: true,
+      performanceInsightEncryptionKey: props.key,
+      monitoringInterval: Duration.seconds(60),
+      cloudwatchLogsExports: ['postgresql', 'upgrade'],
+    });
+    // generated credentials always produce a secret
+    this.secret = this.instance.secret as secretsmanager.ISecret;
+
+    acknowledge(this.instance, 'AwsSolutions-RDS11', 'The default port is kept: the database is reachable only from two security groups in an isolated VPC');
+    if (!props.retainData) {
+      acknowledge(this.instance, 'AwsSolutions-RDS10', 'retainData=false asks for a disposable database that cdk destroy can remove');
+      checkovSkip(this.instance.node.defaultChild as rds.CfnDBInstance, 'CKV_AWS_293', 'retainData=false asks for a disposable database that cdk destroy can remove');
+    }
+    if (!props.config.multiAz) {
+      acknowledge(this.instance, 'AwsSolutions-RDS3', 'Single-AZ by default to keep the demo affordable; set rds.multiAz=true in the config for production');
+      checkovSkip(this.instance.node.defaultChild as rds.CfnDBInstance, 'CKV_AWS_157', 'Single-AZ by default for cost; rds.multiAz=true switches it on');
+    }
+    acknowledge(
+      this.instance,
+      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
+      'Enhanced monitoring requires the AWS managed monitoring role policy; RDS assumes it, not our code',
+    );
+    const generatedSecret = this.instance.node.findChild('Secret');
+    acknowledge(
+      generatedSecret,
+      'AwsSolutions-SMG4',
+      'Automatic rotation is not wired yet: it needs a rotation function in this isolated VPC (docs/deploy.md lists it as follow-up)',
+    );
+    checkovSkip(
+      generatedSecret.node.defaultChild as secretsmanager.CfnSecret,
+      'CKV2_AWS_57',
+      'Rotation is a documented follow-up (needs a rotation function inside the isolated VPC)',
+    );
+
+    if (props.config.proxy) {
+      const proxySecurityGroup = new ec2.SecurityGroup(this, 'ProxySecurityGroup', {
+        vpc: props.vpc,
+        description: 'RDS Proxy: from the consumer function; to the instance and Secrets Manager',
+        allowAllOutbound: false,
+      });
+      proxySecurityGroup.addEgressRule(dbSecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL to the instance');
+      proxySecurityGroup.addEgressRule(props.endpointSecurityGroup, ec2.Port.tcp(443), 'Secrets Manager through the VPC endpoint');
+      dbSecurityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL from the proxy');
+      const proxy = this.instance.addProxy('Proxy', {
+        secrets: [this.secret],
+        vpc: props.vpc,
+        vpcSubnets: props.subnets,
+        securityGroups: [proxySecurityGroup],
+        requireTLS: true,
+        iamAuth: false,
+        debugLogging: false,
+      });
+      this.endpointHost = proxy.endpoint;
+      this.clientFacingSecurityGroup = proxySecurityGroup;
+    } else {
+      this.endpointHost = this.instance.dbInstanceEndpointAddress;
+      this.clientFacingSecurityGroup = dbSecurityGroup;
+    }
+  }
+}
+
+function engineVersion(major: '16' | '17'): rds.PostgresEngineVersion {
+  return major === '17' ? rds.PostgresEngineVersion.VER_17 : rds.PostgresEngineVersion.VER_16;
+}

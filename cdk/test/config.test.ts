@@ -1,0 +1,215 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  cidrRange,
+  cidrsOverlap,
+  ConfigError,
+  FALLBACK_REGION,
+  mergeConfig,
+  parseConfig,
+  rawConfigFromContext,
+} from '../lib/config';
+import { loadContracts, parseContracts, PipelineContracts } from '../lib/contracts';
+import { cdkJsonContext, CONSUMER_ACCOUNT, HANDSHAKE_ARN, PRODUCER_ACCOUNT, REGION } from './helpers';
+
+const contracts = loadContracts();
+
+function problemsOf(raw: unknown, cli = {}, c: PipelineContracts = contracts): string[] {
+  try {
+    parseConfig(raw, c, cli);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return [...(e as ConfigError).problems];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('defaults', () => {
+  test('cdk.json config parses and takes ESM, window and topic defaults from the contract', () => {
+    const config = parseConfig(cdkJsonContext().pipeline, contracts, {});
+    expect(config.windowSeconds).toBe(contracts.defaults.windowSeconds);
+    expect(config.esmBatchSize).toBe(contracts.defaults.esmBatchSize);
+    expect(config.esmBatchingWindowSeconds).toBe(contracts.defaults.esmBatchingWindowSeconds);
+    expect(config.topics.map((t) => t.name)).toEqual([
+      contracts.topics.sensorReadings.name,
+      contracts.topics.storeEvents.name,
+      contracts.topics.explicitEvents.name,
+    ]);
+    expect(config.topics[0].partitions).toBe(contracts.topics.sensorReadings.partitions);
+    expect(config.topics[0].replicationFactor).toBe(contracts.topics.sensorReadings.replicationFactor);
+    expect(config.lambdaArchitecture).toBe('x86_64');
+    expect(config.topicDeletion).toBe('retain');
+    expect(config.msk.clusterName).toBe(contracts.project);
+  });
+
+  test('one account by default: the consumer inherits the producer account and region', () => {
+    const config = parseConfig({ producer: { account: PRODUCER_ACCOUNT, region: 'us-west-2' } }, contracts, {});
+    expect(config.consumer.account).toBe(PRODUCER_ACCOUNT);
+    expect(config.consumer.region).toBe('us-west-2');
+    expect(config.crossAccount).toBe(false);
+    expect(config.producer.availabilityZones).toEqual(['us-west-2a', 'us-west-2b', 'us-west-2c']);
+    expect(config.consumer.availabilityZones).toEqual(['us-west-2a', 'us-west-2b']);
+  });
+
+  test('account and region fall back to the CLI environment, then to a fixed region for offline synth', () => {
+    const fromCli = parseConfig({}, contracts, { account: PRODUCER_ACCOUNT, region: 'ap-southeast-2' });
+    expect(fromCli.producer).toMatchObject({ account: PRODUCER_ACCOUNT, region: 'ap-southeast-2' });
+    const offline = parseConfig({}, contracts, {});
+    expect(offline.producer.account).toBeUndefined();
+    expect(offline.producer.region).toBe(FALLBACK_REGION);
+  });
+
+  test('broker topic defaults come from the contract topic config', () => {
+    const config = parseConfig({}, contracts, {});
+    const topicConfig = contracts.topics.sensorReadings.config;
+    expect(config.brokerTopicDefaults['min.insync.replicas']).toBe(topicConfig['min.insync.replicas']);
+    expect(config.brokerTopicDefaults['log.retention.ms']).toBe(topicConfig['retention.ms']);
+  });
+
+  test('overrides for sizes, schedule and architecture are applied', () => {
+    const config = parseConfig({
+      msk: { brokerCount: 6, instanceType: 'kafka.t3.small', kafkaVersion: '3.8.x' },
+      topics: { sensorReadings: { partitions: 12 } },
+      windowSeconds: 300,
+      esmBatchSize: 100,
+      esmBatchingWindowSeconds: 5,
+      producerSchedule: { expression: 'cron(0/10 * * * ? *)', enabled: false, requests: [{ action: 'simulate_sensors' }] },
+      lambdaArchitecture: 'arm64',
+    }, contracts, {});
+    expect(config.msk).toMatchObject({ brokerCount: 6, instanceType: 'kafka.t3.small', kafkaVersion: '3.8.x' });
+    expect(config.topics.find((t) => t.key === 'sensorReadings')?.partitions).toBe(12);
+    expect(config.windowSeconds).toBe(300);
+    expect(config.producerSchedule).toEqual({
+      expression: 'cron(0/10 * * * ? *)', enabled: false, requests: [{ action: 'simulate_sensors' }],
+    });
+    expect(config.lambdaArchitecture).toBe('arm64');
+  });
+});
+
+describe('validation errors', () => {
+  test('overlapping VPC CIDRs are rejected', () => {
+    expect(problemsOf({ producerVpcCidr: '10.0.0.0/16', consumerVpcCidr: '10.0.128.0/20' })).toEqual([
+      'producerVpcCidr 10.0.0.0/16 overlaps consumerVpcCidr 10.0.128.0/20',
+    ]);
+  });
+
+  test('malformed CIDRs, host bits and unusable prefixes are rejected', () => {
+    expect(problemsOf({ producerVpcCidr: '10.0.0.0/33' })[0]).toMatch(/producerVpcCidr must be an IPv4 CIDR/);
+    expect(problemsOf({ producerVpcCidr: '10.0.0.1/16' })[0]).toMatch(/no host bits set/);
+    expect(problemsOf({ consumerVpcCidr: '10.30.0.0/25' })[0]).toMatch(/prefix must be \/16 to \/22/);
+  });
+
+  test('account ids and regions are checked', () => {
+    expect(problemsOf({ producer: { account: '1234' } })[0]).toMatch(/producer.account must be a 12-digit/);
+    expect(problemsOf({ producer: { region: 'Europe' } })).toContainEqual(expect.stringMatching(/producer.region must look like eu-west-1/));
+    expect(problemsOf({ producer: { region: 'eu-west-1' }, consumer: { region: 'eu-central-1' } }))
+      .toContainEqual(expect.stringMatching(/consumer.region \(eu-central-1\) must equal producer.region/));
+  });
+
+  test('broker count must fit the zones and the replication factor', () => {
+    expect(problemsOf({ msk: { brokerCount: 4 } })).toContainEqual(
+      'msk.brokerCount (4) must be a multiple of the number of producer availability zones (3)',
+    );
+    const problems = problemsOf({ msk: { brokerCount: 2 }, producer: { availabilityZones: ['eu-west-1a', 'eu-west-1b'] } });
+    expect(problems).toContainEqual('topics.sensorReadings.replicationFactor (3) exceeds msk.brokerCount (2)');
+  });
+
+  test('instance type, Kafka version and architecture are checked', () => {
+    const problems = problemsOf({ msk: { instanceType: 'm5.large', kafkaVersion: 'latest' }, lambdaArchitecture: 'arm' });
+    expect(problems).toEqual([
+      'msk.instanceType must look like kafka.m7g.large, got "m5.large"',
+      'msk.kafkaVersion must look like 3.6.0 or 3.8.x, got "latest"',
+      'lambdaArchitecture must be one of x86_64, arm64, got "arm"',
+    ]);
+  });
+
+  test('topic overrides must name contract topics and stay in range', () => {
+    expect(problemsOf({ topics: { orders: { partitions: 2 } } })[0]).toMatch(/topics.orders is not a topic in contracts\/pipeline.json/);
+    expect(problemsOf({ topics: { storeEvents: { partitions: 0 } } })[0]).toMatch(/topics.storeEvents.partitions must be an integer from 1/);
+    expect(problemsOf({ topics: { storeEvents: { replicationFactor: 1 } } })[0])
+      .toMatch(/min.insync.replicas \(2\) exceeds its replication factor \(1\)/);
+  });
+
+  test('ESM batch settings, window and schedule are range checked', () => {
+    const problems = problemsOf({
+      esmBatchSize: 0, esmBatchingWindowSeconds: 301, windowSeconds: 1.5, producerSchedule: 'every 5 minutes',
+    });
+    expect(problems).toHaveLength(4);
+    expect(problems.join('\n')).toMatch(/esmBatchSize must be an integer from 1 to 10000/);
+    expect(problems.join('\n')).toMatch(/esmBatchingWindowSeconds must be an integer from 0 to 300/);
+    expect(problems.join('\n')).toMatch(/windowSeconds must be an integer/);
+    expect(problems.join('\n')).toMatch(/producerSchedule.expression must be rate/);
+  });
+
+  test('unknown keys are reported instead of silently ignored', () => {
+    expect(problemsOf({ brokerCount: 3 })[0]).toMatch(/unknown key pipeline.brokerCount/);
+  });
+
+  test('every problem is reported at once', () => {
+    const problems = problemsOf({ producerVpcCidr: '10.0.0.0/16', consumerVpcCidr: '10.0.0.0/16', logLevel: 'loud', retainData: 'yes' });
+    expect(problems).toHaveLength(3);
+    expect(() => parseConfig({ logLevel: 'loud' }, contracts, {})).toThrow(/Invalid pipeline configuration:\n {2}- logLevel/);
+  });
+
+  test('cross-account handshake ARN is validated against the producer account and region', () => {
+    const ok = parseConfig({
+      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: HANDSHAKE_ARN },
+    }, contracts, {});
+    expect(ok.crossAccount).toBe(true);
+    expect(ok.consumer.handshakeSecretArn).toBe(HANDSHAKE_ARN);
+
+    expect(problemsOf({
+      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: HANDSHAKE_ARN.replace(PRODUCER_ACCOUNT, '333333333333') },
+    })).toEqual([`consumer.handshakeSecretArn is in account 333333333333, not the producer account ${PRODUCER_ACCOUNT}`]);
+    expect(problemsOf({
+      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:handshake' },
+    })[0]).toMatch(/complete secret ARN/);
+    expect(problemsOf({ consumer: { handshakeSecretArn: HANDSHAKE_ARN } })[0]).toMatch(/only used across accounts/);
+  });
+
+  test('contract topics with different configs cannot share broker defaults', () => {
+    const raw = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'contracts', 'pipeline.json'), 'utf8'));
+    raw.topics.storeEvents.config['retention.ms'] = '1000';
+    const problems = problemsOf({}, {}, parseContracts(raw));
+    expect(problems[0]).toMatch(/have different config/);
+  });
+});
+
+describe('config sources', () => {
+  const context = (values: Record<string, unknown>) => ({ tryGetContext: (k: string) => values[k] });
+
+  test('pipeline context may be an object or JSON text', () => {
+    expect(rawConfigFromContext(context({ pipeline: { windowSeconds: 30 } }))).toEqual({ windowSeconds: 30 });
+    expect(rawConfigFromContext(context({ pipeline: '{"windowSeconds": 30}' }))).toEqual({ windowSeconds: 30 });
+    expect(() => rawConfigFromContext(context({ pipeline: '{nope' }))).toThrow(/context "pipeline" is not valid JSON/);
+  });
+
+  test('a config file is merged over the context, key by key', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-config-'));
+    fs.writeFileSync(path.join(dir, 'prod.json'), JSON.stringify({ msk: { brokerCount: 6 }, alarmEmail: 'ops@example.com' }));
+    const raw = rawConfigFromContext(
+      context({ pipeline: { msk: { brokerCount: 3, instanceType: 'kafka.m7g.large' } }, pipelineConfigFile: 'prod.json' }),
+      dir,
+    );
+    expect(raw).toEqual({ msk: { brokerCount: 6, instanceType: 'kafka.m7g.large' }, alarmEmail: 'ops@example.com' });
+    expect(() => rawConfigFromContext(context({ pipelineConfigFile: 'missing.json' }), dir)).toThrow(/cannot read pipelineConfigFile/);
+  });
+
+  test('mergeConfig replaces arrays and scalars, merges objects', () => {
+    expect(mergeConfig({ a: { b: 1, c: [1, 2] }, d: 1 }, { a: { c: [3] }, d: 2 })).toEqual({ a: { b: 1, c: [3] }, d: 2 });
+  });
+});
+
+describe('CIDR helpers', () => {
+  test('ranges and overlap', () => {
+    expect(cidrRange('10.0.0.0/24')).toEqual([167772160, 167772415]);
+    expect(cidrRange('300.0.0.0/8')).toBeUndefined();
+    expect(cidrsOverlap('10.10.0.0/16', '10.20.0.0/16')).toBe(false);
+    expect(cidrsOverlap('10.0.0.0/8', '10.20.0.0/16')).toBe(true);
+    expect(cidrsOverlap('192.168.0.0/22', '192.168.3.0/24')).toBe(true);
+  });
+});

@@ -1,0 +1,275 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { HANDSHAKE_KEYS } from '../lib/constructs/handshake';
+import {
+  asArray, CROSS_ACCOUNT, HANDSHAKE_ARN, iamStatements, logicalIdOf, PRODUCER_ACCOUNT, resourcesOf, synthOnce, text,
+} from './helpers';
+
+describe('consumer-stack (cross-account)', () => {
+  const { pipeline } = synthOnce(CROSS_ACCOUNT);
+  const consumer = pipeline.consumer;
+  if (!consumer) {
+    throw new Error('consumer-stack must exist when handshakeSecretArn is configured');
+  }
+  const template = Template.fromStack(consumer);
+  const { contracts, config } = pipeline;
+  const env = contracts.envVars;
+  const handshakeRef = (key: string) => `{{resolve:secretsmanager:${HANDSHAKE_ARN}:SecretString:${key}::}}`;
+
+  test('the handshake ARN is the only producer input: every broker value is a dynamic reference to it', () => {
+    const json = text(template.toJSON());
+    expect(json).not.toContain('producer-endpoint-service');
+    const endpoints = resourcesOf(template, 'AWS::EC2::VPCEndpoint').filter(([, p]) => p.VpcEndpointType === 'Interface' && text(p.ServiceName).includes('resolve'));
+    expect(endpoints).toHaveLength(config.msk.brokerCount);
+    for (let i = 0; i < config.msk.brokerCount; i++) {
+      template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+        ServiceName: handshakeRef(HANDSHAKE_KEYS.brokerService(i)),
+        VpcEndpointType: 'Interface',
+        PrivateDnsEnabled: false,
+      });
+    }
+  });
+
+  test('a private hosted zone for the cluster domain (not kafka.<region>.amazonaws.com) maps each broker to its endpoint', () => {
+    template.hasResourceProperties('AWS::Route53::HostedZone', {
+      Name: `${handshakeRef(HANDSHAKE_KEYS.clusterDomain)}.`,
+      VPCs: [Match.objectLike({ VPCRegion: config.consumer.region })],
+    });
+    const [[, zone]] = resourcesOf(template, 'AWS::Route53::HostedZone');
+    expect(text(zone.Name)).not.toContain(`kafka.${config.consumer.region}.amazonaws.com`);
+    const records = resourcesOf(template, 'AWS::Route53::RecordSet');
+    expect(records).toHaveLength(config.msk.brokerCount);
+    for (let i = 0; i < config.msk.brokerCount; i++) {
+      template.hasResourceProperties('AWS::Route53::RecordSet', {
+        Name: `${handshakeRef(HANDSHAKE_KEYS.brokerHost(i))}.`,
+        Type: 'A',
+        AliasTarget: Match.objectLike({ DNSName: Match.anyValue(), HostedZoneId: Match.anyValue() }),
+      });
+    }
+  });
+
+  test('endpoints or gateways for DynamoDB, S3, SQS, Secrets Manager, STS (and Lambda, Glue); no internet path', () => {
+    const services = resourcesOf(template, 'AWS::EC2::VPCEndpoint').map(([, p]) => text(p.ServiceName));
+    for (const service of ['dynamodb', 's3', 'sqs', 'secretsmanager', 'sts', 'lambda', 'glue']) {
+      expect(services.some((s) => s.includes(`.${service}"`) || s.includes(`.${service}`))).toBe(true);
+    }
+    template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('one ESM per contract topic: SCRAM-512, VPC, TRIM_HORIZON, batching from config, contract consumer group', () => {
+    const mappings = resourcesOf(template, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings.map(([, m]) => m.Topics)).toEqual(config.topics.map((t) => [t.name]));
+    const fn = logicalIdOf(template, 'AWS::Lambda::Function', 'ConsumerFunction');
+    const scram = logicalIdOf(template, 'AWS::SecretsManager::Secret', 'ScramCredentials');
+    const onFailure = logicalIdOf(template, 'AWS::SQS::Queue', 'DataOnFailureQueue');
+    for (const topic of config.topics) {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { 'Fn::GetAtt': [fn, 'Arn'] },
+        Topics: [topic.name],
+        StartingPosition: 'TRIM_HORIZON',
+        BatchSize: contracts.defaults.esmBatchSize,
+        MaximumBatchingWindowInSeconds: contracts.defaults.esmBatchingWindowSeconds,
+        SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: topic.consumerGroup },
+        SelfManagedEventSource: {
+          Endpoints: {
+            KafkaBootstrapServers: [...Array(config.msk.brokerCount).keys()].map((i) => handshakeRef(HANDSHAKE_KEYS.brokerEndpoint(i))),
+          },
+        },
+        SourceAccessConfigurations: Match.arrayWith([
+          { Type: 'SASL_SCRAM_512_AUTH', URI: { Ref: scram } },
+          Match.objectLike({ Type: 'VPC_SUBNET' }),
+          Match.objectLike({ Type: 'VPC_SECURITY_GROUP' }),
+        ]),
+        DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [onFailure, 'Arn'] } } },
+      });
+    }
+  });
+
+  test('the SCRAM user reaches this account as a CMK-encrypted copy resolved from the handshake', () => {
+    const operationsKey = logicalIdOf(template, 'AWS::KMS::Key', 'OperationsKey');
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      KmsKeyId: { 'Fn::GetAtt': [operationsKey, 'Arn'] },
+      SecretString: `{"username":"${handshakeRef(HANDSHAKE_KEYS.scramUsername)}","password":"${handshakeRef(HANDSHAKE_KEYS.scramPassword)}"}`,
+    });
+  });
+
+  test('contract names and config are wired into the consumer environment', () => {
+    const tables = contracts.tables;
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Handler: 'bootstrap',
+      Architectures: ['x86_64'],
+      LoggingConfig: Match.objectLike({ LogFormat: 'JSON', ApplicationLogLevel: 'INFO' }),
+      Environment: {
+        Variables: {
+          [env.windowSeconds]: String(contracts.defaults.windowSeconds),
+          [env.aggregatesTable]: { Ref: logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataWindowAggregates') },
+          [env.genericEventsTable]: { Ref: logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataGenericEvents') },
+          [env.storeEventsBucket]: { Ref: logicalIdOf(template, 'AWS::S3::Bucket', 'DataStoreEvents') },
+          [env.poisonQueueUrl]: { Ref: logicalIdOf(template, 'AWS::SQS::Queue', 'DataPoisonQueue') },
+          [env.sensorTopic]: contracts.topics.sensorReadings.name,
+          [env.storeTopic]: contracts.topics.storeEvents.name,
+          [env.explicitTopic]: contracts.topics.explicitEvents.name,
+          [env.registryName]: contracts.schemaRegistry.name,
+          [env.registryRoleArn]: Match.anyValue(),
+          [env.pgHost]: Match.anyValue(),
+          [env.pgPort]: '5432',
+          [env.pgDatabase]: contracts.postgres.database,
+          [env.pgSecretArn]: Match.anyValue(),
+          [env.pgTls]: 'true',
+          [env.logLevel]: config.logLevel,
+        },
+      },
+    });
+    template.hasResourceProperties('AWS::DynamoDB::Table', { TableName: tables.windowAggregates.name });
+    const [[, fn]] = resourcesOf(template, 'AWS::Lambda::Function').filter(([id]) => id.startsWith('ConsumerFunction'));
+    const vars = (fn.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(text(vars[env.registryRoleArn])).toContain(`:iam::${PRODUCER_ACCOUNT}:role/${contracts.project}-registry-reader`);
+    expect(text(vars[env.pgHost])).toContain('Proxy');
+  });
+
+  test('DynamoDB tables: contract keys and types, PITR, customer managed key', () => {
+    const dataKey = logicalIdOf(template, 'AWS::KMS::Key', 'DataKey');
+    for (const table of [contracts.tables.windowAggregates, contracts.tables.genericEvents]) {
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        TableName: table.name,
+        KeySchema: [
+          { AttributeName: table.partitionKey, KeyType: 'HASH' },
+          { AttributeName: table.sortKey, KeyType: 'RANGE' },
+        ],
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: table.partitionKey, AttributeType: table.partitionKeyType },
+          { AttributeName: table.sortKey, AttributeType: table.sortKeyType },
+        ]),
+        PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+        SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { 'Fn::GetAtt': [dataKey, 'Arn'] } },
+        DeletionProtectionEnabled: true,
+      });
+    }
+    const resources = template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string }>;
+    for (const r of Object.values(resources).filter((x) => x.Type === 'AWS::DynamoDB::Table')) {
+      expect(r.DeletionPolicy).toBe('Retain');
+    }
+  });
+
+  test('store-events bucket: KMS, versioned, public access blocked, SSL only, lifecycle, access logs', () => {
+    const bucket = logicalIdOf(template, 'AWS::S3::Bucket', 'DataStoreEvents');
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      BucketEncryption: { ServerSideEncryptionConfiguration: [Match.objectLike({ ServerSideEncryptionByDefault: Match.objectLike({ SSEAlgorithm: 'aws:kms' }) })] },
+      VersioningConfiguration: { Status: 'Enabled' },
+      PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
+      LoggingConfiguration: Match.objectLike({ DestinationBucketName: Match.anyValue() }),
+      LifecycleConfiguration: {
+        Rules: Match.arrayWith([
+          Match.objectLike({ Prefix: contracts.bucket.storeEventsPrefix, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: contracts.bucket.oversizePoisonPrefix, ExpirationInDays: 90 }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::S3::BucketPolicy', {
+      Bucket: { Ref: bucket },
+      PolicyDocument: {
+        Statement: Match.arrayWith([Match.objectLike({
+          Effect: 'Deny',
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        })]),
+      },
+    });
+  });
+
+  test('queues: encrypted on-failure destination and FIFO poison queue without content-based dedupe', () => {
+    const dataKey = logicalIdOf(template, 'AWS::KMS::Key', 'DataKey');
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: contracts.queues.poison,
+      FifoQueue: true,
+      ContentBasedDeduplication: false,
+      KmsMasterKeyId: { 'Fn::GetAtt': [dataKey, 'Arn'] },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      QueueName: contracts.queues.onFailure,
+      KmsMasterKeyId: { 'Fn::GetAtt': [dataKey, 'Arn'] },
+    });
+  });
+
+  test('PostgreSQL: private, encrypted, TLS, generated secret, contract database name, proxy with TLS', () => {
+    const databaseKey = logicalIdOf(template, 'AWS::KMS::Key', 'DatabaseKey');
+    template.hasResourceProperties('AWS::RDS::DBInstance', {
+      Engine: 'postgres',
+      DBName: contracts.postgres.database,
+      PubliclyAccessible: false,
+      StorageEncrypted: true,
+      KmsKeyId: { 'Fn::GetAtt': [databaseKey, 'Arn'] },
+      DeletionProtection: true,
+      EnableIAMDatabaseAuthentication: true,
+    });
+    const [[, db]] = resourcesOf(template, 'AWS::RDS::DBInstance');
+    expect(text(db.MasterUserPassword)).toContain('{{resolve:secretsmanager:');
+    template.hasResourceProperties('AWS::RDS::DBParameterGroup', { Parameters: Match.objectLike({ 'rds.force_ssl': '1' }) });
+    template.hasResourceProperties('AWS::RDS::DBProxy', { RequireTLS: true, EngineFamily: 'POSTGRESQL' });
+  });
+
+  test('alarms on OffsetLag, errors, throttles and both failure queues, plus a dashboard', () => {
+    const alarms = resourcesOf(template, 'AWS::CloudWatch::Alarm');
+    const metrics = alarms.map(([, a]) => a.MetricName);
+    expect(metrics.sort()).toEqual(['ApproximateNumberOfMessagesVisible', 'ApproximateNumberOfMessagesVisible', 'Errors', 'OffsetLag', 'Throttles']);
+    for (const [, alarm] of alarms) {
+      expect(asArray(alarm.AlarmActions)).toHaveLength(1);
+    }
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', { MetricName: 'OffsetLag', Namespace: 'AWS/Lambda' });
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+  });
+
+  test('the consumer role is scoped: tables, bucket prefixes, queues, secrets, the registry reader role', () => {
+    const statements = iamStatements(template)
+      .filter(({ resource }) => resource.startsWith('ConsumerRole'))
+      .map(({ statement }) => statement);
+    const bySid = (sid: string) => statements.find((s) => s.Sid === sid);
+    expect(asArray(bySid('WriteTheSinkTables')?.Resource).map(text).sort()).toEqual([
+      text({ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataGenericEvents'), 'Arn'] }),
+      text({ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataWindowAggregates'), 'Arn'] }),
+    ].sort());
+    const objects = asArray(bySid('WriteTheStoreEventObjects')?.Resource).map(text);
+    expect(objects.some((r) => r.includes(`/${contracts.bucket.storeEventsPrefix}*`))).toBe(true);
+    expect(objects.some((r) => r.includes(`/${contracts.bucket.oversizePoisonPrefix}*`))).toBe(true);
+    expect(text(bySid('AssumeTheProducerRegistryReader')?.Resource)).toContain(`${PRODUCER_ACCOUNT}:role/${contracts.project}-registry-reader`);
+    template.hasResourceProperties('AWS::IAM::Role', { RoleName: `${contracts.project}-consumer-${config.consumer.region}` });
+  });
+
+  test('security groups: brokers only from the consumer on 9096, PostgreSQL only from consumer/proxy', () => {
+    const consumerSg = logicalIdOf(template, 'AWS::EC2::SecurityGroup', 'ConsumerSecurityGroup');
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      SourceSecurityGroupId: { 'Fn::GetAtt': [consumerSg, 'GroupId'] },
+      FromPort: 9096,
+      ToPort: 9096,
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroupIngress', {
+      SourceSecurityGroupId: { 'Fn::GetAtt': [consumerSg, 'GroupId'] },
+      FromPort: 5432,
+      ToPort: 5432,
+    });
+    for (const [, ingress] of resourcesOf(template, 'AWS::EC2::SecurityGroupIngress')) {
+      expect(ingress.CidrIp).not.toBe('0.0.0.0/0');
+    }
+  });
+});
+
+describe('consumer-stack (one account)', () => {
+  const { pipeline } = synthOnce({ lambdaArchitecture: 'arm64', esmBatchSize: 100, esmBatchingWindowSeconds: 5, windowSeconds: 300 });
+  const template = Template.fromStack(pipeline.consumer!);
+
+  test('takes the handshake as a typed cross-stack reference and waits for the producer side', () => {
+    expect(text(template.toJSON())).toContain('producer-endpoint-service:ExportsOutputRefHandshake');
+    expect(pipeline.consumer?.dependencies.map((d) => d.stackName)).toContain('producer-stack');
+  });
+
+  test('config drives the ESM batching, the window size and the architecture', () => {
+    for (const [, mapping] of resourcesOf(template, 'AWS::Lambda::EventSourceMapping')) {
+      expect(mapping).toMatchObject({ BatchSize: 100, MaximumBatchingWindowInSeconds: 5 });
+    }
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Architectures: ['arm64'],
+      Environment: { Variables: Match.objectLike({ [pipeline.contracts.envVars.windowSeconds]: '300' }) },
+    });
+  });
+});

@@ -1,0 +1,125 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { asArray, iamStatements, logicalIdOf, resourcesOf, synthOnce, text } from './helpers';
+
+describe('producer-msk', () => {
+  const { pipeline } = synthOnce();
+  const template = Template.fromStack(pipeline.msk);
+  const { config, contracts } = pipeline;
+
+  test('cluster: TLS only in transit, CMK at rest, SCRAM + IAM, no unauthenticated access, broker logs', () => {
+    const clusterKey = logicalIdOf(template, 'AWS::KMS::Key', 'ClusterKey');
+    template.hasResourceProperties('AWS::MSK::Cluster', {
+      ClusterName: config.msk.clusterName,
+      KafkaVersion: config.msk.kafkaVersion,
+      NumberOfBrokerNodes: config.msk.brokerCount,
+      BrokerNodeGroupInfo: Match.objectLike({
+        InstanceType: config.msk.instanceType,
+        ConnectivityInfo: { PublicAccess: { Type: 'DISABLED' } },
+        StorageInfo: { EBSStorageInfo: { VolumeSize: config.msk.volumeSizeGiB } },
+      }),
+      EncryptionInfo: {
+        EncryptionInTransit: { ClientBroker: 'TLS', InCluster: true },
+        EncryptionAtRest: { DataVolumeKMSKeyId: { 'Fn::GetAtt': [clusterKey, 'Arn'] } },
+      },
+      ClientAuthentication: {
+        Sasl: { Iam: { Enabled: true }, Scram: { Enabled: true } },
+        Unauthenticated: { Enabled: false },
+      },
+      LoggingInfo: { BrokerLogs: { CloudWatchLogs: { Enabled: true, LogGroup: Match.anyValue() } } },
+    });
+    const [[, cluster]] = resourcesOf(template, 'AWS::MSK::Cluster');
+    const info = cluster.BrokerNodeGroupInfo as { ClientSubnets: unknown[] };
+    expect(info.ClientSubnets).toHaveLength(config.producer.availabilityZones.length);
+  });
+
+  test('broker configuration: no auto-created topics, contract topic config as broker defaults', () => {
+    const [[, configuration]] = resourcesOf(template, 'AWS::MSK::Configuration');
+    const properties = String(configuration.ServerProperties).split('\n');
+    expect(properties).toContain('auto.create.topics.enable=false');
+    expect(properties).toContain(`min.insync.replicas=${contracts.topics.sensorReadings.config['min.insync.replicas']}`);
+    expect(properties).toContain(`log.retention.ms=${contracts.topics.sensorReadings.config['retention.ms']}`);
+    expect(properties).toContain('unclean.leader.election.enable=false');
+  });
+
+  test('the SCRAM user secret is AmazonMSK_-named, encrypted with its own CMK and associated', () => {
+    const scramKey = logicalIdOf(template, 'AWS::KMS::Key', 'ScramKey');
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Name: Match.stringLikeRegexp('^AmazonMSK_'),
+      KmsKeyId: { 'Fn::GetAtt': [scramKey, 'Arn'] },
+      GenerateSecretString: Match.objectLike({ GenerateStringKey: 'password' }),
+    });
+    template.resourceCountIs('AWS::MSK::BatchScramSecret', 1);
+  });
+
+  test('broker endpoints are discovered at deploy time with scoped kafka: calls', () => {
+    const calls = resourcesOf(template, 'Custom::AWS').map(([, p]) => text(p.Create));
+    expect(calls.some((c) => c.includes('ListNodes') && c.includes('ClientVpcIpAddress'))).toBe(true);
+    expect(calls.some((c) => c.includes('GetBootstrapBrokers') && c.includes('BootstrapBrokerStringSaslIam'))).toBe(true);
+    const kafkaStatements = iamStatements(template).filter(({ statement }) => text(statement.Action).includes('kafka:'));
+    expect(kafkaStatements.length).toBeGreaterThan(0);
+    for (const { statement } of kafkaStatements) {
+      expect(asArray(statement.Resource)).toEqual([{ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::MSK::Cluster', 'Cluster'), 'Arn'] }]);
+    }
+  });
+
+  test('the Rust topic-admin custom resource creates the contract topics, retained on delete', () => {
+    template.hasResourceProperties('Custom::KafkaTopics', {
+      Auth: 'iam',
+      DeletionPolicy: 'retain',
+      Topics: config.topics.map((t) => ({ Name: t.name, Partitions: t.partitions, ReplicationFactor: t.replicationFactor })),
+    });
+    const [[, topics]] = resourcesOf(template, 'Custom::KafkaTopics');
+    expect(topics.Topics).toEqual([
+      { Name: contracts.topics.sensorReadings.name, Partitions: contracts.topics.sensorReadings.partitions, ReplicationFactor: contracts.topics.sensorReadings.replicationFactor },
+      { Name: contracts.topics.storeEvents.name, Partitions: contracts.topics.storeEvents.partitions, ReplicationFactor: contracts.topics.storeEvents.replicationFactor },
+      { Name: contracts.topics.explicitEvents.name, Partitions: contracts.topics.explicitEvents.partitions, ReplicationFactor: contracts.topics.explicitEvents.replicationFactor },
+    ]);
+  });
+
+  test('topic-admin is a Rust function in the VPC with JSON logs and RUST_LOG from config', () => {
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Runtime: 'provided.al2023',
+      Handler: 'bootstrap',
+      Architectures: ['x86_64'],
+      LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', SystemLogLevel: 'WARN', LogGroup: Match.anyValue() },
+      Environment: { Variables: { [contracts.envVars.logLevel]: config.logLevel } },
+      KmsKeyArn: Match.anyValue(),
+      VpcConfig: Match.objectLike({ SubnetIds: Match.anyValue(), SecurityGroupIds: Match.anyValue() }),
+    });
+  });
+
+  test('topic-admin may only connect and create/describe the contract topics', () => {
+    const statements = iamStatements(template).map(({ statement }) => statement);
+    const topicStatement = statements.find((s) => asArray(s.Action as string[]).includes('kafka-cluster:CreateTopic'));
+    expect(topicStatement).toBeDefined();
+    expect(asArray(topicStatement?.Action as string[]).sort()).toEqual(['kafka-cluster:CreateTopic', 'kafka-cluster:DescribeTopic']);
+    const resources = text(topicStatement?.Resource);
+    for (const topic of config.topics) {
+      expect(resources).toContain(`/${topic.name}`);
+    }
+    expect(asArray(topicStatement?.Resource)).toHaveLength(config.topics.length);
+    expect(statements.some((s) => text(s.Action).includes('kafka-cluster:DeleteTopic'))).toBe(false);
+  });
+
+  test('brokers accept only the topic-admin function on the IAM port; no open ingress', () => {
+    const brokerSg = logicalIdOf(template, 'AWS::EC2::SecurityGroup', 'BrokerSecurityGroup');
+    const ingress = resourcesOf(template, 'AWS::EC2::SecurityGroupIngress')
+      .filter(([, p]) => text(p.GroupId).includes(brokerSg));
+    expect(ingress).toHaveLength(1);
+    expect(ingress[0][1]).toMatchObject({ FromPort: 9098, ToPort: 9098, IpProtocol: 'tcp' });
+    expect(text(template.toJSON())).not.toContain('0.0.0.0/0');
+  });
+});
+
+describe('producer-msk with topic deletion enabled', () => {
+  const { pipeline } = synthOnce({ topicDeletion: 'delete' });
+  const template = Template.fromStack(pipeline.msk);
+
+  test('the custom resource deletes topics and topic-admin gets DeleteTopic on them only', () => {
+    template.hasResourceProperties('Custom::KafkaTopics', { DeletionPolicy: 'delete' });
+    const statement = iamStatements(template)
+      .map(({ statement: s }) => s)
+      .find((s) => asArray(s.Action as string[]).includes('kafka-cluster:DeleteTopic'));
+    expect(asArray(statement?.Resource)).toHaveLength(pipeline.config.topics.length);
+  });
+});

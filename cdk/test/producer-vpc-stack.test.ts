@@ -1,0 +1,40 @@
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { resourcesOf, synthOnce } from './helpers';
+
+describe('producer-vpc', () => {
+  const { pipeline } = synthOnce();
+  const template = Template.fromStack(pipeline.producerVpc);
+  const config = pipeline.config;
+
+  test('isolated subnets in every configured zone, no internet or NAT gateway', () => {
+    template.hasResourceProperties('AWS::EC2::VPC', { CidrBlock: config.producerVpcCidr });
+    const subnets = resourcesOf(template, 'AWS::EC2::Subnet');
+    expect(subnets.map(([, p]) => p.AvailabilityZone).sort()).toEqual([...config.producer.availabilityZones].sort());
+    for (const [, props] of subnets) {
+      expect(props.MapPublicIpOnLaunch).toBe(false);
+    }
+    template.resourceCountIs('AWS::EC2::InternetGateway', 0);
+    template.resourceCountIs('AWS::EC2::NatGateway', 0);
+  });
+
+  test('all traffic is flow-logged to a KMS-encrypted log group', () => {
+    template.hasResourceProperties('AWS::EC2::FlowLog', { TrafficType: 'ALL', LogDestinationType: 'cloud-watch-logs' });
+    template.hasResourceProperties('AWS::Logs::LogGroup', { KmsKeyId: Match.anyValue(), RetentionInDays: 365 });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+  });
+
+  test('Glue is reached through an interface endpoint that only admits HTTPS from the VPC', () => {
+    template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
+      VpcEndpointType: 'Interface',
+      ServiceName: Match.stringLikeRegexp('glue'),
+      PrivateDnsEnabled: true,
+    });
+    template.hasResourceProperties('AWS::EC2::SecurityGroup', {
+      SecurityGroupIngress: [{ CidrIp: config.producerVpcCidr, FromPort: 443, ToPort: 443, IpProtocol: 'tcp' }],
+    });
+  });
+
+  test('the default security group is stripped of its rules', () => {
+    template.resourceCountIs('Custom::VpcRestrictDefaultSG', 1);
+  });
+});
