@@ -3,6 +3,7 @@
 //! Nothing here talks to a network. Adapters (`pipeline-adapters`) implement the ports; the Lambda
 //! binaries wire adapters into the services defined here.
 
+pub mod consume;
 pub mod event;
 pub mod model;
 pub mod payload;

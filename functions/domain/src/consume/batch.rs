@@ -1,0 +1,491 @@
+//! The batch loop: one ESM event in, every sink updated (or the invocation failed), a summary out.
+//!
+//! 1. Collect the Glue schema version ids of the batch and resolve them through the cached
+//!    [`SchemaSource`]. A transient registry failure is retried and then fails the batch: it says
+//!    nothing about the records. Only a definite "not found" makes records poison.
+//! 2. Decode every record with the pure [`decode_record`].
+//! 3. Fan out concurrently: window aggregates, archive blocks, table rows, generic documents and
+//!    poison messages. Each sink call is retried with exponential backoff and jitter while its
+//!    errors are transient; the window and archive writes inside a sink run concurrently, bounded.
+//! 4. If any sink still fails, the invocation fails and the ESM redelivers the whole batch. That
+//!    is safe because every sink write is idempotent (see [`super::ports`]).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::archive::{self, ArchiveLine, BlockId};
+use super::ports::{
+    GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, SaveOutcome, StoreEventRow, StoreEventTable,
+    WindowStore,
+};
+use super::{
+    decode_record, glue_schema_version_id, Decoded, Poison, PoisonReason, RawRecord, TopicRoutes,
+    WriterSchema, WriterSchemas,
+};
+use crate::event::KafkaEvent;
+use crate::model::RecordCoordinates;
+use crate::ports::{PortError, SchemaSource};
+use crate::window::{group_readings, merge, MergeOutcome, PendingWindow, WindowAggregate, WindowSpec};
+
+/// Bounded retries with exponential backoff and full jitter over `[delay/2, delay]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in total, the first included.
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(3),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn delay(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .base_delay
+            .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+            .min(self.max_delay);
+        // RandomState is seeded randomly per instance: enough jitter without a RNG dependency.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let half = exponential / 2;
+        half + half.mul_f64((random % 1000) as f64 / 1000.0)
+    }
+
+    /// Runs `operation` until it succeeds, fails permanently, or attempts run out.
+    pub async fn run<T, F, Fut>(&self, what: &'static str, mut operation: F) -> Result<T, PortError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, PortError>>,
+    {
+        let mut attempt = 0;
+        loop {
+            match operation().await {
+                Ok(value) => return Ok(value),
+                Err(error) if error.is_transient() && attempt + 1 < self.max_attempts => {
+                    let delay = self.delay(attempt);
+                    tracing::warn!(sink = what, attempt = attempt + 1, ?delay, %error, "transient failure, retrying");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// Tunables of the batch loop.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    pub routes: TopicRoutes,
+    pub window: WindowSpec,
+    /// Key prefix of archive objects (contract `bucket.storeEventsPrefix`).
+    pub archive_prefix: String,
+    pub retry: RetryPolicy,
+    /// Concurrent (device, window) read-merge-writes.
+    pub window_concurrency: usize,
+    /// Concurrent archive block read-merge-writes.
+    pub archive_concurrency: usize,
+}
+
+impl ConsumerSettings {
+    pub fn new(routes: TopicRoutes, window: WindowSpec, archive_prefix: impl Into<String>) -> Self {
+        Self {
+            routes,
+            window,
+            archive_prefix: archive_prefix.into(),
+            retry: RetryPolicy::default(),
+            window_concurrency: 16,
+            archive_concurrency: 8,
+        }
+    }
+}
+
+/// Resolves writer schemas by version id, remembering parsed schemas across invocations.
+/// Only found schemas are cached: an id unknown now may be registered later.
+pub struct SchemaCache<S> {
+    source: S,
+    parsed: Mutex<HashMap<Uuid, Arc<Schema>>>,
+}
+
+impl<S: SchemaSource> SchemaCache<S> {
+    pub fn new(source: S) -> Self {
+        Self {
+            source,
+            parsed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    fn cached(&self, id: &Uuid) -> Option<Arc<Schema>> {
+        self.parsed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    /// Resolves each id; `Err` only for failures other than "not found" (after retries).
+    pub async fn resolve(
+        &self,
+        ids: impl IntoIterator<Item = Uuid>,
+        retry: &RetryPolicy,
+    ) -> Result<WriterSchemas, PortError> {
+        let mut resolved = WriterSchemas::new();
+        for id in ids {
+            if let Some(schema) = self.cached(&id) {
+                resolved.insert(id, WriterSchema::Found(schema));
+                continue;
+            }
+            let answer = retry
+                .run("schema registry", || self.source.schema_definition(id))
+                .await;
+            let schema = match answer {
+                Ok(definition) => match Schema::parse_str(&definition) {
+                    Ok(schema) => {
+                        let schema = Arc::new(schema);
+                        self.parsed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(id, schema.clone());
+                        WriterSchema::Found(schema)
+                    }
+                    Err(e) => WriterSchema::Unusable(e.to_string()),
+                },
+                Err(PortError::NotFound { .. }) => WriterSchema::NotFound,
+                Err(other) => return Err(other),
+            };
+            resolved.insert(id, schema);
+        }
+        Ok(resolved)
+    }
+}
+
+/// The sinks of one consumer.
+pub struct Sinks<W, A, T, G, P> {
+    pub windows: W,
+    pub archive: A,
+    pub table: T,
+    pub generic: G,
+    pub poison: P,
+}
+
+/// What one batch did; also the invocation's response.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BatchSummary {
+    pub records: usize,
+    pub sensor_readings: usize,
+    pub store_events: usize,
+    pub generic_events: usize,
+    pub poison: usize,
+    /// Poison count per [`PoisonReason::kind`].
+    pub poison_by_reason: BTreeMap<String, usize>,
+    pub windows_touched: usize,
+    pub windows_written: u64,
+    pub archive_objects_written: u64,
+    pub rows_inserted: u64,
+}
+
+/// A sink that still failed after its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SinkFailure {
+    pub sink: &'static str,
+    pub error: PortError,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BatchError {
+    #[error("resolving writer schemas failed: {0}")]
+    SchemaRegistry(PortError),
+    #[error("{} sink(s) failed: {}", .0.len(), describe(.0))]
+    Sinks(Vec<SinkFailure>),
+}
+
+fn describe(failures: &[SinkFailure]) -> String {
+    failures
+        .iter()
+        .map(|f| format!("{}: {}", f.sink, f.error))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// How often a (device, window) write may lose a conditional race before the batch gives up.
+const MAX_WINDOW_CONFLICTS: u32 = 8;
+
+pub const SINK_WINDOWS: &str = "window aggregates";
+pub const SINK_ARCHIVE: &str = "store-event archive";
+pub const SINK_TABLE: &str = "store-event table";
+pub const SINK_GENERIC: &str = "generic events";
+pub const SINK_POISON: &str = "poison queue";
+
+pub struct ConsumerService<S, W, A, T, G, P> {
+    schemas: SchemaCache<S>,
+    sinks: Sinks<W, A, T, G, P>,
+    settings: ConsumerSettings,
+}
+
+impl<S, W, A, T, G, P> ConsumerService<S, W, A, T, G, P>
+where
+    S: SchemaSource,
+    W: WindowStore,
+    A: ObjectStore,
+    T: StoreEventTable,
+    G: GenericEventStore,
+    P: PoisonSink,
+{
+    pub fn new(schemas: S, sinks: Sinks<W, A, T, G, P>, settings: ConsumerSettings) -> Self {
+        Self {
+            schemas: SchemaCache::new(schemas),
+            sinks,
+            settings,
+        }
+    }
+
+    pub fn sinks(&self) -> &Sinks<W, A, T, G, P> {
+        &self.sinks
+    }
+
+    pub fn settings(&self) -> &ConsumerSettings {
+        &self.settings
+    }
+
+    pub fn schema_cache(&self) -> &SchemaCache<S> {
+        &self.schemas
+    }
+
+    /// Processes one ESM event. `Err` means the ESM must retry the batch.
+    pub async fn process(&self, event: &KafkaEvent) -> Result<BatchSummary, BatchError> {
+        let routes = &self.settings.routes;
+        let ids: BTreeSet<Uuid> = event.records().filter_map(glue_schema_version_id).collect();
+        let schemas = self
+            .schemas
+            .resolve(ids, &self.settings.retry)
+            .await
+            .map_err(BatchError::SchemaRegistry)?;
+
+        let mut summary = BatchSummary {
+            records: event.record_count(),
+            ..BatchSummary::default()
+        };
+        let mut readings = Vec::new();
+        let mut store_rows = Vec::new();
+        let mut generic = Vec::new();
+        let mut poison = Vec::new();
+        let mut raw_by_coordinates: HashMap<RecordCoordinates, RawRecord> = HashMap::new();
+        for record in event.records() {
+            match decode_record(record, routes.payload_for(&record.topic), &schemas) {
+                Ok(Decoded::Sensor { coordinates, reading }) => {
+                    raw_by_coordinates.insert(coordinates.clone(), RawRecord::of(record));
+                    readings.push((coordinates, reading));
+                }
+                Ok(Decoded::Store { coordinates, event }) => {
+                    store_rows.push(StoreEventRow { coordinates, event })
+                }
+                Ok(Decoded::Generic(event)) => generic.push(event),
+                Err(p) => poison.push(*p),
+            }
+        }
+
+        let (windows, unplaceable) =
+            group_readings(self.settings.window, readings.iter().map(|(c, r)| (c, r)));
+        for (coordinates, error) in unplaceable {
+            if let Some(raw) = raw_by_coordinates.remove(&coordinates) {
+                poison.push(Poison {
+                    coordinates,
+                    reason: PoisonReason::Window(error),
+                    raw,
+                });
+            }
+        }
+
+        summary.sensor_readings = readings.len() - summary_unplaceable(&poison);
+        summary.store_events = store_rows.len();
+        summary.generic_events = generic.len();
+        summary.poison = poison.len();
+        summary.windows_touched = windows.len();
+        for p in &poison {
+            *summary
+                .poison_by_reason
+                .entry(p.reason.kind().to_string())
+                .or_default() += 1;
+            tracing::warn!(
+                topic = %p.coordinates.topic,
+                partition = p.coordinates.partition,
+                offset = p.coordinates.offset,
+                reason_kind = p.reason.kind(),
+                reason = %p.reason,
+                "poison record sent to the failure queue"
+            );
+        }
+        let poison_messages: Vec<PoisonMessage> = poison.iter().map(PoisonMessage::from_poison).collect();
+
+        let windows_written = AtomicU64::new(0);
+        let objects_written = AtomicU64::new(0);
+        let retry = &self.settings.retry;
+        let (windows_result, archive_result, table_result, generic_result, poison_result) = tokio::join!(
+            self.unless_empty(&windows, || retry
+                .run(SINK_WINDOWS, || self.write_windows(&windows, &windows_written))),
+            self.unless_empty(&store_rows, || retry
+                .run(SINK_ARCHIVE, || self.write_archive(&store_rows, &objects_written))),
+            self.unless_empty(&store_rows, || retry
+                .run(SINK_TABLE, || self.sinks.table.insert(&store_rows))),
+            self.unless_empty(&generic, || retry
+                .run(SINK_GENERIC, || self.sinks.generic.put(&generic))),
+            self.unless_empty(&poison_messages, || retry
+                .run(SINK_POISON, || self.sinks.poison.send(&poison_messages))),
+        );
+
+        let mut failures = Vec::new();
+        let mut check = |sink: &'static str, result: Result<(), PortError>| {
+            if let Err(error) = result {
+                tracing::error!(sink, %error, "sink failed after retries; the batch will be redelivered");
+                failures.push(SinkFailure { sink, error });
+            }
+        };
+        check(SINK_WINDOWS, windows_result.map(drop));
+        check(SINK_ARCHIVE, archive_result.map(drop));
+        summary.rows_inserted = table_result.as_ref().map_or(0, |n| n.unwrap_or(0));
+        check(SINK_TABLE, table_result.map(drop));
+        check(SINK_GENERIC, generic_result.map(drop));
+        check(SINK_POISON, poison_result.map(drop));
+        summary.windows_written = windows_written.load(Ordering::Relaxed);
+        summary.archive_objects_written = objects_written.load(Ordering::Relaxed);
+        if failures.is_empty() {
+            Ok(summary)
+        } else {
+            Err(BatchError::Sinks(failures))
+        }
+    }
+
+    /// Skips a sink call when there is nothing to write (`Ok(None)`).
+    async fn unless_empty<I, R, F, Fut>(&self, items: &[I], call: F) -> Result<Option<R>, PortError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<R, PortError>>,
+    {
+        if items.is_empty() {
+            Ok(None)
+        } else {
+            call().await.map(Some)
+        }
+    }
+
+    async fn write_windows(&self, windows: &[PendingWindow], written: &AtomicU64) -> Result<(), PortError> {
+        let keys: Vec<_> = windows.iter().map(|w| w.key.clone()).collect();
+        let mut stored: HashMap<_, _> = self
+            .sinks
+            .windows
+            .load(&keys)
+            .await?
+            .into_iter()
+            .map(|a| (a.key(), a))
+            .collect();
+        let work: Vec<(&PendingWindow, Option<WindowAggregate>)> =
+            windows.iter().map(|w| (w, stored.remove(&w.key))).collect();
+        futures::stream::iter(work)
+            .map(|(pending, current)| self.write_window(pending, current, written))
+            .buffer_unordered(self.settings.window_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+
+    /// Merge and conditional write of one window; on a lost race, re-read and merge again.
+    async fn write_window(
+        &self,
+        pending: &PendingWindow,
+        mut current: Option<WindowAggregate>,
+        written: &AtomicU64,
+    ) -> Result<(), PortError> {
+        for _ in 0..MAX_WINDOW_CONFLICTS {
+            let MergeOutcome::Updated { aggregate, .. } = merge(current.as_ref(), pending) else {
+                return Ok(());
+            };
+            let expected = current.as_ref().map(|c| c.count);
+            match self.sinks.windows.save(&aggregate, expected).await? {
+                SaveOutcome::Saved => {
+                    written.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                SaveOutcome::Conflict => {
+                    tracing::debug!(device = %pending.key.device_id, start = pending.key.window_start_ms, "window write lost a race; re-reading");
+                    current = self
+                        .sinks
+                        .windows
+                        .load(std::slice::from_ref(&pending.key))
+                        .await?
+                        .into_iter()
+                        .next();
+                }
+            }
+        }
+        Err(PortError::Transient {
+            component: "window store",
+            message: format!(
+                "window {}@{} kept changing under {MAX_WINDOW_CONFLICTS} conditional writes",
+                pending.key.device_id, pending.key.window_start_ms
+            ),
+        })
+    }
+
+    async fn write_archive(&self, rows: &[StoreEventRow], written: &AtomicU64) -> Result<(), PortError> {
+        let blocks = archive::group_into_blocks(rows).map_err(|e| PortError::Rejected {
+            component: "store-event archive",
+            message: e.to_string(),
+        })?;
+        futures::stream::iter(blocks.iter())
+            .map(|(id, lines)| self.write_block(id, lines, written))
+            .buffer_unordered(self.settings.archive_concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
+    }
+
+    async fn write_block(
+        &self,
+        id: &BlockId,
+        lines: &BTreeMap<i64, ArchiveLine>,
+        written: &AtomicU64,
+    ) -> Result<(), PortError> {
+        let key = id.object_key(&self.settings.archive_prefix);
+        let stored = self.sinks.archive.get(&key).await?;
+        // A corrupt object needs an operator; overwriting it would lose whatever it held.
+        let merged = archive::merge_block(stored.as_deref(), lines).map_err(|e| PortError::Rejected {
+            component: "store-event archive",
+            message: format!("{key}: {e}"),
+        })?;
+        if let Some(bytes) = merged {
+            self.sinks.archive.put(&key, bytes, archive::CONTENT_TYPE).await?;
+            written.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+fn summary_unplaceable(poison: &[Poison]) -> usize {
+    poison
+        .iter()
+        .filter(|p| matches!(p.reason, PoisonReason::Window(_)))
+        .count()
+}

@@ -1,0 +1,1101 @@
+//! Unit tests of the per-record handler and of the batch loop over the in-memory fakes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use base64::Engine as _;
+use pipeline_contracts::{contracts, schema_text, Payload};
+use serde_json::json;
+use uuid::Uuid;
+
+use super::batch::{BatchError, ConsumerService, ConsumerSettings, RetryPolicy, Sinks, SINK_WINDOWS};
+use super::fakes::*;
+use super::ports::PoisonMessage;
+use super::*;
+use crate::event::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
+use crate::model::{StoreEvent, StoreEventType};
+use crate::payload::{encode_avro, sensor_to_avro, store_event_to_avro, store_event_to_json};
+use crate::ports::{InMemorySchemaSource, SchemaSource};
+use crate::window::{WindowAggregate, WindowSpec};
+use crate::wire::{frame, Compression};
+
+const SELF_MANAGED_EXAMPLE: &str = include_str!("../../tests/fixtures/self_managed_kafka_event.json");
+const MSK_EXAMPLE: &str = include_str!("../../tests/fixtures/msk_event.json");
+
+const SENSOR_V1: Uuid = Uuid::from_u128(0x5e05_0001);
+const SENSOR_V2: Uuid = Uuid::from_u128(0x5e05_0002);
+const STORE_V1: Uuid = Uuid::from_u128(0x570e_0001);
+const GENERIC_V1: Uuid = Uuid::from_u128(0x6e0e_0001);
+const WRONG_TYPES: Uuid = Uuid::from_u128(0xbad_0001);
+const NOT_REGISTERED: Uuid = Uuid::from_u128(0xdead);
+
+const GENERIC_SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
+    {"name":"order_id","type":"string"},{"name":"amount","type":"double"},
+    {"name":"tags","type":{"type":"array","items":"string"}}]}"#;
+const WRONG_TYPES_SCHEMA: &str = r#"{"type":"record","name":"SensorReading","fields":[
+    {"name":"device_id","type":"string"},{"name":"event_time","type":"long"},
+    {"name":"temperature","type":"string"}]}"#;
+
+fn sensor_topic() -> &'static str {
+    &contracts().topics.sensor_readings.name
+}
+fn store_topic() -> &'static str {
+    &contracts().topics.store_events.name
+}
+fn explicit_topic() -> &'static str {
+    &contracts().topics.explicit_events.name
+}
+
+fn schema_of(path: &str) -> Schema {
+    Schema::parse_str(schema_text(path).unwrap()).unwrap()
+}
+
+fn registry() -> InMemorySchemaSource {
+    let registry = InMemorySchemaSource::default();
+    registry.insert(SENSOR_V1, schema_text("schemas/sensor_reading.v1.avsc").unwrap());
+    registry.insert(SENSOR_V2, schema_text("schemas/sensor_reading.v2.avsc").unwrap());
+    registry.insert(STORE_V1, schema_text("schemas/store_event.v1.avsc").unwrap());
+    registry.insert(GENERIC_V1, GENERIC_SCHEMA);
+    registry.insert(WRONG_TYPES, WRONG_TYPES_SCHEMA);
+    registry
+}
+
+fn resolved() -> WriterSchemas {
+    let mut schemas = WriterSchemas::new();
+    for (id, text) in [
+        (SENSOR_V1, schema_text("schemas/sensor_reading.v1.avsc").unwrap()),
+        (SENSOR_V2, schema_text("schemas/sensor_reading.v2.avsc").unwrap()),
+        (STORE_V1, schema_text("schemas/store_event.v1.avsc").unwrap()),
+        (GENERIC_V1, GENERIC_SCHEMA),
+        (WRONG_TYPES, WRONG_TYPES_SCHEMA),
+    ] {
+        schemas.insert(
+            id,
+            WriterSchema::Found(Arc::new(Schema::parse_str(text).unwrap())),
+        );
+    }
+    schemas.insert(NOT_REGISTERED, WriterSchema::NotFound);
+    schemas
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn record(topic: &str, partition: i32, offset: i64, value: Option<&[u8]>) -> KafkaRecord {
+    KafkaRecord {
+        topic: topic.into(),
+        partition,
+        offset,
+        timestamp: 1_700_000_000_000 + offset,
+        timestamp_type: TimestampType::CreateTime,
+        key: Some(b64(format!("key-{offset}").as_bytes())),
+        value: value.map(b64),
+        headers: None,
+    }
+}
+
+fn event_of(records: impl IntoIterator<Item = KafkaRecord>) -> KafkaEvent {
+    let mut grouped: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();
+    for r in records {
+        grouped
+            .entry(format!("{}-{}", r.topic, r.partition))
+            .or_default()
+            .push(r);
+    }
+    KafkaEvent {
+        event_source: EventSource::SelfManagedKafka,
+        event_source_arn: None,
+        bootstrap_servers: Some("127.0.0.1:9092".into()),
+        records: grouped,
+    }
+}
+
+fn reading(device: &str, event_time: i64, temperature: f64) -> SensorReading {
+    SensorReading {
+        device_id: device.into(),
+        event_time,
+        temperature,
+        humidity: None,
+    }
+}
+
+fn sensor_avro(reading: &SensorReading, id: Uuid, path: &str, compression: Compression) -> Vec<u8> {
+    let schema = schema_of(path);
+    frame(
+        id,
+        &encode_avro(sensor_to_avro(reading, &schema), &schema).unwrap(),
+        compression,
+    )
+}
+
+fn store_event(n: i64, event_type: StoreEventType) -> StoreEvent {
+    StoreEvent {
+        request_id: Uuid::from_u128(n as u128).to_string(),
+        event_type,
+        store_id: (n % 7) as i32,
+        cust_id: 100 + n as i32,
+        category: "Camera".into(),
+        sku: 100_000 + n,
+        price_cents: 199 + n,
+        qty: 1 + (n % 5) as i32,
+        discount_hundredths: 250,
+        gift_wrap: n % 2 == 0,
+        variant: "red".into(),
+        priority_shipping: n % 3 == 0,
+        ts_micros: 1_700_000_000_000_000 + n * 3_600_000_000,
+        contact_me: (n % 4 == 0).then(|| "someone@example.com".into()),
+    }
+}
+
+fn store_avro(event: &StoreEvent) -> Vec<u8> {
+    let schema = schema_of("schemas/store_event.v1.avsc");
+    frame(
+        STORE_V1,
+        &encode_avro(store_event_to_avro(event), &schema).unwrap(),
+        Compression::None,
+    )
+}
+
+fn poison_kind(result: Result<Decoded, Box<Poison>>) -> (&'static str, String) {
+    match result {
+        Err(p) => (p.reason.kind(), p.reason.to_string()),
+        Ok(d) => panic!("expected poison, decoded {d:?}"),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// The per-record handler
+
+#[test]
+fn documented_examples_are_routed_by_topic_and_never_dropped() {
+    for example in [SELF_MANAGED_EXAMPLE, MSK_EXAMPLE] {
+        let event: KafkaEvent = serde_json::from_str(example).unwrap();
+        let record = event.records().next().unwrap();
+        let routes = TopicRoutes::from_contract();
+        // "mytopic" is not one of ours: poison with the topic named in the reason.
+        let (kind, reason) = poison_kind(decode_record(
+            record,
+            routes.payload_for(&record.topic),
+            &resolved(),
+        ));
+        assert_eq!(kind, "unknown_topic");
+        assert!(reason.contains("mytopic"), "{reason}");
+        // Routed as explicit events, the documented JSON value is a document.
+        let decoded = decode_record(record, Some(Payload::Generic), &resolved()).unwrap();
+        let Decoded::Generic(generic) = decoded else {
+            panic!()
+        };
+        assert_eq!(generic.document, json!({"key": "value"}));
+        assert_eq!(generic.key_base64.as_deref(), Some("cmVjb3JkS2V5"));
+        assert_eq!(generic.coordinates.offset, 15);
+        // Routed as sensor readings, it lacks the fields: the reason names the first missing one.
+        let (kind, reason) = poison_kind(decode_record(record, Some(Payload::SensorReading), &resolved()));
+        assert_eq!(kind, "bad_field");
+        assert!(reason.contains("device_id"), "{reason}");
+    }
+}
+
+#[test]
+fn every_edge_case_is_poison_with_its_own_reason() {
+    let s = Some(Payload::SensorReading);
+    let good = reading("dev-1", 1_700_000_000_000, 21.5);
+    let good_avro = sensor_avro(
+        &good,
+        SENSOR_V1,
+        "schemas/sensor_reading.v1.avsc",
+        Compression::None,
+    );
+    let mut bad_base64 = record(sensor_topic(), 0, 1, None);
+    bad_base64.value = Some("not*base64!".into());
+    let mut unsupported = good_avro.clone();
+    unsupported[1] = 0x04;
+    let mut unknown_id = good_avro.clone();
+    unknown_id[2..18].copy_from_slice(NOT_REGISTERED.as_bytes());
+    let mut unlisted_id = good_avro.clone();
+    unlisted_id[2..18].copy_from_slice(Uuid::from_u128(77).as_bytes());
+    let truncated_body = &good_avro[..good_avro.len() - 3];
+    let mut corrupt_zlib = sensor_avro(
+        &good,
+        SENSOR_V1,
+        "schemas/sensor_reading.v1.avsc",
+        Compression::Zlib,
+    );
+    let tail = corrupt_zlib.len() - 1;
+    corrupt_zlib[19..tail].iter_mut().for_each(|b| *b = 0xff);
+    let wrong_types_schema = Schema::parse_str(WRONG_TYPES_SCHEMA).unwrap();
+    let wrong_types_avro = frame(
+        WRONG_TYPES,
+        &encode_avro(
+            apache_avro::types::Value::Record(vec![
+                ("device_id".into(), apache_avro::types::Value::String("d".into())),
+                ("event_time".into(), apache_avro::types::Value::Long(1)),
+                (
+                    "temperature".into(),
+                    apache_avro::types::Value::String("warm".into()),
+                ),
+            ]),
+            &wrong_types_schema,
+        )
+        .unwrap(),
+        Compression::None,
+    );
+    let oversized = vec![b' '; MAX_VALUE_BYTES + 10];
+
+    let cases: Vec<(&str, KafkaRecord, Option<Payload>, &str)> = vec![
+        ("bad base64", bad_base64, s, "bad_base64"),
+        ("null value", record(sensor_topic(), 0, 2, None), s, "null_value"),
+        (
+            "empty value",
+            record(sensor_topic(), 0, 3, Some(b"")),
+            s,
+            "empty_value",
+        ),
+        (
+            "bad JSON",
+            record(sensor_topic(), 0, 4, Some(b"{\"device_id\": ")),
+            s,
+            "bad_json",
+        ),
+        (
+            "JSON array",
+            record(sensor_topic(), 0, 5, Some(b"[1,2]")),
+            s,
+            "not_a_record",
+        ),
+        (
+            "unknown wire byte",
+            record(sensor_topic(), 0, 6, Some(b"\x00\x01\x02")),
+            s,
+            "unknown_wire_format",
+        ),
+        (
+            "plain text",
+            record(sensor_topic(), 0, 7, Some(b"hello")),
+            s,
+            "unknown_wire_format",
+        ),
+        (
+            "truncated Glue header",
+            record(sensor_topic(), 0, 8, Some(&good_avro[..10])),
+            s,
+            "truncated_header",
+        ),
+        (
+            "unsupported compression",
+            record(sensor_topic(), 0, 9, Some(&unsupported)),
+            s,
+            "unsupported_compression",
+        ),
+        (
+            "registry says not found",
+            record(sensor_topic(), 0, 10, Some(&unknown_id)),
+            s,
+            "unknown_schema_version",
+        ),
+        (
+            "id never resolved",
+            record(sensor_topic(), 0, 11, Some(&unlisted_id)),
+            s,
+            "unknown_schema_version",
+        ),
+        (
+            "truncated Avro body",
+            record(sensor_topic(), 0, 12, Some(truncated_body)),
+            s,
+            "bad_avro",
+        ),
+        (
+            "corrupt zlib body",
+            record(sensor_topic(), 0, 13, Some(&corrupt_zlib)),
+            s,
+            "bad_compressed_body",
+        ),
+        (
+            "Avro field of the wrong type",
+            record(sensor_topic(), 0, 14, Some(&wrong_types_avro)),
+            s,
+            "bad_field",
+        ),
+        (
+            "JSON field of the wrong type",
+            record(
+                sensor_topic(),
+                0,
+                15,
+                Some(br#"{"device_id":7,"event_time":1,"temperature":1.5}"#),
+            ),
+            s,
+            "bad_field",
+        ),
+        (
+            "over the size limit",
+            record(sensor_topic(), 0, 16, Some(&oversized)),
+            s,
+            "too_large",
+        ),
+        (
+            "unrouted topic",
+            record("other-topic", 0, 17, Some(b"{}")),
+            None,
+            "unknown_topic",
+        ),
+    ];
+    let schemas = resolved();
+    for (name, record, payload, expected) in cases {
+        let poison = decode_record(&record, payload, &schemas).expect_err(name);
+        assert_eq!(poison.reason.kind(), expected, "{name}: {}", poison.reason);
+        // Coordinates and the raw value travel with the poison, exactly as delivered.
+        assert_eq!(poison.coordinates, record.coordinates(), "{name}");
+        assert_eq!(poison.raw.value, record.value, "{name}");
+        assert_eq!(poison.raw.key, record.key, "{name}");
+    }
+}
+
+#[test]
+fn field_errors_name_the_field() {
+    let schemas = resolved();
+    let s = Some(Payload::SensorReading);
+    let json_case = record(
+        sensor_topic(),
+        0,
+        1,
+        Some(br#"{"device_id":7,"event_time":1,"temperature":1.5}"#),
+    );
+    assert!(poison_kind(decode_record(&json_case, s, &schemas))
+        .1
+        .contains("\"device_id\""));
+    let wrong_schema = Schema::parse_str(WRONG_TYPES_SCHEMA).unwrap();
+    let value = apache_avro::types::Value::Record(vec![
+        ("device_id".into(), apache_avro::types::Value::String("d".into())),
+        ("event_time".into(), apache_avro::types::Value::Long(1)),
+        (
+            "temperature".into(),
+            apache_avro::types::Value::String("warm".into()),
+        ),
+    ]);
+    let avro = frame(
+        WRONG_TYPES,
+        &encode_avro(value, &wrong_schema).unwrap(),
+        Compression::None,
+    );
+    let avro_case = record(sensor_topic(), 0, 2, Some(&avro));
+    assert!(poison_kind(decode_record(&avro_case, s, &schemas))
+        .1
+        .contains("\"temperature\""));
+}
+
+#[test]
+fn valid_values_decode_in_every_wire_form() {
+    let schemas = resolved();
+    let with_humidity = SensorReading {
+        humidity: Some(55.5),
+        ..reading("dev-2", 1_700_000_000_500, -4.25)
+    };
+    let forms: Vec<(Vec<u8>, SensorReading)> = vec![
+        (serde_json::to_vec(&with_humidity).unwrap(), with_humidity.clone()),
+        (
+            sensor_avro(
+                &with_humidity,
+                SENSOR_V2,
+                "schemas/sensor_reading.v2.avsc",
+                Compression::None,
+            ),
+            with_humidity.clone(),
+        ),
+        (
+            sensor_avro(
+                &with_humidity,
+                SENSOR_V2,
+                "schemas/sensor_reading.v2.avsc",
+                Compression::Zlib,
+            ),
+            with_humidity.clone(),
+        ),
+        (
+            sensor_avro(
+                &with_humidity,
+                SENSOR_V1,
+                "schemas/sensor_reading.v1.avsc",
+                Compression::None,
+            ),
+            SensorReading {
+                humidity: None,
+                ..with_humidity.clone()
+            },
+        ),
+    ];
+    for (i, (value, expected)) in forms.into_iter().enumerate() {
+        let r = record(sensor_topic(), 1, i as i64, Some(&value));
+        let decoded = decode_record(&r, Some(Payload::SensorReading), &schemas).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded::Sensor {
+                coordinates: r.coordinates(),
+                reading: expected
+            },
+            "form {i}"
+        );
+    }
+
+    let store = store_event(4, StoreEventType::Sales);
+    for value in [
+        store_avro(&store),
+        serde_json::to_vec(&store_event_to_json(&store)).unwrap(),
+    ] {
+        let r = record(store_topic(), 0, 9, Some(&value));
+        let decoded = decode_record(&r, Some(Payload::StoreEvent), &schemas).unwrap();
+        assert_eq!(
+            decoded,
+            Decoded::Store {
+                coordinates: r.coordinates(),
+                event: store.clone()
+            }
+        );
+    }
+
+    let generic_schema = Schema::parse_str(GENERIC_SCHEMA).unwrap();
+    let order = apache_avro::types::Value::Record(vec![
+        ("order_id".into(), apache_avro::types::Value::String("o-1".into())),
+        ("amount".into(), apache_avro::types::Value::Double(12.5)),
+        (
+            "tags".into(),
+            apache_avro::types::Value::Array(vec![apache_avro::types::Value::String("x".into())]),
+        ),
+    ]);
+    let framed = frame(
+        GENERIC_V1,
+        &encode_avro(order, &generic_schema).unwrap(),
+        Compression::Zlib,
+    );
+    let r = record(explicit_topic(), 1, 3, Some(&framed));
+    let Decoded::Generic(generic) = decode_record(&r, Some(Payload::Generic), &schemas).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        generic.document,
+        json!({"order_id": "o-1", "amount": 12.5, "tags": ["x"]})
+    );
+    assert_eq!(generic.schema_version_id, Some(GENERIC_V1));
+    assert_eq!(generic.format, ValueFormat::GlueAvro);
+    assert_eq!(glue_schema_version_id(&r), Some(GENERIC_V1));
+    assert_eq!(
+        glue_schema_version_id(&record(explicit_topic(), 0, 0, Some(b"{}"))),
+        None
+    );
+}
+
+#[test]
+fn values_a_sink_would_reject_are_poison_up_front() {
+    let schemas = resolved();
+    let mut cases: Vec<(StoreEvent, &str)> = Vec::new();
+    let mut e = store_event(1, StoreEventType::Sales);
+    e.price_cents = 1_000_000_000_000;
+    cases.push((e, "price"));
+    let mut e = store_event(1, StoreEventType::Sales);
+    e.discount_hundredths = -100_000;
+    cases.push((e, "discount"));
+    let mut e = store_event(1, StoreEventType::Inventory);
+    e.category = "Cam\0era".into();
+    cases.push((e, "category"));
+    let mut e = store_event(1, StoreEventType::Inventory);
+    e.ts_micros = i64::MIN;
+    cases.push((e, "ts"));
+    for (event, field) in cases {
+        let value = serde_json::to_vec(&store_event_to_json(&event)).unwrap();
+        let (kind, reason) = poison_kind(decode_record(
+            &record(store_topic(), 0, 1, Some(&value)),
+            Some(Payload::StoreEvent),
+            &schemas,
+        ));
+        assert_eq!(kind, "bad_field");
+        assert!(reason.contains(&format!("\"{field}\"")), "{reason}");
+    }
+    // The largest price NUMERIC(12,2) holds is fine.
+    let mut e = store_event(1, StoreEventType::Sales);
+    e.price_cents = 999_999_999_999;
+    let value = serde_json::to_vec(&store_event_to_json(&e)).unwrap();
+    assert!(decode_record(
+        &record(store_topic(), 0, 1, Some(&value)),
+        Some(Payload::StoreEvent),
+        &schemas
+    )
+    .is_ok());
+
+    for document in [r#"{"x": 1e300}"#, r#"{"": 1}"#, r#"{"a": 1e-200}"#] {
+        let r = record(explicit_topic(), 0, 1, Some(document.as_bytes()));
+        let (kind, _) = poison_kind(decode_record(&r, Some(Payload::Generic), &schemas));
+        assert_eq!(kind, "bad_field", "{document}");
+    }
+    let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+    let r = record(explicit_topic(), 0, 1, Some(deep.as_bytes()));
+    assert_eq!(
+        poison_kind(decode_record(&r, Some(Payload::Generic), &schemas)).0,
+        "bad_field"
+    );
+    let long_device = serde_json::to_vec(&reading(&"d".repeat(2000), 1, 1.0)).unwrap();
+    let r = record(sensor_topic(), 0, 1, Some(&long_device));
+    assert_eq!(
+        poison_kind(decode_record(&r, Some(Payload::SensorReading), &schemas)).0,
+        "bad_field"
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// The batch loop
+
+type FakeService = ConsumerService<
+    InMemorySchemaSource,
+    InMemoryWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryGenericEventStore,
+    InMemoryPoisonSink,
+>;
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(4),
+    }
+}
+
+fn service() -> FakeService {
+    let mut settings = ConsumerSettings::new(
+        TopicRoutes::from_contract(),
+        WindowSpec::from_seconds(60).unwrap(),
+        contracts().bucket.store_events_prefix.clone(),
+    );
+    settings.retry = fast_retry();
+    ConsumerService::new(
+        registry(),
+        Sinks {
+            windows: InMemoryWindowStore::default(),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            generic: InMemoryGenericEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        },
+        settings,
+    )
+}
+
+#[derive(Debug, PartialEq)]
+struct Snapshot {
+    windows: BTreeMap<crate::window::WindowKey, WindowAggregate>,
+    objects: BTreeMap<String, Vec<u8>>,
+    rows: BTreeMap<RecordCoordinates, StoreEvent>,
+    generic: BTreeMap<RecordCoordinates, GenericEvent>,
+    poison: Vec<PoisonMessage>,
+}
+
+fn snapshot(service: &FakeService) -> Snapshot {
+    let sinks = service.sinks();
+    Snapshot {
+        windows: sinks.windows.snapshot(),
+        objects: sinks.archive.snapshot(),
+        rows: sinks.table.snapshot(),
+        generic: sinks.generic.snapshot(),
+        poison: {
+            let mut p = sinks.poison.snapshot();
+            p.sort_by_key(|m| m.coordinates());
+            p
+        },
+    }
+}
+
+/// Deterministic xorshift for reproducible random batches.
+struct Rng(u64);
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// A stream of records over all topics and several partitions, with some poison mixed in.
+fn stream(seed: u64, len: usize) -> Vec<KafkaRecord> {
+    let mut rng = Rng::new(seed);
+    let mut next_offset: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut out = Vec::new();
+    for i in 0..len {
+        let kind = rng.below(10);
+        let (topic, partition, value): (&str, i32, Option<Vec<u8>>) = match kind {
+            0..=4 => {
+                let device = rng.below(6);
+                let reading = reading(
+                    &format!("dev-{device}"),
+                    1_700_000_000_000 + rng.below(300_000) as i64 - 60_000,
+                    (rng.below(60_000) as f64) / 1000.0 - 20.0 + 0.0001,
+                );
+                let value = match rng.below(3) {
+                    0 => serde_json::to_vec(&reading).unwrap(),
+                    1 => sensor_avro(
+                        &reading,
+                        SENSOR_V1,
+                        "schemas/sensor_reading.v1.avsc",
+                        Compression::None,
+                    ),
+                    _ => sensor_avro(
+                        &reading,
+                        SENSOR_V2,
+                        "schemas/sensor_reading.v2.avsc",
+                        Compression::Zlib,
+                    ),
+                };
+                // Keyed by device: one device stays on one partition.
+                (sensor_topic(), (device % 3) as i32, Some(value))
+            }
+            5..=7 => {
+                let event = store_event(
+                    i as i64,
+                    if rng.below(2) == 0 {
+                        StoreEventType::Sales
+                    } else {
+                        StoreEventType::Inventory
+                    },
+                );
+                let value = if rng.below(2) == 0 {
+                    store_avro(&event)
+                } else {
+                    serde_json::to_vec(&store_event_to_json(&event)).unwrap()
+                };
+                (store_topic(), rng.below(2) as i32, Some(value))
+            }
+            8 => (
+                explicit_topic(),
+                rng.below(2) as i32,
+                Some(format!(r#"{{"n": {i}, "label": "e{i}"}}"#).into_bytes()),
+            ),
+            _ => {
+                let garbage: Option<Vec<u8>> = match rng.below(3) {
+                    0 => Some(b"\x03\x00short".to_vec()),
+                    1 => None,
+                    _ => Some(b"{not json".to_vec()),
+                };
+                (sensor_topic(), rng.below(3) as i32, garbage)
+            }
+        };
+        let offset = next_offset.entry((topic.to_string(), partition)).or_insert(0);
+        // Offsets are sparse sometimes (compaction, transaction markers).
+        *offset += 1 + rng.below(2) as i64;
+        out.push(record(topic, partition, *offset, value.as_deref()));
+    }
+    out
+}
+
+/// Splits a stream into in-order batches per partition, the way the ESM delivers them.
+fn batches(records: &[KafkaRecord], rng: &mut Rng) -> Vec<Vec<KafkaRecord>> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let end = (at + 1 + rng.below(25) as usize).min(records.len());
+        out.push(records[at..end].to_vec());
+        at = end;
+    }
+    out
+}
+
+/// The ESM's behaviour: redeliver a failed batch until it succeeds.
+async fn deliver(service: &FakeService, batch: Vec<KafkaRecord>) {
+    let event = event_of(batch);
+    for _ in 0..50 {
+        if service.process(&event).await.is_ok() {
+            return;
+        }
+    }
+    panic!("batch never succeeded");
+}
+
+/// Aggregates computed straight from the records, without the domain merge.
+fn expected_windows(records: &[KafkaRecord]) -> BTreeMap<(String, i64), (u64, i128, i64, i64)> {
+    let mut out: BTreeMap<(String, i64), (u64, i128, i64, i64)> = BTreeMap::new();
+    for r in records.iter().filter(|r| r.topic == sensor_topic()) {
+        let Ok(bytes) = r.value_bytes() else { continue };
+        let reading = if bytes.first() == Some(&b'{') {
+            match serde_json::from_slice::<SensorReading>(&bytes) {
+                Ok(reading) => reading,
+                Err(_) => continue,
+            }
+        } else {
+            let Ok(WireValue::GlueAvro(frame)) = classify(&bytes) else {
+                continue;
+            };
+            let schema = if frame.schema_version_id == SENSOR_V1 {
+                schema_of("schemas/sensor_reading.v1.avsc")
+            } else {
+                schema_of("schemas/sensor_reading.v2.avsc")
+            };
+            let Ok(body) = frame.avro_body() else { continue };
+            let decoded = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+                .build()
+                .and_then(|reader| reader.read_value(&mut &body[..]));
+            match decoded {
+                Ok(apache_avro::types::Value::Record(fields)) => {
+                    let get = |n: &str| fields.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+                    let (
+                        Some(apache_avro::types::Value::String(device_id)),
+                        Some(apache_avro::types::Value::TimestampMillis(event_time)),
+                        Some(apache_avro::types::Value::Double(temperature)),
+                    ) = (get("device_id"), get("event_time"), get("temperature"))
+                    else {
+                        continue;
+                    };
+                    reading(&device_id, event_time, temperature)
+                }
+                _ => continue,
+            }
+        };
+        let start = reading.event_time.div_euclid(60_000) * 60_000;
+        let milli = (reading.temperature * 1000.0).round() as i64;
+        let entry = out
+            .entry((reading.device_id.clone(), start))
+            .or_insert((0, 0, i64::MAX, i64::MIN));
+        entry.0 += 1;
+        entry.1 += i128::from(milli);
+        entry.2 = entry.2.min(milli);
+        entry.3 = entry.3.max(milli);
+    }
+    out
+}
+
+#[tokio::test]
+async fn poison_in_one_partition_does_not_block_the_rest_and_loses_nothing() {
+    let service = service();
+    let good = reading("dev-1", 1_700_000_010_000, 20.0);
+    let records = vec![
+        record(sensor_topic(), 0, 5, Some(&serde_json::to_vec(&good).unwrap())),
+        record(sensor_topic(), 0, 6, Some(b"{broken")),
+        record(
+            sensor_topic(),
+            0,
+            7,
+            Some(&serde_json::to_vec(&reading("dev-1", 1_700_000_020_000, 22.0)).unwrap()),
+        ),
+        record(
+            sensor_topic(),
+            1,
+            3,
+            Some(&serde_json::to_vec(&reading("dev-2", 1_700_000_010_000, 5.0)).unwrap()),
+        ),
+        record(
+            store_topic(),
+            2,
+            40,
+            Some(&store_avro(&store_event(1, StoreEventType::Sales))),
+        ),
+        record(store_topic(), 2, 41, Some(b"\x07garbage")),
+        record("unlisted", 0, 1, Some(b"{}")),
+    ];
+    let mut with_headers = records.clone();
+    with_headers[1].headers = Some(vec![BTreeMap::from([("h".to_string(), vec![-61, -87])])]);
+    let summary = service.process(&event_of(with_headers.clone())).await.unwrap();
+    assert_eq!(summary.records, 7);
+    assert_eq!(summary.poison, 3);
+    assert_eq!(summary.sensor_readings, 3);
+    assert_eq!(summary.store_events, 1);
+    assert_eq!(summary.windows_written, 2);
+    assert_eq!(
+        summary.poison_by_reason,
+        BTreeMap::from([
+            ("bad_json".into(), 1),
+            ("unknown_topic".into(), 1),
+            ("unknown_wire_format".into(), 1)
+        ])
+    );
+
+    let state = snapshot(&service);
+    let dev1 = state.windows.values().find(|a| a.device_id == "dev-1").unwrap();
+    assert_eq!((dev1.count, dev1.sum_milli), (2, 42_000));
+    assert_eq!(dev1.watermarks[&format!("{}-0", sensor_topic())], 7);
+    assert_eq!(state.rows.len(), 1);
+    assert_eq!(state.objects.len(), 1);
+    let poison = &state.poison;
+    assert_eq!(poison.len(), 3);
+    let broken = poison.iter().find(|m| m.offset == 6).unwrap();
+    assert_eq!((broken.topic.as_str(), broken.partition), (sensor_topic(), 0));
+    assert_eq!(broken.reason_kind, "bad_json");
+    assert_eq!(broken.value_base64.as_deref(), Some(b64(b"{broken").as_str()));
+    assert_eq!(broken.headers, with_headers[1].headers);
+    assert_eq!(broken.deduplication_id(), format!("{}-0-6", sensor_topic()));
+    assert_eq!(broken.group_id(), format!("{}-0", sensor_topic()));
+
+    // Replay: nothing changes, nothing is written again.
+    let before = snapshot(&service);
+    let puts = service.sinks().archive.puts();
+    let again = service.process(&event_of(with_headers)).await.unwrap();
+    assert_eq!(snapshot(&service), before);
+    assert_eq!(again.windows_written, 0);
+    assert_eq!(again.archive_objects_written, 0);
+    assert_eq!(again.rows_inserted, 0);
+    assert_eq!(service.sinks().archive.puts(), puts);
+}
+
+#[tokio::test]
+async fn whole_and_random_partial_replays_leave_every_sink_identical() {
+    for seed in 1..=12u64 {
+        let records = stream(seed, 220);
+        let mut rng = Rng::new(seed + 1000);
+
+        let reference = service();
+        deliver(&reference, records.clone()).await;
+        let expected = snapshot(&reference);
+
+        // Independent ground truth for the windows.
+        let truth = expected_windows(&records);
+        let actual: BTreeMap<_, _> = expected
+            .windows
+            .values()
+            .map(|a| {
+                (
+                    (a.device_id.clone(), a.window_start_ms),
+                    (a.count, a.sum_milli, a.min_milli, a.max_milli),
+                )
+            })
+            .collect();
+        assert_eq!(actual, truth, "seed {seed}: windows differ from the raw records");
+
+        let subject = service();
+        let delivered = batches(&records, &mut rng);
+        for (i, batch) in delivered.iter().enumerate() {
+            deliver(&subject, batch.clone()).await;
+            // Replay an earlier batch whole, then a random part of one (not necessarily contiguous).
+            let earlier = &delivered[rng.below(i as u64 + 1) as usize];
+            deliver(&subject, earlier.clone()).await;
+            let part: Vec<KafkaRecord> = delivered[rng.below(i as u64 + 1) as usize]
+                .iter()
+                .filter(|_| rng.below(2) == 0)
+                .cloned()
+                .collect();
+            if !part.is_empty() {
+                deliver(&subject, part).await;
+            }
+        }
+        assert_eq!(snapshot(&subject), expected, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn batches_that_fail_half_way_converge_on_redelivery() {
+    for seed in 1..=8u64 {
+        let records = stream(seed + 50, 200);
+        let reference = service();
+        deliver(&reference, records.clone()).await;
+        let expected = snapshot(&reference);
+
+        let subject = service();
+        let sinks = subject.sinks();
+        sinks.windows.faults.fail_randomly(seed, 300);
+        sinks.archive.faults.fail_randomly(seed + 1, 300);
+        sinks.table.faults.fail_randomly(seed + 2, 300);
+        sinks.generic.faults.fail_randomly(seed + 3, 300);
+        sinks.poison.faults.fail_randomly(seed + 4, 300);
+        let mut rng = Rng::new(seed);
+        for batch in batches(&records, &mut rng) {
+            deliver(&subject, batch).await;
+        }
+        assert_eq!(snapshot(&subject), expected, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn transient_sink_errors_are_retried_then_fail_the_invocation() {
+    let service = service();
+    let records = stream(7, 60);
+    // Two transient failures fit into three attempts.
+    service.sinks().windows.faults.fail_next(2);
+    service.process(&event_of(records.clone())).await.unwrap();
+
+    let service2 = self::service();
+    service2.sinks().windows.faults.fail_always();
+    let error = service2.process(&event_of(records.clone())).await.unwrap_err();
+    let BatchError::Sinks(failures) = &error else {
+        panic!("{error}")
+    };
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].sink, SINK_WINDOWS);
+    assert!(failures[0].error.is_transient());
+    // The other sinks did their part; the redelivery after recovery completes the batch.
+    assert!(!service2.sinks().table.snapshot().is_empty());
+    assert!(service2.sinks().windows.snapshot().is_empty());
+    service2.sinks().windows.faults.clear();
+    service2.process(&event_of(records)).await.unwrap();
+    assert_eq!(snapshot(&service2), snapshot(&service));
+}
+
+/// A registry that is down for the first `failures` lookups.
+struct FlakyRegistry {
+    inner: InMemorySchemaSource,
+    failures: AtomicU32,
+}
+
+impl SchemaSource for FlakyRegistry {
+    async fn schema_definition(&self, version_id: Uuid) -> Result<String, PortError> {
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(PortError::Transient {
+                component: "schema registry",
+                message: "throttled".into(),
+            });
+        }
+        self.inner.schema_definition(version_id).await
+    }
+}
+
+use crate::ports::PortError;
+
+#[tokio::test]
+async fn a_registry_outage_fails_the_batch_instead_of_poisoning_it() {
+    let flaky = |failures| {
+        let mut settings = ConsumerSettings::new(
+            TopicRoutes::from_contract(),
+            WindowSpec::from_seconds(60).unwrap(),
+            "p/",
+        );
+        settings.retry = fast_retry();
+        ConsumerService::new(
+            FlakyRegistry {
+                inner: registry(),
+                failures: AtomicU32::new(failures),
+            },
+            Sinks {
+                windows: InMemoryWindowStore::default(),
+                archive: InMemoryObjectStore::default(),
+                table: InMemoryStoreEventTable::default(),
+                generic: InMemoryGenericEventStore::default(),
+                poison: InMemoryPoisonSink::default(),
+            },
+            settings,
+        )
+    };
+    let good = sensor_avro(
+        &reading("d", 1, 1.0),
+        SENSOR_V1,
+        "schemas/sensor_reading.v1.avsc",
+        Compression::None,
+    );
+    let event = event_of([record(sensor_topic(), 0, 1, Some(&good))]);
+
+    let down = flaky(100);
+    let error = down.process(&event).await.unwrap_err();
+    assert!(
+        matches!(error, BatchError::SchemaRegistry(PortError::Transient { .. })),
+        "{error}"
+    );
+    assert!(
+        down.sinks().poison.snapshot().is_empty(),
+        "an outage must not poison records"
+    );
+    assert!(down.sinks().windows.snapshot().is_empty());
+
+    let recovering = flaky(2);
+    let summary = recovering.process(&event).await.unwrap();
+    assert_eq!((summary.poison, summary.windows_written), (0, 1));
+    // The schema is cached: the next batch needs no lookup even if the registry is down again.
+    recovering
+        .schema_cache()
+        .source()
+        .failures
+        .store(100, Ordering::SeqCst);
+    let event2 = event_of([record(sensor_topic(), 0, 2, Some(&good))]);
+    assert_eq!(recovering.process(&event2).await.unwrap().windows_written, 1);
+
+    // "Not found" is an answer, not an outage: the record is poison and the batch succeeds.
+    let mut unknown = good.clone();
+    unknown[2..18].copy_from_slice(NOT_REGISTERED.as_bytes());
+    let event3 = event_of([record(sensor_topic(), 0, 3, Some(&unknown))]);
+    let summary = flaky(0).process(&event3).await.unwrap();
+    assert_eq!(summary.poison_by_reason["unknown_schema_version"], 1);
+}
+
+#[tokio::test]
+async fn a_lost_write_race_is_re_read_and_re_merged() {
+    let service = service();
+    let first = event_of([record(
+        sensor_topic(),
+        0,
+        1,
+        Some(&serde_json::to_vec(&reading("d", 1_000, 10.0)).unwrap()),
+    )]);
+    service.process(&first).await.unwrap();
+    let stored = service.sinks().windows.snapshot().into_values().next().unwrap();
+
+    // Another invocation (say, of partition 1) adds a reading between our read and our write.
+    let mut other = stored.clone();
+    other.count += 1;
+    other.sum_milli += 30_000;
+    other.max_milli = 30_000;
+    other.watermarks.insert(format!("{}-1", sensor_topic()), 9);
+    service.sinks().windows.interfere(other);
+
+    let second = event_of([record(
+        sensor_topic(),
+        0,
+        2,
+        Some(&serde_json::to_vec(&reading("d", 2_000, 20.0)).unwrap()),
+    )]);
+    service.process(&second).await.unwrap();
+    let merged = service.sinks().windows.snapshot().into_values().next().unwrap();
+    assert_eq!(merged.count, 3);
+    assert_eq!(merged.sum_milli, 60_000);
+    assert_eq!(merged.watermarks.len(), 2);
+}
+
+#[tokio::test]
+async fn readings_outside_the_window_range_are_poison() {
+    let service = service();
+    let event = event_of([
+        record(
+            sensor_topic(),
+            0,
+            1,
+            Some(&serde_json::to_vec(&reading("d", i64::MAX, 1.0)).unwrap()),
+        ),
+        record(
+            sensor_topic(),
+            0,
+            2,
+            Some(&serde_json::to_vec(&reading("d", 5, 1.0)).unwrap()),
+        ),
+    ]);
+    let summary = service.process(&event).await.unwrap();
+    assert_eq!(summary.poison_by_reason["unplaceable_in_window"], 1);
+    assert_eq!(summary.sensor_readings, 1);
+    assert_eq!(service.sinks().poison.snapshot()[0].offset, 1);
+}
+
+#[test]
+fn poison_ids_fit_sqs_limits() {
+    let long_topic = "t".repeat(200);
+    let poison = decode_record(
+        &record(&long_topic, 3, 9, Some(b"x")),
+        None,
+        &WriterSchemas::new(),
+    )
+    .unwrap_err();
+    let message = PoisonMessage::from_poison(&poison);
+    assert!(message.deduplication_id().len() <= 128);
+    assert!(message.group_id().len() <= 128);
+    let ids: BTreeSet<String> = (0..3)
+        .map(|o| {
+            let mut m = message.clone();
+            m.offset = o;
+            m.deduplication_id()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3, "digests stay distinct per offset");
+}
