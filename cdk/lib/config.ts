@@ -49,8 +49,8 @@ export interface RdsConfig {
   readonly instanceType: string;
   readonly multiAz: boolean;
   readonly proxy: boolean;
-  /** Major PostgreSQL version. */
-  readonly engineMajorVersion: '16' | '17';
+  /** Full PostgreSQL version (major.minor); minor upgrades then apply automatically. */
+  readonly engineVersion: string;
 }
 
 export interface ProducerScheduleConfig {
@@ -448,6 +448,11 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
     r.problems.push(`rds.instanceType must look like t4g.micro (no db. prefix), got ${JSON.stringify(rdsInstanceType)}`);
   }
 
+  const rdsEngineVersion = r.string(rdsRaw.engineVersion, 'rds.engineVersion', '16.13');
+  if (!/^(1[6-9])\.\d+$/.test(rdsEngineVersion)) {
+    r.problems.push(`rds.engineVersion must be a PostgreSQL major.minor version from 16 on (e.g. 16.13), got ${JSON.stringify(rdsEngineVersion)}`);
+  }
+
   const alarmEmail = r.optionalString(raw.alarmEmail, 'alarmEmail');
   if (alarmEmail !== undefined && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
     r.problems.push(`alarmEmail must be an e-mail address, got ${JSON.stringify(alarmEmail)}`);
@@ -481,7 +486,7 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
       instanceType: rdsInstanceType,
       multiAz: r.bool(rdsRaw.multiAz, 'rds.multiAz', false),
       proxy: r.bool(rdsRaw.proxy, 'rds.proxy', true),
-      engineMajorVersion: r.oneOf(rdsRaw.engineMajorVersion, 'rds.engineMajorVersion', ['16', '17'] as const, '16'),
+      engineVersion: rdsEngineVersion,
     },
     alarmEmail,
   };

@@ -44,13 +44,13 @@ export class PipelineDatabase extends Construct {
     });
 
     const parameterGroup = new rds.ParameterGroup(this, 'Parameters', {
-      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineMajorVersion) }),
+      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineVersion) }),
       description: 'Pipeline PostgreSQL: TLS only, connection logging',
       parameters: { 'rds.force_ssl': '1', log_connections: '1', log_disconnections: '1' },
     });
 
     this.instance = new rds.DatabaseInstance(this, 'Instance', {
-      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineMajorVersion) }),
+      engine: rds.DatabaseInstanceEngine.postgres({ version: engineVersion(props.config.engineVersion) }),
       instanceType: new ec2.InstanceType(props.config.instanceType),
       vpc: props.vpc,
       vpcSubnets: props.subnets,
@@ -132,6 +132,7 @@ export class PipelineDatabase extends Construct {
   }
 }
 
-function engineVersion(major: '16' | '17'): rds.PostgresEngineVersion {
-  return major === '17' ? rds.PostgresEngineVersion.VER_17 : rds.PostgresEngineVersion.VER_16;
+function engineVersion(version: string): rds.PostgresEngineVersion {
+  // A full minor version: RDS no longer creates instances from a bare major version.
+  return rds.PostgresEngineVersion.of(version, version.split('.')[0]);
 }
