@@ -1,3 +1,8 @@
 //! Adapters: each module implements domain ports against one outside system.
 
 pub mod aws;
+pub mod dynamodb;
+pub mod postgres;
+pub mod s3;
+pub mod secrets;
+pub mod sqs;

@@ -1,0 +1,455 @@
+//! DynamoDB: window aggregates ([`DynamoWindowStore`]) and explicit events ([`DynamoGenericEventStore`]).
+//!
+//! # Window item format
+//! Key attributes come from the contract (`tables.windowAggregates`: `device_id` S, `window_start`
+//! N, epoch ms). The other attributes are named by [`window_attr`]: `window_end` (exclusive, epoch
+//! ms), `count`, `sum`/`min`/`max`/`avg` (°C as exact decimals of whole milli-degrees),
+//! `first_event_time`/`last_event_time` (epoch ms) and `offsets`, a map from `topic-partition` to
+//! the highest applied offset. Writes are conditional on `count` (see `pipeline_domain::window`).
+//!
+//! # Explicit event item format
+//! Keys from `tables.genericEvents` (`source` = `topic-partition`, `offset`), then `topic`,
+//! `partition`, `timestamp`, `format`, optional `key` (base64 as delivered) and
+//! `schema_version_id`, and `payload`: the decoded document as native DynamoDB types.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::Client;
+use pipeline_contracts::Table;
+use pipeline_domain::consume::ports::{GenericEventStore, SaveOutcome, WindowStore};
+use pipeline_domain::consume::{GenericEvent, ValueFormat};
+use pipeline_domain::ports::PortError;
+use pipeline_domain::window::{format_milli, parse_milli, WindowAggregate, WindowKey};
+use serde_json::Value as Json;
+
+use crate::aws::classify_sdk_error;
+
+const COMPONENT: &str = "dynamodb";
+
+/// BatchGetItem takes at most 100 keys per request.
+const MAX_GET_KEYS: usize = 100;
+/// BatchWriteItem takes at most 25 writes per request.
+const MAX_WRITE_ITEMS: usize = 25;
+/// Rounds of re-sending unprocessed keys or items before giving up (transient).
+const UNPROCESSED_ROUNDS: u32 = 8;
+
+/// Non-key attribute names of a window item.
+pub mod window_attr {
+    pub const WINDOW_END: &str = "window_end";
+    pub const COUNT: &str = "count";
+    pub const SUM: &str = "sum";
+    pub const MIN: &str = "min";
+    pub const MAX: &str = "max";
+    pub const AVG: &str = "avg";
+    pub const FIRST_EVENT_TIME: &str = "first_event_time";
+    pub const LAST_EVENT_TIME: &str = "last_event_time";
+    pub const OFFSETS: &str = "offsets";
+}
+
+/// Non-key attribute names of an explicit-event item.
+pub mod generic_attr {
+    pub const TOPIC: &str = "topic";
+    pub const PARTITION: &str = "partition";
+    pub const TIMESTAMP: &str = "timestamp";
+    pub const FORMAT: &str = "format";
+    pub const KEY: &str = "key";
+    pub const SCHEMA_VERSION_ID: &str = "schema_version_id";
+    pub const PAYLOAD: &str = "payload";
+}
+
+/// Backoff between rounds of unprocessed keys/items: 50 ms doubling, capped at 2 s.
+fn unprocessed_delay(round: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << round.min(6))).min(Duration::from_secs(2))
+}
+
+fn rejected(message: impl Into<String>) -> PortError {
+    PortError::Rejected {
+        component: COMPONENT,
+        message: message.into(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoWindowStore {
+    client: Client,
+    table: String,
+    partition_key: String,
+    sort_key: String,
+}
+
+impl DynamoWindowStore {
+    /// `table_name` is the deployed name (env); key attribute names come from the contract.
+    pub fn new(client: Client, table_name: impl Into<String>, contract: &Table) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+            partition_key: contract.partition_key.clone(),
+            sort_key: contract.sort_key.clone(),
+        }
+    }
+
+    fn key_item(&self, key: &WindowKey) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (
+                self.partition_key.clone(),
+                AttributeValue::S(key.device_id.clone()),
+            ),
+            (
+                self.sort_key.clone(),
+                AttributeValue::N(key.window_start_ms.to_string()),
+            ),
+        ])
+    }
+
+    /// The item for an aggregate.
+    pub fn to_item(&self, a: &WindowAggregate) -> HashMap<String, AttributeValue> {
+        let mut item = self.key_item(&a.key());
+        let n = |v: String| AttributeValue::N(v);
+        item.insert(window_attr::WINDOW_END.into(), n(a.window_end_ms.to_string()));
+        item.insert(window_attr::COUNT.into(), n(a.count.to_string()));
+        item.insert(window_attr::SUM.into(), n(format_milli(a.sum_milli)));
+        item.insert(window_attr::MIN.into(), n(format_milli(a.min_milli.into())));
+        item.insert(window_attr::MAX.into(), n(format_milli(a.max_milli.into())));
+        item.insert(window_attr::AVG.into(), n(format_milli(a.average_milli())));
+        item.insert(
+            window_attr::FIRST_EVENT_TIME.into(),
+            n(a.first_event_time_ms.to_string()),
+        );
+        item.insert(
+            window_attr::LAST_EVENT_TIME.into(),
+            n(a.last_event_time_ms.to_string()),
+        );
+        item.insert(
+            window_attr::OFFSETS.into(),
+            AttributeValue::M(
+                a.watermarks
+                    .iter()
+                    .map(|(tp, offset)| (tp.clone(), n(offset.to_string())))
+                    .collect(),
+            ),
+        );
+        item
+    }
+
+    /// Parses a stored item; a malformed one is a rejection (someone else wrote the table).
+    pub fn from_item(&self, item: &HashMap<String, AttributeValue>) -> Result<WindowAggregate, PortError> {
+        let text = |name: &str| -> Result<&str, PortError> {
+            match item.get(name) {
+                Some(AttributeValue::N(v)) | Some(AttributeValue::S(v)) => Ok(v.as_str()),
+                _ => Err(rejected(format!("window item lacks attribute {name:?}"))),
+            }
+        };
+        let integer = |name: &str| -> Result<i64, PortError> {
+            text(name)?
+                .parse::<i64>()
+                .map_err(|e| rejected(format!("window item attribute {name:?}: {e}")))
+        };
+        let milli = |name: &str| -> Result<i128, PortError> {
+            let raw = text(name)?;
+            parse_milli(raw).ok_or_else(|| rejected(format!("window item attribute {name:?}={raw:?}")))
+        };
+        let small_milli = |name: &str| -> Result<i64, PortError> {
+            i64::try_from(milli(name)?)
+                .map_err(|_| rejected(format!("window item attribute {name:?} overflows")))
+        };
+        let watermarks = match item.get(window_attr::OFFSETS) {
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(tp, v)| match v {
+                    AttributeValue::N(o) => o
+                        .parse::<i64>()
+                        .map(|o| (tp.clone(), o))
+                        .map_err(|e| rejected(format!("offset of {tp}: {e}"))),
+                    _ => Err(rejected(format!("offset of {tp} is not a number"))),
+                })
+                .collect::<Result<BTreeMap<_, _>, _>>()?,
+            _ => return Err(rejected("window item lacks its offsets map")),
+        };
+        Ok(WindowAggregate {
+            device_id: text(&self.partition_key)?.to_string(),
+            window_start_ms: integer(&self.sort_key)?,
+            window_end_ms: integer(window_attr::WINDOW_END)?,
+            count: u64::try_from(integer(window_attr::COUNT)?)
+                .map_err(|_| rejected("negative window count"))?,
+            sum_milli: milli(window_attr::SUM)?,
+            min_milli: small_milli(window_attr::MIN)?,
+            max_milli: small_milli(window_attr::MAX)?,
+            first_event_time_ms: integer(window_attr::FIRST_EVENT_TIME)?,
+            last_event_time_ms: integer(window_attr::LAST_EVENT_TIME)?,
+            watermarks,
+        })
+    }
+}
+
+impl WindowStore for DynamoWindowStore {
+    async fn load(&self, keys: &[WindowKey]) -> Result<Vec<WindowAggregate>, PortError> {
+        // BatchGetItem refuses duplicate keys in one request.
+        let mut seen = HashSet::new();
+        let unique: Vec<&WindowKey> = keys.iter().filter(|k| seen.insert(*k)).collect();
+        let mut found = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(MAX_GET_KEYS) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|k| self.key_item(k)).collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round > 0 {
+                    if round > UNPROCESSED_ROUNDS {
+                        return Err(PortError::Transient {
+                            component: COMPONENT,
+                            message: format!("{} keys still unprocessed by BatchGetItem", pending.len()),
+                        });
+                    }
+                    tokio::time::sleep(unprocessed_delay(round)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| rejected(e.to_string()))?;
+                let response = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
+                if let Some(items) = response.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        found.push(self.from_item(item)?);
+                    }
+                }
+                if let Some(unprocessed) = response.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    pending = unprocessed.keys().to_vec();
+                }
+                round += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn save(
+        &self,
+        aggregate: &WindowAggregate,
+        expected_count: Option<u64>,
+    ) -> Result<SaveOutcome, PortError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.to_item(aggregate)));
+        let request = match expected_count {
+            None => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", &self.partition_key),
+            Some(count) => request
+                .condition_expression("#count = :expected")
+                .expression_attribute_names("#count", window_attr::COUNT)
+                .expression_attribute_values(":expected", AttributeValue::N(count.to_string())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(SaveOutcome::Conflict)
+            }
+            Err(e) => Err(classify_sdk_error(COMPONENT, &e)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DynamoGenericEventStore {
+    client: Client,
+    table: String,
+    partition_key: String,
+    sort_key: String,
+}
+
+impl DynamoGenericEventStore {
+    pub fn new(client: Client, table_name: impl Into<String>, contract: &Table) -> Self {
+        Self {
+            client,
+            table: table_name.into(),
+            partition_key: contract.partition_key.clone(),
+            sort_key: contract.sort_key.clone(),
+        }
+    }
+
+    pub fn to_item(&self, event: &GenericEvent) -> HashMap<String, AttributeValue> {
+        let c = &event.coordinates;
+        let mut item = HashMap::from([
+            (self.partition_key.clone(), AttributeValue::S(c.topic_partition())),
+            (self.sort_key.clone(), AttributeValue::N(c.offset.to_string())),
+            (generic_attr::TOPIC.into(), AttributeValue::S(c.topic.clone())),
+            (
+                generic_attr::PARTITION.into(),
+                AttributeValue::N(c.partition.to_string()),
+            ),
+            (
+                generic_attr::TIMESTAMP.into(),
+                AttributeValue::N(event.timestamp_ms.to_string()),
+            ),
+            (
+                generic_attr::FORMAT.into(),
+                AttributeValue::S(
+                    match event.format {
+                        ValueFormat::GlueAvro => "glue_avro",
+                        ValueFormat::Json => "json",
+                    }
+                    .into(),
+                ),
+            ),
+            (generic_attr::PAYLOAD.into(), json_to_attribute(&event.document)),
+        ]);
+        if let Some(key) = &event.key_base64 {
+            item.insert(generic_attr::KEY.into(), AttributeValue::S(key.clone()));
+        }
+        if let Some(id) = event.schema_version_id {
+            item.insert(
+                generic_attr::SCHEMA_VERSION_ID.into(),
+                AttributeValue::S(id.to_string()),
+            );
+        }
+        item
+    }
+}
+
+/// JSON as native DynamoDB types. The domain has already refused numbers DynamoDB cannot hold,
+/// empty attribute names and documents nested too deep.
+pub fn json_to_attribute(value: &Json) -> AttributeValue {
+    match value {
+        Json::Null => AttributeValue::Null(true),
+        Json::Bool(b) => AttributeValue::Bool(*b),
+        Json::Number(n) => AttributeValue::N(n.to_string()),
+        Json::String(s) => AttributeValue::S(s.clone()),
+        Json::Array(items) => AttributeValue::L(items.iter().map(json_to_attribute).collect()),
+        Json::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+impl GenericEventStore for DynamoGenericEventStore {
+    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
+        // One write per key: BatchWriteItem refuses duplicate keys in a request.
+        let by_coordinates: BTreeMap<_, _> = events.iter().map(|e| (&e.coordinates, e)).collect();
+        let requests: Vec<WriteRequest> = by_coordinates
+            .values()
+            .map(|event| {
+                PutRequest::builder()
+                    .set_item(Some(self.to_item(event)))
+                    .build()
+                    .map(|put| WriteRequest::builder().put_request(put).build())
+                    .map_err(|e| rejected(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        for chunk in requests.chunks(MAX_WRITE_ITEMS) {
+            let mut pending = chunk.to_vec();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round > 0 {
+                    if round > UNPROCESSED_ROUNDS {
+                        return Err(PortError::Transient {
+                            component: COMPONENT,
+                            message: format!("{} items still unprocessed by BatchWriteItem", pending.len()),
+                        });
+                    }
+                    tokio::time::sleep(unprocessed_delay(round)).await;
+                }
+                let response = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, std::mem::take(&mut pending))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
+                if let Some(unprocessed) = response.unprocessed_items().and_then(|u| u.get(&self.table)) {
+                    pending = unprocessed.clone();
+                }
+                round += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipeline_contracts::contracts;
+
+    fn store() -> DynamoWindowStore {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        DynamoWindowStore::new(
+            Client::from_conf(config),
+            "t",
+            &contracts().tables.window_aggregates,
+        )
+    }
+
+    #[test]
+    fn window_items_round_trip_and_use_the_contract_keys() {
+        let aggregate = WindowAggregate {
+            device_id: "dev-1".into(),
+            window_start_ms: -60_000,
+            window_end_ms: 0,
+            count: 3,
+            sum_milli: 38_751,
+            min_milli: -1000,
+            max_milli: 20_500,
+            first_event_time_ms: -59_000,
+            last_event_time_ms: -1,
+            watermarks: BTreeMap::from([("sensor-readings-0".into(), 6), ("sensor-readings-1".into(), 2)]),
+        };
+        let store = store();
+        let item = store.to_item(&aggregate);
+        let table = &contracts().tables.window_aggregates;
+        assert_eq!(item[&table.partition_key], AttributeValue::S("dev-1".into()));
+        assert_eq!(item[&table.sort_key], AttributeValue::N("-60000".into()));
+        assert_eq!(item[window_attr::SUM], AttributeValue::N("38.751".into()));
+        assert_eq!(item[window_attr::AVG], AttributeValue::N("12.917".into()));
+        assert_eq!(item[window_attr::MIN], AttributeValue::N("-1".into()));
+        assert_eq!(store.from_item(&item).unwrap(), aggregate);
+
+        // DynamoDB may hand numbers back normalised differently; parsing must stay exact.
+        let mut normalised = item.clone();
+        normalised.insert(window_attr::SUM.into(), AttributeValue::N("3.8751E+1".into()));
+        assert_eq!(store.from_item(&normalised).unwrap(), aggregate);
+
+        let mut broken = item;
+        broken.remove(window_attr::OFFSETS);
+        assert!(matches!(
+            store.from_item(&broken),
+            Err(PortError::Rejected { .. })
+        ));
+    }
+
+    #[test]
+    fn json_documents_become_native_attributes() {
+        let value = serde_json::json!({"a": [1, 2.5, null, true], "b": {"c": "x"}});
+        let AttributeValue::M(map) = json_to_attribute(&value) else {
+            panic!()
+        };
+        assert_eq!(
+            map["a"],
+            AttributeValue::L(vec![
+                AttributeValue::N("1".into()),
+                AttributeValue::N("2.5".into()),
+                AttributeValue::Null(true),
+                AttributeValue::Bool(true),
+            ])
+        );
+        assert_eq!(
+            map["b"],
+            AttributeValue::M(HashMap::from([("c".into(), AttributeValue::S("x".into()))]))
+        );
+    }
+}

@@ -1,0 +1,237 @@
+//! SQS FIFO as the domain's [`PoisonSink`].
+//!
+//! Messages go out with `SendMessageBatch` (at most 10 entries and 256 KiB per request), grouped
+//! per `topic-partition` and deduplicated per record (ids from
+//! [`PoisonMessage::group_id`]/[`PoisonMessage::deduplication_id`]), so a replayed batch within
+//! the queue's five-minute deduplication window adds nothing. Entries SQS fails without blaming the
+//! sender are re-sent with backoff. A message too large for SQS is written whole to S3 at a
+//! deterministic key and replaced in the queue by a pointer carrying the coordinates and reason.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+use pipeline_domain::consume::ports::{ObjectStore, OffloadedContent, PoisonMessage, PoisonSink};
+use pipeline_domain::ports::PortError;
+
+use crate::aws::classify_sdk_error;
+use crate::s3::S3Objects;
+
+const COMPONENT: &str = "sqs";
+
+/// SQS caps a message, and the sum of a batch, at 256 KiB.
+const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// Bodies above this are offloaded; the margin covers the per-entry overhead SQS counts.
+pub const MAX_INLINE_BODY_BYTES: usize = 240 * 1024;
+const MAX_ENTRIES: usize = 10;
+/// Re-sends of entries SQS failed on its side before giving up (transient).
+const FAILED_ENTRY_ROUNDS: u32 = 5;
+
+#[derive(Debug, Clone)]
+pub struct SqsPoisonSink {
+    client: Client,
+    queue_url: String,
+    oversize: S3Objects,
+    oversize_prefix: String,
+}
+
+impl SqsPoisonSink {
+    /// `oversize` and `oversize_prefix` (contract `bucket.oversizePoisonPrefix`) receive messages
+    /// too large for SQS.
+    pub fn new(
+        client: Client,
+        queue_url: impl Into<String>,
+        oversize: S3Objects,
+        oversize_prefix: impl Into<String>,
+    ) -> Self {
+        Self {
+            client,
+            queue_url: queue_url.into(),
+            oversize,
+            oversize_prefix: oversize_prefix.into(),
+        }
+    }
+
+    /// The body to enqueue, offloading the full message to S3 when it is too large.
+    async fn body_for(&self, message: &PoisonMessage) -> Result<String, PortError> {
+        let body = queue_safe(serialize(message)?);
+        if body.len() <= MAX_INLINE_BODY_BYTES {
+            return Ok(body);
+        }
+        let key = message.offload_key(&self.oversize_prefix);
+        let size = body.len();
+        self.oversize
+            .put(&key, body.into_bytes(), "application/json")
+            .await?;
+        let pointer = PoisonMessage {
+            key_base64: None,
+            value_base64: None,
+            headers: None,
+            offloaded: Some(OffloadedContent {
+                bucket: self.oversize.bucket().to_string(),
+                key,
+                size,
+            }),
+            ..message.clone()
+        };
+        Ok(queue_safe(serialize(&pointer)?))
+    }
+}
+
+fn serialize(message: &PoisonMessage) -> Result<String, PortError> {
+    serde_json::to_string(message).map_err(|e| PortError::Rejected {
+        component: COMPONENT,
+        message: format!("poison message does not serialize: {e}"),
+    })
+}
+
+/// SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. JSON escapes
+/// control characters already; the non-characters U+FFFE/U+FFFF could still come from reason text.
+fn queue_safe(body: String) -> String {
+    if body.chars().all(|c| !matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
+        body
+    } else {
+        body.replace(['\u{FFFE}', '\u{FFFF}'], "\u{FFFD}")
+    }
+}
+
+struct Entry {
+    body: String,
+    group_id: String,
+    deduplication_id: String,
+}
+
+/// Packs entries into requests of at most 10 entries and 256 KiB.
+fn pack(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
+    let mut requests: Vec<Vec<Entry>> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let fits = requests
+            .last()
+            .is_some_and(|r| r.len() < MAX_ENTRIES && size + entry.body.len() <= MAX_REQUEST_BYTES);
+        if !fits {
+            requests.push(Vec::new());
+            size = 0;
+        }
+        size += entry.body.len();
+        if let Some(request) = requests.last_mut() {
+            request.push(entry);
+        }
+    }
+    requests
+}
+
+impl PoisonSink for SqsPoisonSink {
+    async fn send(&self, messages: &[PoisonMessage]) -> Result<(), PortError> {
+        let mut entries = Vec::with_capacity(messages.len());
+        for message in messages {
+            entries.push(Entry {
+                body: self.body_for(message).await?,
+                group_id: message.group_id(),
+                deduplication_id: message.deduplication_id(),
+            });
+        }
+        for request in pack(entries) {
+            let mut pending: Vec<&Entry> = request.iter().collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round > 0 {
+                    if round > FAILED_ENTRY_ROUNDS {
+                        return Err(PortError::Transient {
+                            component: COMPONENT,
+                            message: format!("{} poison messages still failing", pending.len()),
+                        });
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 << round.min(5))).await;
+                }
+                let batch = pending
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(format!("m{i}"))
+                            .message_body(&e.body)
+                            .message_group_id(&e.group_id)
+                            .message_deduplication_id(&e.deduplication_id)
+                            .build()
+                            .map_err(|err| PortError::Rejected {
+                                component: COMPONENT,
+                                message: err.to_string(),
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let response = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(&self.queue_url)
+                    .set_entries(Some(batch))
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
+                let mut retry = Vec::new();
+                for failed in response.failed() {
+                    if failed.sender_fault() {
+                        return Err(PortError::Rejected {
+                            component: COMPONENT,
+                            message: format!(
+                                "SendMessageBatch refused an entry: {}: {}",
+                                failed.code(),
+                                failed.message().unwrap_or_default()
+                            ),
+                        });
+                    }
+                    let index = failed
+                        .id()
+                        .strip_prefix('m')
+                        .and_then(|i| i.parse::<usize>().ok());
+                    match index.and_then(|i| pending.get(i)) {
+                        Some(entry) => retry.push(*entry),
+                        None => {
+                            return Err(PortError::Rejected {
+                                component: COMPONENT,
+                                message: format!(
+                                    "SendMessageBatch reported unknown entry id {}",
+                                    failed.id()
+                                ),
+                            })
+                        }
+                    }
+                }
+                pending = retry;
+                round += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(size: usize) -> Entry {
+        Entry {
+            body: "x".repeat(size),
+            group_id: "g".into(),
+            deduplication_id: "d".into(),
+        }
+    }
+
+    #[test]
+    fn packing_respects_entry_and_byte_limits() {
+        let sizes: Vec<usize> = pack((0..23).map(|_| entry(10)).collect())
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![10, 10, 3]);
+        let big = pack((0..5).map(|_| entry(100 * 1024)).collect());
+        assert_eq!(big.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2, 1]);
+        assert!(pack(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn bodies_are_made_safe_for_sqs() {
+        assert_eq!(queue_safe("a\u{FFFF}b".into()), "a\u{FFFD}b");
+        assert_eq!(queue_safe("plain".into()), "plain");
+    }
+}

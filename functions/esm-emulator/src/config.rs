@@ -1,0 +1,214 @@
+//! Validated configuration of one event source mapping, with the limits AWS enforces.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::event::EventSource;
+use crate::retry::RetryPolicy;
+
+/// Lambda's synchronous invocation payload limit.
+pub const MAX_INVOKE_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+pub const MAX_BATCH_SIZE: usize = 10_000;
+pub const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
+pub const MAX_RETRY_ATTEMPTS: i64 = 10_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartingPosition {
+    TrimHorizon,
+    Latest,
+}
+
+impl std::str::FromStr for StartingPosition {
+    type Err = ConfigError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "TRIM_HORIZON" => Ok(StartingPosition::TrimHorizon),
+            "LATEST" => Ok(StartingPosition::Latest),
+            other => Err(ConfigError::StartingPosition(other.to_string())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MappingConfig {
+    pub topic: String,
+    pub consumer_group: String,
+    pub bootstrap_servers: String,
+    pub starting_position: StartingPosition,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub max_payload_bytes: usize,
+    pub retry: RetryPolicy,
+    pub event_source: EventSource,
+    pub function_name: String,
+    pub function_arn: String,
+    /// SQS queue URL; without one, a discarded batch is only logged (AWS drops it too).
+    pub on_failure_queue_url: Option<String>,
+    /// Stop after every partition has been caught up for this long (for batch runs and tests).
+    pub exit_when_idle: Option<Duration>,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("starting position must be TRIM_HORIZON or LATEST, got {0:?}")]
+    StartingPosition(String),
+    #[error("batch size must be between 1 and {MAX_BATCH_SIZE}, got {0}")]
+    BatchSize(usize),
+    #[error("batching window must be at most 300s, got {0:?}")]
+    BatchingWindow(Duration),
+    #[error("maximum retry attempts must be -1 (forever) or 0..={MAX_RETRY_ATTEMPTS}, got {0}")]
+    RetryAttempts(i64),
+    #[error("payload cap must be between 1 KiB and {MAX_INVOKE_PAYLOAD_BYTES} bytes, got {0}")]
+    PayloadCap(usize),
+    #[error("{0} must not be empty")]
+    Empty(&'static str),
+}
+
+/// Raw values as given on the command line or by a test.
+#[derive(Debug, Clone)]
+pub struct MappingSettings {
+    pub topic: String,
+    pub consumer_group: String,
+    pub bootstrap_servers: String,
+    pub starting_position: String,
+    pub batch_size: usize,
+    pub batching_window: Duration,
+    pub max_payload_bytes: usize,
+    pub max_retry_attempts: i64,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    pub msk_cluster_arn: Option<String>,
+    pub function_name: String,
+    pub region: String,
+    pub on_failure_queue_url: Option<String>,
+    pub exit_when_idle: Option<Duration>,
+}
+
+impl MappingSettings {
+    pub fn validate(self) -> Result<MappingConfig, ConfigError> {
+        for (name, value) in [
+            ("topic", &self.topic),
+            ("consumer group", &self.consumer_group),
+            ("bootstrap servers", &self.bootstrap_servers),
+            ("function name", &self.function_name),
+        ] {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Empty(name));
+            }
+        }
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(ConfigError::BatchSize(self.batch_size));
+        }
+        if self.batching_window > MAX_BATCHING_WINDOW {
+            return Err(ConfigError::BatchingWindow(self.batching_window));
+        }
+        if !(1024..=MAX_INVOKE_PAYLOAD_BYTES).contains(&self.max_payload_bytes) {
+            return Err(ConfigError::PayloadCap(self.max_payload_bytes));
+        }
+        let max_retry_attempts = match self.max_retry_attempts {
+            -1 => None,
+            n @ 0..=MAX_RETRY_ATTEMPTS => Some(n as u32),
+            other => return Err(ConfigError::RetryAttempts(other)),
+        };
+        let event_source = match self.msk_cluster_arn {
+            Some(cluster_arn) => EventSource::Msk { cluster_arn },
+            None => EventSource::SelfManaged,
+        };
+        let function_arn = if self.function_name.starts_with("arn:") {
+            self.function_name.clone()
+        } else {
+            format!(
+                "arn:aws:lambda:{}:000000000000:function:{}",
+                self.region, self.function_name
+            )
+        };
+        Ok(MappingConfig {
+            starting_position: self.starting_position.parse()?,
+            topic: self.topic,
+            consumer_group: self.consumer_group,
+            bootstrap_servers: self.bootstrap_servers,
+            batch_size: self.batch_size,
+            batching_window: self.batching_window,
+            max_payload_bytes: self.max_payload_bytes,
+            retry: RetryPolicy {
+                max_retry_attempts,
+                initial_backoff: self.initial_backoff,
+                max_backoff: self.max_backoff,
+            },
+            event_source,
+            function_name: self.function_name,
+            function_arn,
+            on_failure_queue_url: self.on_failure_queue_url.filter(|u| !u.is_empty()),
+            exit_when_idle: self.exit_when_idle,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn settings() -> MappingSettings {
+        MappingSettings {
+            topic: "t".into(),
+            consumer_group: "g".into(),
+            bootstrap_servers: "127.0.0.1:19092".into(),
+            starting_position: "TRIM_HORIZON".into(),
+            batch_size: 100,
+            batching_window: Duration::from_millis(500),
+            max_payload_bytes: MAX_INVOKE_PAYLOAD_BYTES,
+            max_retry_attempts: -1,
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            msk_cluster_arn: None,
+            function_name: "consumer".into(),
+            region: "us-east-1".into(),
+            on_failure_queue_url: None,
+            exit_when_idle: None,
+        }
+    }
+
+    #[test]
+    fn defaults_validate() {
+        let config = settings().validate().unwrap();
+        assert_eq!(config.retry.max_retry_attempts, None);
+        assert_eq!(config.event_source, EventSource::SelfManaged);
+        assert_eq!(
+            config.function_arn,
+            "arn:aws:lambda:us-east-1:000000000000:function:consumer"
+        );
+    }
+
+    #[test]
+    fn aws_limits_are_enforced() {
+        let mut s = settings();
+        s.batch_size = 10_001;
+        assert_eq!(s.validate(), Err(ConfigError::BatchSize(10_001)));
+        let mut s = settings();
+        s.batch_size = 0;
+        assert_eq!(s.validate(), Err(ConfigError::BatchSize(0)));
+        let mut s = settings();
+        s.max_retry_attempts = -2;
+        assert_eq!(s.validate(), Err(ConfigError::RetryAttempts(-2)));
+        let mut s = settings();
+        s.max_payload_bytes = MAX_INVOKE_PAYLOAD_BYTES + 1;
+        assert!(matches!(s.validate(), Err(ConfigError::PayloadCap(_))));
+        let mut s = settings();
+        s.starting_position = "AT_TIMESTAMP".into();
+        assert!(matches!(s.validate(), Err(ConfigError::StartingPosition(_))));
+        let mut s = settings();
+        s.batching_window = Duration::from_secs(301);
+        assert!(matches!(s.validate(), Err(ConfigError::BatchingWindow(_))));
+    }
+
+    #[test]
+    fn msk_arn_selects_the_msk_event_source() {
+        let mut s = settings();
+        s.msk_cluster_arn = Some("arn:aws:kafka:us-east-1:1:cluster/c/1".into());
+        s.max_retry_attempts = 3;
+        let config = s.validate().unwrap();
+        assert_eq!(config.event_source.name(), "aws:kafka");
+        assert_eq!(config.retry.max_retry_attempts, Some(3));
+    }
+}

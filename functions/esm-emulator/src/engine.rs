@@ -1,0 +1,758 @@
+//! The mapping loop: gather a batch (size, window, payload cap), invoke, retry the whole batch with
+//! backoff, send it to the on-failure destination when retries run out, and only then commit.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{SecondsFormat, Utc};
+use thiserror::Error;
+use tracing::{debug, info, warn};
+
+use crate::batch::{Batch, BatchAssembler, Offer, PartitionSpan};
+use crate::config::MappingConfig;
+use crate::event::{EncodedRecord, EventEnvelope};
+use crate::failure::{failure_record, FailureCondition, FailureInput, LastResponse};
+use crate::ports::{
+    FailureDestination, InvokeError, InvokeOutcome, Invoker, PartitionLag, RecordSource, SourceError,
+};
+use crate::retry::RetryDecision;
+use crate::status::{BatchOutcome, BatchReport, Counters, MappingState, MappingStatus, Reporter, SpanReport};
+
+/// How long one poll waits when nothing is buffered; bounds how quickly a stop is noticed.
+const IDLE_POLL: Duration = Duration::from_millis(200);
+/// Lag is refreshed at most this often (it costs a watermark request per partition).
+const LAG_REFRESH: Duration = Duration::from_secs(1);
+const UNAVAILABLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
+const COMMIT_ATTEMPTS: u32 = 5;
+
+#[derive(Debug, Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("invoking {function}: {message}; nothing was committed for the current batch")]
+    InvokeFatal { function: String, message: String },
+}
+
+/// A stop request shared with signal handlers; checked between polls and between retries.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_stopped(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+enum Gathered {
+    Batch(Batch),
+    TooLarge {
+        record: EncodedRecord,
+        event_size: usize,
+    },
+    Nothing,
+}
+
+enum Delivery {
+    Delivered { attempts: u32 },
+    Exhausted { attempts: u32, last: LastResponse },
+    Stopped,
+}
+
+pub struct Mapping<S, I, D, R> {
+    config: MappingConfig,
+    source: S,
+    invoker: I,
+    destination: Option<D>,
+    reporter: R,
+    assembler: BatchAssembler,
+    carry: Option<EncodedRecord>,
+    status: MappingStatus,
+    lag_refreshed: Option<Instant>,
+    stop: StopFlag,
+}
+
+impl<S, I, D, R> Mapping<S, I, D, R>
+where
+    S: RecordSource,
+    I: Invoker,
+    D: FailureDestination,
+    R: Reporter,
+{
+    pub fn new(
+        config: MappingConfig,
+        source: S,
+        invoker: I,
+        destination: Option<D>,
+        reporter: R,
+        stop: StopFlag,
+    ) -> Self {
+        let envelope = EventEnvelope::new(config.event_source.clone(), config.bootstrap_servers.clone());
+        let assembler = BatchAssembler::new(envelope, config.batch_size, config.max_payload_bytes);
+        let status = MappingStatus {
+            topic: config.topic.clone(),
+            consumer_group: config.consumer_group.clone(),
+            function_name: config.function_name.clone(),
+            state: MappingState::Starting,
+            counters: Counters::default(),
+            partitions: Vec::new(),
+            total_lag: 0,
+            updated_at: now_iso(),
+        };
+        Self {
+            config,
+            source,
+            invoker,
+            destination,
+            reporter,
+            assembler,
+            carry: None,
+            status,
+            lag_refreshed: None,
+            stop,
+        }
+    }
+
+    /// Runs until stopped, until idle for `exit_when_idle`, or until a fatal error.
+    pub async fn run(mut self) -> Result<MappingStatus, EngineError> {
+        let mut idle_since: Option<Instant> = None;
+        self.refresh_lag(true).await?;
+        while !self.stop.is_stopped() {
+            match self.gather().await? {
+                Gathered::Batch(batch) => {
+                    idle_since = None;
+                    if !self.deliver(batch).await? {
+                        break;
+                    }
+                }
+                Gathered::TooLarge { record, event_size } => {
+                    idle_since = None;
+                    if !self.discard_too_large(record, event_size).await? {
+                        break;
+                    }
+                }
+                Gathered::Nothing => {
+                    self.refresh_lag(false).await?;
+                    if self.status.total_lag == 0 {
+                        let since = *idle_since.get_or_insert_with(Instant::now);
+                        self.set_state(MappingState::Idle);
+                        if self.config.exit_when_idle.is_some_and(|d| since.elapsed() >= d) {
+                            info!(topic = %self.config.topic, "caught up and idle; exiting");
+                            break;
+                        }
+                    } else {
+                        idle_since = None;
+                    }
+                }
+            }
+        }
+        self.refresh_lag(true).await?;
+        self.set_state(MappingState::Stopped);
+        self.reporter.status(&self.status);
+        Ok(self.status)
+    }
+
+    async fn next_encoded(&mut self, timeout: Duration) -> Result<Option<EncodedRecord>, EngineError> {
+        if let Some(record) = self.carry.take() {
+            return Ok(Some(record));
+        }
+        Ok(self
+            .source
+            .next_record(timeout)
+            .await?
+            .map(|r| EncodedRecord::encode(&r)))
+    }
+
+    /// Collects one batch: stops at the batch size, at the payload cap, or when the batching window
+    /// (started by the first record) ends.
+    async fn gather(&mut self) -> Result<Gathered, EngineError> {
+        let mut window_ends: Option<Instant> = None;
+        loop {
+            if self.assembler.is_full() {
+                return Ok(Gathered::Batch(self.assembler.take()));
+            }
+            // Once the window has ended, only records already fetched are added (zero timeout).
+            let timeout = window_ends.map_or(IDLE_POLL, |end| end.saturating_duration_since(Instant::now()));
+            let Some(record) = self.next_encoded(timeout).await? else {
+                if self.assembler.is_empty() {
+                    return Ok(Gathered::Nothing);
+                }
+                if self.stop.is_stopped() || window_ends.is_some_and(|end| Instant::now() >= end) {
+                    return Ok(Gathered::Batch(self.assembler.take()));
+                }
+                continue;
+            };
+            match self.assembler.offer(record) {
+                Offer::Added => {
+                    window_ends.get_or_insert_with(|| Instant::now() + self.config.batching_window);
+                }
+                Offer::Full(record) => {
+                    self.carry = Some(record);
+                    return Ok(Gathered::Batch(self.assembler.take()));
+                }
+                Offer::TooLarge { record, event_size } => {
+                    if self.assembler.is_empty() {
+                        return Ok(Gathered::TooLarge { record, event_size });
+                    }
+                    self.carry = Some(record);
+                    return Ok(Gathered::Batch(self.assembler.take()));
+                }
+            }
+        }
+    }
+
+    /// Returns false when a stop interrupted the batch before it was committed.
+    async fn deliver(&mut self, batch: Batch) -> Result<bool, EngineError> {
+        let payload = batch.render(self.assembler.envelope());
+        let spans = batch.spans();
+        debug!(records = batch.record_count(), bytes = payload.len(), "invoking");
+        self.set_state(MappingState::Polling);
+        match self.invoke_with_retries(&payload).await? {
+            Delivery::Stopped => Ok(false),
+            Delivery::Delivered { attempts } => {
+                self.commit(&spans).await?;
+                self.status.counters.batches_delivered += 1;
+                self.status.counters.records_delivered += batch.record_count() as u64;
+                self.report_batch(BatchOutcome::Delivered, &batch, attempts, &spans);
+                self.refresh_lag(false).await?;
+                Ok(true)
+            }
+            Delivery::Exhausted { attempts, last } => {
+                warn!(
+                    topic = %self.config.topic, records = batch.record_count(), attempts,
+                    error = %last.message, "retries exhausted; sending the batch to the on-failure destination"
+                );
+                let body = self.failure_body(
+                    FailureCondition::RetryAttemptsExhausted,
+                    attempts,
+                    Some(last),
+                    payload.len(),
+                    &spans,
+                );
+                if !self.send_failure(body, &spans).await {
+                    return Ok(false);
+                }
+                self.commit(&spans).await?;
+                self.status.counters.batches_discarded += 1;
+                self.status.counters.records_discarded += batch.record_count() as u64;
+                self.report_batch(BatchOutcome::Discarded, &batch, attempts, &spans);
+                self.refresh_lag(false).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn invoke_with_retries(&mut self, payload: &[u8]) -> Result<Delivery, EngineError> {
+        let mut failed_attempts = 0u32;
+        let mut unavailable_streak = 0u32;
+        loop {
+            if self.stop.is_stopped() {
+                return Ok(Delivery::Stopped);
+            }
+            self.status.counters.invocations += 1;
+            match self.invoker.invoke(payload.to_vec()).await {
+                Ok(InvokeOutcome::Success) => {
+                    return Ok(Delivery::Delivered {
+                        attempts: failed_attempts + 1,
+                    })
+                }
+                Ok(InvokeOutcome::FunctionError {
+                    status_code,
+                    function_error,
+                    message,
+                }) => {
+                    failed_attempts += 1;
+                    unavailable_streak = 0;
+                    self.status.counters.function_errors += 1;
+                    warn!(topic = %self.config.topic, failed_attempts, status_code, %function_error, %message, "function error");
+                    match self.config.retry.after_failure(failed_attempts) {
+                        RetryDecision::GiveUp => {
+                            return Ok(Delivery::Exhausted {
+                                attempts: failed_attempts,
+                                last: LastResponse {
+                                    status_code,
+                                    function_error,
+                                    message,
+                                },
+                            })
+                        }
+                        RetryDecision::RetryAfter(wait) => {
+                            self.set_state(MappingState::Retrying);
+                            self.reporter.status(&self.status);
+                            self.sleep(wait).await;
+                        }
+                    }
+                }
+                Err(InvokeError::Unavailable(message)) => {
+                    self.status.counters.unavailable_errors += 1;
+                    unavailable_streak += 1;
+                    let wait = self
+                        .config
+                        .retry
+                        .backoff(unavailable_streak.min(16))
+                        .min(UNAVAILABLE_BACKOFF_MAX);
+                    warn!(topic = %self.config.topic, %message, ?wait, "invoke endpoint unavailable; retrying (not counted as an attempt)");
+                    self.set_state(MappingState::Retrying);
+                    self.sleep(wait).await;
+                }
+                Err(InvokeError::Fatal(message)) => {
+                    return Err(EngineError::InvokeFatal {
+                        function: self.config.function_name.clone(),
+                        message,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn discard_too_large(
+        &mut self,
+        record: EncodedRecord,
+        event_size: usize,
+    ) -> Result<bool, EngineError> {
+        let span = PartitionSpan {
+            topic: record.topic.clone(),
+            partition: record.partition,
+            first_offset: record.offset,
+            last_offset: record.offset,
+            first_timestamp: record.timestamp,
+            last_timestamp: record.timestamp,
+            count: 1,
+        };
+        warn!(topic = %record.topic, partition = record.partition, offset = record.offset, event_size,
+              cap = self.config.max_payload_bytes, "record exceeds the invoke payload cap; sending it to the on-failure destination");
+        let spans = [span];
+        let body = self.failure_body(
+            FailureCondition::MaximumPayloadSizeExceeded,
+            0,
+            None,
+            event_size,
+            &spans,
+        );
+        if !self.send_failure(body, &spans).await {
+            return Ok(false);
+        }
+        self.commit(&spans).await?;
+        self.status.counters.records_too_large += 1;
+        let report = BatchReport {
+            outcome: BatchOutcome::TooLarge,
+            records: 1,
+            payload_bytes: event_size,
+            attempts: 0,
+            partitions: spans.iter().map(SpanReport::from).collect(),
+        };
+        self.reporter.batch(&report);
+        Ok(true)
+    }
+
+    fn failure_body(
+        &self,
+        condition: FailureCondition,
+        invoke_count: u32,
+        response: Option<LastResponse>,
+        payload_size: usize,
+        spans: &[PartitionSpan],
+    ) -> String {
+        failure_record(&FailureInput {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            function_arn: &self.config.function_arn,
+            condition,
+            invoke_count,
+            response,
+            now: Utc::now(),
+            envelope: self.assembler.envelope(),
+            payload_size,
+            spans,
+        })
+    }
+
+    /// Sends until the destination accepts it; returns false if stopped first (nothing committed).
+    async fn send_failure(&mut self, body: String, spans: &[PartitionSpan]) -> bool {
+        let Some(destination) = &self.destination else {
+            warn!(topic = %self.config.topic, "no on-failure destination configured: the discarded batch is only logged: {body}");
+            return true;
+        };
+        let coordinates: Vec<String> = spans
+            .iter()
+            .map(|s| format!("{}-{}:{}-{}", s.topic, s.partition, s.first_offset, s.last_offset))
+            .collect();
+        let deduplication_id = uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            format!("{}|{}", self.config.consumer_group, coordinates.join(",")).as_bytes(),
+        )
+        .to_string();
+        let mut attempt = 0u32;
+        loop {
+            match destination.send(body.clone(), deduplication_id.clone()).await {
+                Ok(()) => return true,
+                Err(error) => {
+                    attempt += 1;
+                    let wait = self
+                        .config
+                        .retry
+                        .backoff(attempt.min(16))
+                        .min(UNAVAILABLE_BACKOFF_MAX);
+                    warn!(%error, ?wait, "on-failure destination refused the record; retrying (offsets stay uncommitted)");
+                    if self.stop.is_stopped() {
+                        return false;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(&mut self, spans: &[PartitionSpan]) -> Result<(), EngineError> {
+        let next: Vec<(String, i32, i64)> = spans
+            .iter()
+            .map(|s| (s.topic.clone(), s.partition, s.next_offset()))
+            .collect();
+        let mut attempt = 0u32;
+        loop {
+            match self.source.commit(&next).await {
+                Ok(()) => return Ok(()),
+                Err(error) if attempt + 1 < COMMIT_ATTEMPTS => {
+                    attempt += 1;
+                    warn!(%error, attempt, "commit failed; retrying");
+                    tokio::time::sleep(self.config.retry.backoff(attempt).min(UNAVAILABLE_BACKOFF_MAX)).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    async fn refresh_lag(&mut self, force: bool) -> Result<(), EngineError> {
+        if !force && self.lag_refreshed.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
+            return Ok(());
+        }
+        let partitions: Vec<PartitionLag> = self.source.lag().await?;
+        self.status.total_lag = partitions.iter().map(|p| p.lag.max(0)).sum();
+        self.status.partitions = partitions;
+        self.status.updated_at = now_iso();
+        self.lag_refreshed = Some(Instant::now());
+        self.reporter.status(&self.status);
+        Ok(())
+    }
+
+    fn set_state(&mut self, state: MappingState) {
+        self.status.state = state;
+    }
+
+    fn report_batch(&mut self, outcome: BatchOutcome, batch: &Batch, attempts: u32, spans: &[PartitionSpan]) {
+        let report = BatchReport {
+            outcome,
+            records: batch.record_count(),
+            payload_bytes: batch.payload_size(),
+            attempts,
+            partitions: spans.iter().map(SpanReport::from).collect(),
+        };
+        self.reporter.batch(&report);
+    }
+
+    /// Sleeps in short steps so a stop request is noticed during long backoffs.
+    async fn sleep(&self, total: Duration) {
+        let end = Instant::now() + total;
+        while !self.stop.is_stopped() {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            tokio::time::sleep(left.min(IDLE_POLL)).await;
+        }
+    }
+}
+
+fn now_iso() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MappingSettings;
+    use crate::event::{PolledRecord, TimestampType};
+    use crate::ports::DestinationError;
+    use crate::status::MemoryReporter;
+    use std::collections::{BTreeMap, VecDeque};
+    use std::sync::Mutex;
+
+    /// One partition's log plus the group's committed offset, shared so tests can inspect it.
+    #[derive(Clone, Default)]
+    struct FakeLog {
+        inner: Arc<Mutex<FakeLogState>>,
+    }
+
+    #[derive(Default)]
+    struct FakeLogState {
+        records: VecDeque<PolledRecord>,
+        end: i64,
+        committed: BTreeMap<i32, i64>,
+        commit_calls: usize,
+    }
+
+    impl FakeLog {
+        fn with_records(n: i64, value_len: usize) -> Self {
+            let log = FakeLog::default();
+            {
+                let mut state = log.inner.lock().unwrap();
+                for offset in 0..n {
+                    state.records.push_back(PolledRecord {
+                        topic: "t".into(),
+                        partition: 0,
+                        offset,
+                        timestamp: offset,
+                        timestamp_type: TimestampType::CreateTime,
+                        key: None,
+                        value: Some(vec![b'v'; value_len]),
+                        headers: vec![],
+                    });
+                }
+                state.end = n;
+            }
+            log
+        }
+        fn committed(&self) -> Option<i64> {
+            self.inner.lock().unwrap().committed.get(&0).copied()
+        }
+    }
+
+    impl RecordSource for FakeLog {
+        async fn next_record(&mut self, _timeout: Duration) -> Result<Option<PolledRecord>, SourceError> {
+            Ok(self.inner.lock().unwrap().records.pop_front())
+        }
+        async fn commit(&mut self, next: &[(String, i32, i64)]) -> Result<(), SourceError> {
+            let mut state = self.inner.lock().unwrap();
+            state.commit_calls += 1;
+            for (_, partition, offset) in next {
+                state.committed.insert(*partition, *offset);
+            }
+            Ok(())
+        }
+        async fn lag(&mut self) -> Result<Vec<PartitionLag>, SourceError> {
+            let state = self.inner.lock().unwrap();
+            let committed = state.committed.get(&0).copied();
+            Ok(vec![PartitionLag {
+                partition: 0,
+                committed,
+                high_watermark: state.end,
+                lag: state.end - committed.unwrap_or(0),
+            }])
+        }
+    }
+
+    /// (payload size, committed offset when invoked)
+    type SeenCall = (usize, Option<i64>);
+
+    /// Fails the first `failures` invocations; records the committed offset seen at each call.
+    #[derive(Clone)]
+    struct FakeFunction {
+        failures: Arc<Mutex<u32>>,
+        log: FakeLog,
+        calls: Arc<Mutex<Vec<SeenCall>>>,
+    }
+
+    impl Invoker for FakeFunction {
+        async fn invoke(&self, payload: Vec<u8>) -> Result<InvokeOutcome, InvokeError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((payload.len(), self.log.committed()));
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Ok(InvokeOutcome::FunctionError {
+                    status_code: 200,
+                    function_error: "Unhandled".into(),
+                    message: "sink down".into(),
+                });
+            }
+            Ok(InvokeOutcome::Success)
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct FakeQueue(Arc<Mutex<Vec<(String, String)>>>);
+
+    impl FailureDestination for FakeQueue {
+        async fn send(&self, body: String, id: String) -> Result<(), DestinationError> {
+            self.0.lock().unwrap().push((body, id));
+            Ok(())
+        }
+    }
+
+    fn config(batch_size: usize, retries: i64, cap: usize) -> MappingConfig {
+        MappingSettings {
+            topic: "t".into(),
+            consumer_group: "g".into(),
+            bootstrap_servers: "b:9092".into(),
+            starting_position: "TRIM_HORIZON".into(),
+            batch_size,
+            batching_window: Duration::ZERO,
+            max_payload_bytes: cap,
+            max_retry_attempts: retries,
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(2),
+            msk_cluster_arn: None,
+            function_name: "f".into(),
+            region: "us-east-1".into(),
+            on_failure_queue_url: Some("q".into()),
+            exit_when_idle: Some(Duration::ZERO),
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn function(failures: u32, log: &FakeLog) -> FakeFunction {
+        FakeFunction {
+            failures: Arc::new(Mutex::new(failures)),
+            log: log.clone(),
+            calls: Arc::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn commits_only_after_success_and_retries_the_same_batch() {
+        let log = FakeLog::with_records(5, 10);
+        let f = function(3, &log);
+        let queue = FakeQueue::default();
+        let status = Mapping::new(
+            config(10, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(queue.clone()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        let calls = f.calls.lock().unwrap().clone();
+        assert_eq!(calls.len(), 4);
+        assert!(
+            calls.iter().all(|(_, committed)| committed.is_none()),
+            "committed before success: {calls:?}"
+        );
+        assert!(
+            calls.windows(2).all(|w| w[0].0 == w[1].0),
+            "the retried payload changed"
+        );
+        assert_eq!(log.committed(), Some(5));
+        assert_eq!(status.counters.function_errors, 3);
+        assert_eq!(status.counters.records_delivered, 5);
+        assert!(queue.0.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn exhausted_retries_dead_letter_the_batch_then_commit_and_move_on() {
+        let log = FakeLog::with_records(6, 10);
+        let f = function(3, &log);
+        let queue = FakeQueue::default();
+        let status = Mapping::new(
+            config(4, 2, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(queue.clone()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        let sent = queue.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1);
+        let record: serde_json::Value = serde_json::from_str(&sent[0].0).unwrap();
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 3);
+        assert_eq!(
+            record["KafkaBatchInfo"]["recordsInfo"]["t-0"]["firstRecordOffset"],
+            "0"
+        );
+        assert_eq!(
+            record["KafkaBatchInfo"]["recordsInfo"]["t-0"]["lastRecordOffset"],
+            "3"
+        );
+        assert_eq!(record["KafkaBatchInfo"]["batchSize"], 4);
+        // The second batch (offsets 4..5) succeeds after the dead-lettered one is committed.
+        assert_eq!(log.committed(), Some(6));
+        assert_eq!(status.counters.records_discarded, 4);
+        assert_eq!(status.counters.records_delivered, 2);
+        let calls = f.calls.lock().unwrap().clone();
+        assert_eq!(calls.iter().filter(|(_, c)| c.is_none()).count(), 3);
+    }
+
+    #[tokio::test]
+    async fn payload_cap_splits_and_oversized_records_are_dead_lettered() {
+        let log = FakeLog::with_records(10, 3_000);
+        {
+            // offset 10: a record alone over the cap
+            let mut state = log.inner.lock().unwrap();
+            let mut big = state.records[0].clone();
+            big.offset = 10;
+            big.value = Some(vec![b'x'; 20_000]);
+            state.records.push_back(big);
+            state.end = 11;
+        }
+        let f = function(0, &log);
+        let queue = FakeQueue::default();
+        let cap = 10_000;
+        let mut reporter = MemoryReporter::default();
+        let status = Mapping::new(
+            config(10_000, 0, cap),
+            log.clone(),
+            f.clone(),
+            Some(queue.clone()),
+            &mut reporter,
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        let calls = f.calls.lock().unwrap().clone();
+        assert!(
+            calls.len() >= 4,
+            "10 x 4 KB records need several 10 KB events: {calls:?}"
+        );
+        assert!(calls.iter().all(|(size, _)| *size <= cap));
+        assert_eq!(status.counters.records_delivered, 10);
+        assert_eq!(status.counters.records_too_large, 1);
+        let sent = queue.0.lock().unwrap().clone();
+        let record: serde_json::Value = serde_json::from_str(&sent[0].0).unwrap();
+        assert_eq!(
+            record["requestContext"]["condition"],
+            "MaximumPayloadSizeExceeded"
+        );
+        assert_eq!(log.committed(), Some(11));
+        assert!(reporter
+            .batches
+            .iter()
+            .any(|b| b.outcome == BatchOutcome::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn stop_during_retries_leaves_the_batch_uncommitted() {
+        let log = FakeLog::with_records(3, 10);
+        let f = function(u32::MAX, &log);
+        let stop = StopFlag::default();
+        let stopper = stop.clone();
+        let mut cfg = config(10, -1, 1 << 20);
+        cfg.exit_when_idle = None;
+        let task = tokio::spawn(
+            Mapping::new(
+                cfg,
+                log.clone(),
+                f.clone(),
+                Some(FakeQueue::default()),
+                MemoryReporter::default(),
+                stop,
+            )
+            .run(),
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        stopper.stop();
+        task.await.unwrap().unwrap();
+        assert!(f.calls.lock().unwrap().len() > 1);
+        assert_eq!(log.committed(), None);
+    }
+}
