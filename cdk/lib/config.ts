@@ -89,6 +89,11 @@ export interface PipelineConfig {
   readonly rds: RdsConfig;
   /** Optional e-mail address subscribed to the alarm topic. */
   readonly alarmEmail?: string;
+  /**
+   * Bump to make CloudFormation re-read the handshake and the SCRAM password (dynamic references
+   * are only resolved when their resource changes), e.g. after rotating the SCRAM secret.
+   */
+  readonly handshakeRevision: number;
 }
 
 export class ConfigError extends Error {
@@ -121,7 +126,7 @@ const BROKER_DEFAULT_FOR_TOPIC_KEY: Readonly<Record<string, string>> = {
 const KNOWN_TOP_LEVEL_KEYS = new Set([
   'producer', 'consumer', 'producerVpcCidr', 'consumerVpcCidr', 'msk', 'topics', 'topicDeletion',
   'windowSeconds', 'esmBatchSize', 'esmBatchingWindowSeconds', 'producerSchedule', 'lambdaArchitecture',
-  'logLevel', 'retainData', 'endpointAcceptanceRequired', 'rds', 'alarmEmail',
+  'logLevel', 'retainData', 'endpointAcceptanceRequired', 'rds', 'alarmEmail', 'handshakeRevision',
 ]);
 
 type Raw = Record<string, unknown>;
@@ -489,6 +494,7 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
       engineVersion: rdsEngineVersion,
     },
     alarmEmail,
+    handshakeRevision: r.int(raw.handshakeRevision, 'handshakeRevision', 1, 1, 1_000_000),
   };
   if (r.problems.length > 0) {
     throw new ConfigError(r.problems);

@@ -199,11 +199,14 @@ describe('consumer-stack (cross-account)', () => {
       PubliclyAccessible: false,
       StorageEncrypted: true,
       KmsKeyId: { 'Fn::GetAtt': [databaseKey, 'Arn'] },
-      DeletionProtection: true,
+      // cdk destroy can remove it; a final snapshot keeps the data (retainData).
+      DeletionProtection: false,
       EnableIAMDatabaseAuthentication: true,
     });
-    const [[, db]] = resourcesOf(template, 'AWS::RDS::DBInstance');
-    expect(text(db.MasterUserPassword)).toContain('{{resolve:secretsmanager:');
+    const db = (template.toJSON().Resources as Record<string, { Type: string; DeletionPolicy?: string; Properties: Record<string, unknown> }>)[
+      logicalIdOf(template, 'AWS::RDS::DBInstance', 'DatabaseInstance')];
+    expect(db.DeletionPolicy).toBe('Snapshot');
+    expect(text(db.Properties.MasterUserPassword)).toContain('{{resolve:secretsmanager:');
     template.hasResourceProperties('AWS::RDS::DBParameterGroup', { Parameters: Match.objectLike({ 'rds.force_ssl': '1' }) });
     template.hasResourceProperties('AWS::RDS::DBProxy', { RequireTLS: true, EngineFamily: 'POSTGRESQL' });
   });
@@ -255,8 +258,19 @@ describe('consumer-stack (cross-account)', () => {
 });
 
 describe('consumer-stack (one account)', () => {
-  const { pipeline } = synthOnce({ lambdaArchitecture: 'arm64', esmBatchSize: 100, esmBatchingWindowSeconds: 5, windowSeconds: 300 });
+  const { pipeline } = synthOnce({
+    lambdaArchitecture: 'arm64', esmBatchSize: 100, esmBatchingWindowSeconds: 5, windowSeconds: 300, handshakeRevision: 2,
+  });
   const template = Template.fromStack(pipeline.consumer!);
+
+  test('bumping handshakeRevision changes both secret copies, so CloudFormation re-reads them', () => {
+    template.hasResourceProperties('AWS::SecretsManager::Secret', {
+      Description: Match.stringLikeRegexp('^SASL/SCRAM user .*\\(revision 2\\)$'),
+    });
+    Template.fromStack(pipeline.endpointService).hasResourceProperties('AWS::SecretsManager::Secret', {
+      Description: Match.stringLikeRegexp('revision 2'),
+    });
+  });
 
   test('takes the handshake as a typed cross-stack reference and waits for the producer side', () => {
     expect(text(template.toJSON())).toContain('producer-endpoint-service:ExportsOutputRefHandshake');

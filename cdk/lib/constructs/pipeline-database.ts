@@ -67,7 +67,8 @@ export class PipelineDatabase extends Construct {
       multiAz: props.config.multiAz,
       backupRetention: Duration.days(7),
       copyTagsToSnapshot: true,
-      deletionProtection: props.retainData,
+      // cdk destroy must be able to remove the instance; with retainData a final snapshot keeps the data.
+      deletionProtection: false,
       removalPolicy: props.retainData ? RemovalPolicy.SNAPSHOT : RemovalPolicy.DESTROY,
       autoMinorVersionUpgrade: true,
       iamAuthentication: true,
@@ -80,10 +81,11 @@ export class PipelineDatabase extends Construct {
     this.secret = this.instance.secret as secretsmanager.ISecret;
 
     acknowledge(this.instance, 'AwsSolutions-RDS11', 'The default port is kept: the database is reachable only from two security groups in an isolated VPC');
-    if (!props.retainData) {
-      acknowledge(this.instance, 'AwsSolutions-RDS10', 'retainData=false asks for a disposable database that cdk destroy can remove');
-      checkovSkip(this.instance.node.defaultChild as rds.CfnDBInstance, 'CKV_AWS_293', 'retainData=false asks for a disposable database that cdk destroy can remove');
-    }
+    const protection = props.retainData
+      ? 'cdk destroy must be able to remove the stack; the removal policy takes a final snapshot instead (retainData)'
+      : 'retainData=false asks for a disposable database that cdk destroy removes';
+    acknowledge(this.instance, 'AwsSolutions-RDS10', protection);
+    checkovSkip(this.instance.node.defaultChild as rds.CfnDBInstance, 'CKV_AWS_293', protection);
     if (!props.config.multiAz) {
       acknowledge(this.instance, 'AwsSolutions-RDS3', 'Single-AZ by default to keep the demo affordable; set rds.multiAz=true in the config for production');
       checkovSkip(this.instance.node.defaultChild as rds.CfnDBInstance, 'CKV_AWS_157', 'Single-AZ by default for cost; rds.multiAz=true switches it on');

@@ -107,7 +107,8 @@ export class ConsumerStack extends Stack {
     // The SCRAM user for the event source mappings, copied from the handshake by CloudFormation
     // (dynamic references) into a secret of this account, encrypted with this account's key.
     this.scramCredentials = new secretsmanager.Secret(this, 'ScramCredentials', {
-      description: 'SASL/SCRAM user of the MSK cluster in the producer account (copied from the handshake)',
+      // The revision changes the resource, so CloudFormation re-reads the handshake (config handshakeRevision).
+      description: `SASL/SCRAM user of the MSK cluster in the producer account, copied from the handshake (revision ${config.handshakeRevision})`,
       encryptionKey: operationsKey,
       secretObjectValue: {
         username: handshake.secretValueFromJson(HANDSHAKE_KEYS.scramUsername),

@@ -158,7 +158,8 @@ export class EndpointServiceStack extends Stack {
     secretObjectValue[HANDSHAKE_KEYS.scramPassword] = msk.scramSecret.secretValueFromJson('password');
 
     const handshake = new secretsmanager.Secret(this, 'Handshake', {
-      description: 'PrivateLink handshake for the consumer account: broker endpoints, endpoint services, SCRAM user',
+      // The revision changes the resource, so CloudFormation re-reads the SCRAM secret (config handshakeRevision).
+      description: `PrivateLink handshake for the consumer account: broker endpoints, endpoint services, SCRAM user (revision ${config.handshakeRevision})`,
       encryptionKey: handshakeKey,
       secretObjectValue,
     });
