@@ -48,7 +48,6 @@ export interface MskConfig {
 export interface RdsConfig {
   readonly instanceType: string;
   readonly multiAz: boolean;
-  readonly proxy: boolean;
   /** Full PostgreSQL version (major.minor); minor upgrades then apply automatically. */
   readonly engineVersion: string;
 }
@@ -232,6 +231,15 @@ class Reader {
     return value as T;
   }
 
+  /** Reports keys of `obj` outside `known` (typos would otherwise be silently ignored). */
+  knownKeys(obj: Raw, where: string, known: readonly string[]): void {
+    for (const key of Object.keys(obj)) {
+      if (!known.includes(key)) {
+        this.problems.push(`unknown key ${where}.${key} (known: ${known.join(', ')})`);
+      }
+    }
+  }
+
   object(value: unknown, where: string): Raw {
     if (value === undefined) {
       return {};
@@ -306,6 +314,7 @@ function readTopics(r: Reader, raw: Raw, contracts: PipelineContracts, brokerCou
   }
   return Object.entries(byKey).map(([key, topic]) => {
     const o = r.object(overrides[key], `topics.${key}`);
+    r.knownKeys(o, `topics.${key}`, ['partitions', 'replicationFactor']);
     const partitions = r.int(o.partitions, `topics.${key}.partitions`, topic.partitions, 1, 1000);
     const replicationFactor = r.int(o.replicationFactor, `topics.${key}.replicationFactor`, topic.replicationFactor, 1, 7);
     if (replicationFactor > brokerCount) {
@@ -363,9 +372,12 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   }
 
   const mskRaw = r.object(raw.msk, 'msk');
+  r.knownKeys(mskRaw, 'msk', ['clusterName', 'brokerCount', 'instanceType', 'kafkaVersion', 'volumeSizeGiB']);
   const producerRaw = r.object(raw.producer, 'producer');
+  r.knownKeys(producerRaw, 'producer', ['account', 'region', 'availabilityZones']);
   const producer = readSide(r, producerRaw, 'producer', cli, 3);
   const consumerRaw = r.object(raw.consumer, 'consumer');
+  r.knownKeys(consumerRaw, 'consumer', ['account', 'region', 'availabilityZones', 'handshakeSecretArn']);
   // The consumer defaults to the producer's account and region (one account, like seed S1).
   const consumerSide = readSide(r, consumerRaw, 'consumer', { account: producer.account, region: producer.region }, 2);
   if (consumerSide.region !== producer.region) {
@@ -448,6 +460,7 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   }
 
   const rdsRaw = r.object(raw.rds, 'rds');
+  r.knownKeys(rdsRaw, 'rds', ['instanceType', 'engineVersion', 'multiAz']);
   const rdsInstanceType = r.string(rdsRaw.instanceType, 'rds.instanceType', 't4g.micro');
   if (!/^[a-z0-9]+\.[a-z0-9]+$/.test(rdsInstanceType)) {
     r.problems.push(`rds.instanceType must look like t4g.micro (no db. prefix), got ${JSON.stringify(rdsInstanceType)}`);
@@ -490,7 +503,6 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
     rds: {
       instanceType: rdsInstanceType,
       multiAz: r.bool(rdsRaw.multiAz, 'rds.multiAz', false),
-      proxy: r.bool(rdsRaw.proxy, 'rds.proxy', true),
       engineVersion: rdsEngineVersion,
     },
     alarmEmail,

@@ -57,7 +57,7 @@ export function architectureDot(config: PipelineConfig, contracts: PipelineContr
     node('consumer', `consumer (Rust)\\n${config.windowSeconds}s event-time windows`, 'box'),
     node('ddb', `DynamoDB (PITR, CMK)\\n${contracts.tables.windowAggregates.name}\\n${contracts.tables.genericEvents.name}`, 'cylinder'),
     node('s3', `S3 (KMS, versioned, SSL only)\\n${contracts.bucket.storeEventsPrefix}, ${contracts.bucket.oversizePoisonPrefix}`, 'cylinder'),
-    node('rds', `RDS PostgreSQL (private, CMK)\\ndb ${contracts.postgres.database}${config.rds.proxy ? ' via RDS Proxy (TLS)' : ''}`, 'cylinder'),
+    node('rds', `RDS PostgreSQL (private, CMK)\\ndb ${contracts.postgres.database} via RDS Proxy (TLS)`, 'cylinder'),
     node('onfailure', `SQS ${contracts.queues.onFailure}\\n(ESM on-failure destination)`, 'cylinder'),
     node('poison', `SQS FIFO ${contracts.queues.poison}\\n(poison records)`, 'cylinder'),
     node('scram', 'SCRAM secret (copy, CMK)', 'cylinder', 'fillcolor="#fff5cc"'),

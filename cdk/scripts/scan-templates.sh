@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Synthesizes every stack with asset bundling skipped (one account, two accounts, and a
-# disposable/arm64/no-proxy variant) and scans
+# disposable/multi-AZ/arm64 variant) and scans
 # the CloudFormation templates:
 #   - cfn-lint: zero errors (warnings are printed, not fatal);
 #   - checkov: zero failed checks. Skips are either inline in the templates (Metadata.checkov.skip,
@@ -63,7 +63,7 @@ synth_variant two-accounts '{
 }'
 
 synth_variant disposable '{
-  "retainData": false, "rds": {"proxy": false, "multiAz": true}, "lambdaArchitecture": "arm64",
+  "retainData": false, "rds": {"multiAz": true}, "lambdaArchitecture": "arm64",
   "topicDeletion": "delete", "endpointAcceptanceRequired": true
 }'
 

@@ -31,8 +31,8 @@ function stacksOf(s: Synthesized) {
 const variants: [string, Record<string, unknown>][] = [
   ['one account (defaults)', {}],
   ['two accounts', CROSS_ACCOUNT],
-  ['retainData=false, no proxy, multi-AZ, arm64, topic deletion', {
-    retainData: false, rds: { proxy: false, multiAz: true }, lambdaArchitecture: 'arm64', topicDeletion: 'delete', endpointAcceptanceRequired: true,
+  ['retainData=false, multi-AZ, arm64, topic deletion, manual acceptance', {
+    retainData: false, rds: { multiAz: true }, lambdaArchitecture: 'arm64', topicDeletion: 'delete', endpointAcceptanceRequired: true,
   }],
 ];
 

@@ -144,6 +144,14 @@ describe('validation errors', () => {
 
   test('unknown keys are reported instead of silently ignored', () => {
     expect(problemsOf({ brokerCount: 3 })[0]).toMatch(/unknown key pipeline.brokerCount/);
+    expect(problemsOf({ rds: { proxy: false } })).toEqual(['unknown key rds.proxy (known: instanceType, engineVersion, multiAz)']);
+    expect(problemsOf({ msk: { brokers: 3 } })[0]).toMatch(/unknown key msk.brokers/);
+    expect(problemsOf({ topics: { storeEvents: { partition: 3 } } })[0]).toMatch(/unknown key topics.storeEvents.partition/);
+  });
+
+  test('PostgreSQL version must be a full minor version', () => {
+    expect(problemsOf({ rds: { engineVersion: '16' } })[0]).toMatch(/rds.engineVersion must be a PostgreSQL major.minor version/);
+    expect(parseConfig({ rds: { engineVersion: '17.5' } }, contracts, {}).rds.engineVersion).toBe('17.5');
   });
 
   test('every problem is reported at once', () => {

@@ -116,7 +116,7 @@ describe('consumer-stack (cross-account)', () => {
           [env.pgPort]: '5432',
           [env.pgDatabase]: contracts.postgres.database,
           [env.pgSecretArn]: Match.anyValue(),
-          [env.pgTls]: 'true',
+          [env.pgTls]: 'require',
           [env.logLevel]: config.logLevel,
         },
       },

@@ -24,12 +24,13 @@ export const POSTGRES_PORT = 5432;
  * PostgreSQL for the store events: private (isolated subnets, no public address), storage and
  * Performance Insights encrypted with a CMK, TLS enforced, credentials generated into Secrets
  * Manager. An RDS Proxy (TLS required) pools connections, so a burst of concurrent Lambda
- * invocations does not exhaust the small instance's connection slots.
+ * invocations does not exhaust the small instance's connection slots, and presents a certificate
+ * the consumer verifies against the Amazon roots it already trusts.
  */
 export class PipelineDatabase extends Construct {
   readonly instance: rds.DatabaseInstance;
   readonly secret: secretsmanager.ISecret;
-  /** Host the function connects to: the proxy, or the instance when the proxy is off. */
+  /** Host the function connects to: the proxy. */
   readonly endpointHost: string;
   /** Security group that must admit the function on POSTGRES_PORT. */
   readonly clientFacingSecurityGroup: ec2.SecurityGroup;
@@ -39,7 +40,7 @@ export class PipelineDatabase extends Construct {
 
     const dbSecurityGroup = new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
       vpc: props.vpc,
-      description: 'PostgreSQL instance: only from the proxy (or the consumer function)',
+      description: 'PostgreSQL instance: only from the RDS Proxy',
       allowAllOutbound: false,
     });
 
@@ -107,30 +108,28 @@ export class PipelineDatabase extends Construct {
       'Rotation is a documented follow-up (needs a rotation function inside the isolated VPC)',
     );
 
-    if (props.config.proxy) {
-      const proxySecurityGroup = new ec2.SecurityGroup(this, 'ProxySecurityGroup', {
-        vpc: props.vpc,
-        description: 'RDS Proxy: from the consumer function; to the instance and Secrets Manager',
-        allowAllOutbound: false,
-      });
-      proxySecurityGroup.addEgressRule(dbSecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL to the instance');
-      proxySecurityGroup.addEgressRule(props.endpointSecurityGroup, ec2.Port.tcp(443), 'Secrets Manager through the VPC endpoint');
-      dbSecurityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL from the proxy');
-      const proxy = this.instance.addProxy('Proxy', {
-        secrets: [this.secret],
-        vpc: props.vpc,
-        vpcSubnets: props.subnets,
-        securityGroups: [proxySecurityGroup],
-        requireTLS: true,
-        iamAuth: false,
-        debugLogging: false,
-      });
-      this.endpointHost = proxy.endpoint;
-      this.clientFacingSecurityGroup = proxySecurityGroup;
-    } else {
-      this.endpointHost = this.instance.dbInstanceEndpointAddress;
-      this.clientFacingSecurityGroup = dbSecurityGroup;
-    }
+    // Always behind the proxy: it pools connections for bursts of Lambda invocations, and its
+    // certificate chains to the Amazon roots the consumer trusts (a direct RDS connection would
+    // need the RDS CA bundle inside the function to verify TLS).
+    const proxySecurityGroup = new ec2.SecurityGroup(this, 'ProxySecurityGroup', {
+      vpc: props.vpc,
+      description: 'RDS Proxy: from the consumer function; to the instance and Secrets Manager',
+      allowAllOutbound: false,
+    });
+    proxySecurityGroup.addEgressRule(dbSecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL to the instance');
+    proxySecurityGroup.addEgressRule(props.endpointSecurityGroup, ec2.Port.tcp(443), 'Secrets Manager through the VPC endpoint');
+    dbSecurityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL from the proxy');
+    const proxy = this.instance.addProxy('Proxy', {
+      secrets: [this.secret],
+      vpc: props.vpc,
+      vpcSubnets: props.subnets,
+      securityGroups: [proxySecurityGroup],
+      requireTLS: true,
+      iamAuth: false,
+      debugLogging: false,
+    });
+    this.endpointHost = proxy.endpoint;
+    this.clientFacingSecurityGroup = proxySecurityGroup;
   }
 }
 

@@ -163,7 +163,7 @@ export class ConsumerStack extends Stack {
         [env.pgPort]: String(POSTGRES_PORT),
         [env.pgDatabase]: contracts.postgres.database,
         [env.pgSecretArn]: this.database.secret.secretArn,
-        [env.pgTls]: 'true',
+        [env.pgTls]: 'require',
       },
     });
     const role = this.consumer.role;
