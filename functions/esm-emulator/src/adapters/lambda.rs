@@ -83,7 +83,17 @@ impl Invoker for LambdaInvoker {
             Err(SdkError::ServiceError(service)) => {
                 let status = service.raw().status().as_u16();
                 let code = service.err().code().unwrap_or("ServiceError").to_string();
-                let message = service.err().message().unwrap_or_default().to_string();
+                // `cargo lambda watch` reports a failed handler as a 500 whose body is the
+                // Lambda error document ({"errorType","errorMessage"}), which the SDK does not parse.
+                let message = match service.err().message() {
+                    Some(message) if !message.is_empty() => message.to_string(),
+                    _ => service
+                        .raw()
+                        .body()
+                        .bytes()
+                        .map(|b| String::from_utf8_lossy(b).chars().take(2_000).collect())
+                        .unwrap_or_default(),
+                };
                 match status {
                     404 => Err(InvokeError::Fatal(format!(
                         "function {} not found at the invoke endpoint (404 {code}): {message}",
