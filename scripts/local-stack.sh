@@ -33,9 +33,23 @@ TIMEOUT="${PIPELINE_STACK_TIMEOUT:-60}"
 HOST=127.0.0.1
 
 TANSU_BIN="${PIPELINE_TANSU_BIN:-$PIPELINE_CACHE/tansu/bin/tansu}"
-PG_DATA="$LOCAL_DIR/postgres/data"
-PG_SOCKET_DIR="$LOCAL_DIR/postgres/socket"
-PG_LOG="$LOCAL_DIR/postgres/postgres.log"
+# PostgreSQL refuses to run as root, so as root it runs as the 'postgres' user, which must be able to
+# reach its data dir. A checkout under a private home (e.g. /root) is not reachable: the data then
+# lives in a per-checkout folder under /var/tmp instead.
+pg_dir() {
+  local dir="$LOCAL_DIR/postgres"
+  if [[ "$(id -u)" == "0" ]] && id postgres >/dev/null 2>&1; then
+    mkdir -p "$LOCAL_DIR"
+    if ! runuser -u postgres -- test -x "$LOCAL_DIR" 2>/dev/null; then
+      dir="/var/tmp/pipeline-postgres-$(printf '%s' "$LOCAL_DIR" | sha256sum | cut -c1-12)"
+    fi
+  fi
+  echo "$dir"
+}
+PG_DIR="${PIPELINE_PG_DIR:-$(pg_dir)}"
+PG_DATA="$PG_DIR/data"
+PG_SOCKET_DIR="$PG_DIR/socket"
+PG_LOG="$PG_DIR/postgres.log"
 
 log() { printf '[local-stack] %s\n' "$*" >&2; }
 die() { printf '[local-stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -186,8 +200,10 @@ init_postgres() {
   log "postgres: initialising $PG_DATA"
   if [[ "$(id -u)" == "0" ]]; then
     id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    mkdir -p "$LOCAL_DIR/postgres"
-    chown postgres: "$LOCAL_DIR/postgres"
+    [[ "$PG_DIR" == "$LOCAL_DIR/postgres" ]] || log "postgres: $LOCAL_DIR is not reachable by the postgres user; data goes to $PG_DIR"
+    mkdir -p "$PG_DIR"
+    chown postgres: "$PG_DIR"
+    chmod 700 "$PG_DIR"
   fi
   as_pg_owner mkdir -p "$PG_DATA" "$PG_SOCKET_DIR"
   local pwfile
@@ -338,8 +354,8 @@ main() {
     provision) check_prerequisites; provision ;;
     reset)
       with_lock cmd_down
-      log "deleting $LOCAL_DIR/{tansu,postgres,run,logs} and the env file"
-      rm -rf "$LOCAL_DIR/tansu" "$LOCAL_DIR/postgres" "$RUN_DIR" "$LOG_DIR" "$ENV_FILE"
+      log "deleting $LOCAL_DIR/{tansu,run,logs}, $PG_DIR and the env file"
+      rm -rf "$LOCAL_DIR/tansu" "$PG_DIR" "$RUN_DIR" "$LOG_DIR" "$ENV_FILE"
       ;;
     *)
       sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
