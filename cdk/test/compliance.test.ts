@@ -45,6 +45,9 @@ describe.each(variants)('compliance: %s', (_name, override) => {
     const open = report.pluginReports.flatMap((r) => r.violations.map((v) => `${r.pluginName} ${v.severity} ${v.ruleName} ${
       (v.violatingConstructs ?? []).map((c) => c.constructPath).join(',')}`));
     expect(open).toEqual([]);
+    // The legacy policy-validation report (context @aws-cdk/core:validationReportJson) agrees.
+    const legacy = JSON.parse(fs.readFileSync(path.join(synthesized.outdir, 'policy-validation-report.json'), 'utf8')) as Report;
+    expect(legacy.pluginReports.flatMap((r) => r.violations)).toEqual([]);
   });
 
   test('every acknowledged finding carries a reason in the template metadata', () => {
