@@ -2,6 +2,7 @@
 
 pub mod aws;
 pub mod dynamodb;
+pub mod glue;
 pub mod postgres;
 pub mod s3;
 pub mod secrets;

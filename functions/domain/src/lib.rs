@@ -8,5 +8,8 @@ pub mod event;
 pub mod model;
 pub mod payload;
 pub mod ports;
+pub mod produce;
+pub mod schema;
+pub mod simulate;
 pub mod window;
 pub mod wire;
