@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The whole pipeline on this machine, in one command, with no AWS account and no Docker:
+# setup -> local stack (tansu, moto, PostgreSQL) -> producer and consumer under `cargo lambda watch`
+# -> one ESM emulator per contract topic -> producer invoked -> progress until every record is
+# committed -> per-device window table, counts per sink and a chart (.local/report/pipeline.html).
+#
+#   scripts/pipeline.sh                 fresh run (the stack's data is reset first)
+#   scripts/pipeline.sh --keep          keep what earlier runs stored
+#   PIPELINE_PRODUCER_REQUEST=file.json what to ask the producer for (default: scripts/local/pipeline-request.json)
+#   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port
+#   PIPELINE_TIMEOUT=900                seconds to wait for the mappings to catch up
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
+LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
+RUN_DIR="$LOCAL_DIR/run"
+LOG_DIR="$LOCAL_DIR/logs"
+REPORT_DIR="$LOCAL_DIR/report"
+LAMBDA_PORT="${PIPELINE_LAMBDA_PORT:-19000}"
+TIMEOUT="${PIPELINE_TIMEOUT:-900}"
+REQUEST="${PIPELINE_PRODUCER_REQUEST:-$REPO_ROOT/scripts/local/pipeline-request.json}"
+PYTHON="$REPO_ROOT/.venv/bin/python"
+KEEP=0
+
+for arg in "$@"; do
+  case "$arg" in
+    --keep) KEEP=1 ;;
+    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+log() { printf '\n[pipeline] %s\n' "$*" >&2; }
+die() { printf '[pipeline] ERROR: %s\n' "$*" >&2; exit 1; }
+
+STARTED_PIDS=()
+cleanup() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() {
+  local name="$1"; shift
+  local started=$SECONDS
+  log "── $name"
+  "$@"
+  log "   $name: $((SECONDS - started))s"
+}
+
+# Starts a background process in its own process group (so cleanup can stop its children too).
+background() {
+  local name="$1" logfile="$2"; shift 2
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
+  local pid=$!
+  STARTED_PIDS+=("$pid")
+  echo "$pid" >"$RUN_DIR/$name.pid"
+}
+
+check_functions() {
+  local missing=()
+  for crate in producer consumer; do
+    [[ -f "functions/$crate/Cargo.toml" ]] || missing+=("functions/$crate")
+  done
+  ((${#missing[@]} == 0)) || die "${missing[*]} not in this checkout yet: the pipeline needs both Lambda crates"
+  [[ -f "$REQUEST" ]] || die "producer request $REQUEST not found (set PIPELINE_PRODUCER_REQUEST)"
+}
+
+bring_up_stack() {
+  if ((KEEP == 0)); then
+    scripts/local-stack.sh reset
+  fi
+  scripts/local-stack.sh up
+}
+
+# Each Lambda crate on its own: `cargo lambda watch` runs `cargo run --bin <name>`, whose feature
+# resolution covers that package only, so this leaves it nothing to compile on the first invoke.
+build() {
+  local crate
+  for crate in esm-emulator producer consumer; do
+    cargo build -p "$crate"
+  done
+}
+
+start_functions() {
+  local owner
+  if owner="$(ss -Hltnp "sport = :$LAMBDA_PORT" | head -n1)" && [[ -n "$owner" ]]; then
+    die "cargo lambda watch: port $LAMBDA_PORT is in use ($owner): stop it or set PIPELINE_LAMBDA_PORT"
+  fi
+  # The functions read the same names as on AWS, pointed at the local stack.
+  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' >"$RUN_DIR/lambda.env"
+  echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
+  background lambda-watch "$LOG_DIR/lambda-watch.log" \
+    "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+    --ignore-changes --env-file "$RUN_DIR/lambda.env"
+  local deadline=$((SECONDS + 120))
+  until curl -fs -o /dev/null -X POST "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/none/invocations" -d '{}' ||
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/none/invocations" -d '{}')" == 404 ]]; do
+    ((SECONDS < deadline)) || die "cargo lambda watch did not answer on 127.0.0.1:$LAMBDA_PORT; see $LOG_DIR/lambda-watch.log"
+    sleep 0.5
+  done
+  echo "cargo lambda watch on http://127.0.0.1:$LAMBDA_PORT (log: $LOG_DIR/lambda-watch.log)" >&2
+}
+
+# One mapping per contract topic, with the contract's consumer group and ESM defaults.
+ESM_PIDS=()
+start_mappings() {
+  local topic group batch window
+  batch="$("$PYTHON" -c 'import json;print(json.load(open("contracts/pipeline.json"))["defaults"]["esmBatchSize"])')"
+  window="$("$PYTHON" -c 'import json;print(json.load(open("contracts/pipeline.json"))["defaults"]["esmBatchingWindowSeconds"])')"
+  while read -r topic group; do
+    rm -f "$RUN_DIR/esm-$topic.json"
+    background "esm-$topic" "$LOG_DIR/esm-$topic.log" \
+      "$PIPELINE_CACHE/target/debug/esm-emulator" --topic "$topic" --consumer-group "$group" \
+      --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --starting-position TRIM_HORIZON \
+      --batch-size "$batch" --batching-window-secs "$window" --maximum-retry-attempts 3 \
+      --retry-initial-backoff-ms 500 --retry-max-backoff-ms 5000 \
+      --function-name consumer --invoke-endpoint "http://127.0.0.1:$LAMBDA_PORT" \
+      --on-failure-queue-url "$ON_FAILURE_QUEUE_URL" --status-file "$RUN_DIR/esm-$topic.json"
+    ESM_PIDS+=("$(cat "$RUN_DIR/esm-$topic.pid")")
+    echo "mapping $topic -> consumer (group $group, log $LOG_DIR/esm-$topic.log)" >&2
+  done < <("$PYTHON" -c 'import json
+for t in json.load(open("contracts/pipeline.json"))["topics"].values(): print(t["name"], t["consumerGroup"])')
+}
+
+PRODUCED_AT=0
+invoke_producer() {
+  local response="$RUN_DIR/producer-response.json" code
+  code="$(curl -sS -o "$response" -w '%{http_code}' -X POST \
+    "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/producer/invocations" \
+    -H 'Content-Type: application/json' --data-binary "@$REQUEST")" ||
+    die "producer: invoke failed; see $LOG_DIR/lambda-watch.log"
+  [[ "$code" == 200 ]] || die "producer answered HTTP $code: $(head -c 2000 "$response"); see $LOG_DIR/lambda-watch.log"
+  PRODUCED_AT="$(date +%s)"
+  echo "producer summary: $(head -c 2000 "$response")" >&2
+}
+
+wait_for_mappings() {
+  local args=() topic pid
+  for topic in $("$PYTHON" -c 'import json
+for t in json.load(open("contracts/pipeline.json"))["topics"].values(): print(t["name"])'); do
+    args+=(--status "$RUN_DIR/esm-$topic.json")
+  done
+  for pid in "${ESM_PIDS[@]}"; do args+=(--pid "$pid"); done
+  "$PYTHON" scripts/local/progress.py "${args[@]}" --since "$PRODUCED_AT" --timeout "$TIMEOUT"
+}
+
+summarize() {
+  "$PYTHON" scripts/local/summary.py --html "$REPORT_DIR/pipeline.html" --json "$REPORT_DIR/summary.json"
+}
+
+main() {
+  local started=$SECONDS
+  check_functions
+  step "setup" scripts/setup.sh
+  mkdir -p "$RUN_DIR" "$LOG_DIR" "$REPORT_DIR"
+  step "local stack" bring_up_stack
+  set -a
+  # shellcheck disable=SC1091
+  source "$LOCAL_DIR/stack.env"
+  set +a
+  step "build" build
+  step "functions (cargo lambda watch)" start_functions
+  step "event source mappings" start_mappings
+  step "producer" invoke_producer
+  step "consume" wait_for_mappings
+  cleanup
+  STARTED_PIDS=()
+  step "summary" summarize
+  log "done in $((SECONDS - started))s; open $REPORT_DIR/pipeline.html"
+}
+
+main
