@@ -6,6 +6,8 @@
 #
 #   scripts/pipeline.sh                 fresh run (the stack's data is reset first)
 #   scripts/pipeline.sh --keep          keep what earlier runs stored
+#   scripts/pipeline.sh --verify        then check every record is accounted for exactly once and the
+#                                       aggregates equal a ground truth read from the topics (CI)
 #   PIPELINE_PRODUCER_REQUEST=file.json what to ask the producer for (default: scripts/local/pipeline-request.json)
 #   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port
 #   PIPELINE_TIMEOUT=900                seconds to wait for the mappings to catch up
@@ -23,11 +25,13 @@ TIMEOUT="${PIPELINE_TIMEOUT:-900}"
 REQUEST="${PIPELINE_PRODUCER_REQUEST:-$REPO_ROOT/scripts/local/pipeline-request.json}"
 PYTHON="$REPO_ROOT/.venv/bin/python"
 KEEP=0
+VERIFY=0
 
 for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --verify) VERIFY=1 ;;
+    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -176,6 +180,9 @@ main() {
   cleanup
   STARTED_PIDS=()
   step "summary" summarize
+  if ((VERIFY == 1)); then
+    step "verify" "$PYTHON" scripts/local/verify.py
+  fi
   log "done in $((SECONDS - started))s; open $REPORT_DIR/pipeline.html"
 }
 

@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Checks a finished local pipeline run against a ground truth computed independently of the Rust
+code, by reading the topics themselves:
+
+1. Every record in every contract topic is accounted for exactly once: in its sink (sensor readings
+   in the window aggregates, store events in PostgreSQL and in the S3 archive, explicit events in
+   the generic-events table), or in a failure queue (the poison queue or an on-failure batch).
+2. The window aggregates equal those computed here from the topic's records (Glue-framed Avro is
+   decoded with the writer schema fetched from the registry; JSON is parsed), minus the poison.
+
+Exit 0 when both hold, 1 with a list of differences otherwise. Endpoints come from the environment
+(source .local/stack.env); names from contracts/pipeline.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import io
+import json
+import math
+import os
+import pathlib
+import struct
+import subprocess
+import sys
+import uuid
+import zlib
+
+import boto3
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+CONTRACT = json.loads((REPO_ROOT / "contracts" / "pipeline.json").read_text())
+NAMES = CONTRACT["envVars"]
+TOPICS = CONTRACT["topics"]
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"[verify] ERROR: {name} is not set; source .local/stack.env")
+    return value
+
+
+# ── Kafka ────────────────────────────────────────────────────────────────────
+def read_topic(topic: str) -> list[tuple[int, int, bytes | None]]:
+    """All records of a topic as (partition, offset, value), read from the beginning to the end."""
+    consumer = Consumer({"bootstrap.servers": env(NAMES["kafkaBootstrapServers"]), "group.id": "verify-unused",
+                         "enable.auto.commit": False, "log_level": 0})
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    ends = {}
+    for partition in metadata.partitions:
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        if high > low:
+            ends[partition] = high
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
+    records, done = [], {p: False for p in ends}
+    while not all(done.values()):
+        message = consumer.poll(5)
+        if message is None:
+            raise SystemExit(f"[verify] ERROR: timed out reading {topic}")
+        if message.error():
+            raise SystemExit(f"[verify] ERROR: reading {topic}: {message.error()}")
+        records.append((message.partition(), message.offset(), message.value()))
+        if message.offset() + 1 >= ends[message.partition()]:
+            done[message.partition()] = True
+    consumer.close()
+    return records
+
+
+# ── Avro (the subset the contract schemas and inferred schemas use) ──────────
+class AvroReader:
+    def __init__(self, data: bytes):
+        self.buf = io.BytesIO(data)
+
+    def long(self) -> int:
+        shift = result = 0
+        while True:
+            byte = self.buf.read(1)
+            if not byte:
+                raise ValueError("truncated varint")
+            b = byte[0]
+            result |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return (result >> 1) ^ -(result & 1)
+
+    def raw(self, n: int) -> bytes:
+        data = self.buf.read(n)
+        if len(data) != n:
+            raise ValueError("truncated data")
+        return data
+
+    def read(self, schema, named: dict):
+        if isinstance(schema, str):
+            if schema in named:
+                return self.read(named[schema], named)
+            kind = schema
+        elif isinstance(schema, list):
+            return self.read(schema[self.long()], named)
+        else:
+            kind = schema["type"]
+            if isinstance(kind, (dict, list)):
+                return self.read(kind, named)
+            if kind == "record":
+                named[schema["name"]] = schema
+                if "namespace" in schema:
+                    named[f"{schema['namespace']}.{schema['name']}"] = schema
+                return {f["name"]: self.read(f["type"], named) for f in schema["fields"]}
+            if kind == "enum":
+                named[schema["name"]] = schema
+                return schema["symbols"][self.long()]
+            if kind == "array":
+                out = []
+                while (count := self.long()) != 0:
+                    if count < 0:
+                        count = -count
+                        self.long()
+                    out.extend(self.read(schema["items"], named) for _ in range(count))
+                return out
+            if kind == "map":
+                out = {}
+                while (count := self.long()) != 0:
+                    if count < 0:
+                        count = -count
+                        self.long()
+                    for _ in range(count):
+                        key = self.raw(self.long()).decode()
+                        out[key] = self.read(schema["values"], named)
+                return out
+            if kind == "fixed":
+                return self.raw(schema["size"])
+        if kind == "null":
+            return None
+        if kind == "boolean":
+            return self.raw(1) != b"\x00"
+        if kind in ("int", "long"):
+            return self.long()
+        if kind == "float":
+            return struct.unpack("<f", self.raw(4))[0]
+        if kind == "double":
+            return struct.unpack("<d", self.raw(8))[0]
+        if kind == "bytes":
+            return self.raw(self.long())
+        if kind == "string":
+            return self.raw(self.long()).decode("utf-8")
+        raise ValueError(f"unsupported Avro type {kind!r}")
+
+
+class Registry:
+    def __init__(self, glue):
+        self.glue = glue
+        self.cache: dict[str, dict] = {}
+
+    def schema(self, version_id: str) -> dict:
+        if version_id not in self.cache:
+            definition = self.glue.get_schema_version(SchemaVersionId=version_id)["SchemaDefinition"]
+            self.cache[version_id] = json.loads(definition)
+        return self.cache[version_id]
+
+
+def decode_value(value: bytes | None, registry: Registry):
+    """The record's payload as a Python value, or raise ValueError."""
+    if not value:
+        raise ValueError("empty value")
+    if value[0] == 0x03:
+        if len(value) < 18:
+            raise ValueError("truncated Glue header")
+        compression, version = value[1], str(uuid.UUID(bytes=value[2:18]))
+        body = value[18:]
+        if compression == 0x05:
+            body = zlib.decompress(body)
+        elif compression != 0x00:
+            raise ValueError(f"unknown compression {compression}")
+        try:
+            schema = registry.schema(version)
+        except Exception as error:  # noqa: BLE001 - unknown version ids are poison
+            raise ValueError(f"unknown schema version {version}: {error}") from error
+        reader = AvroReader(body)
+        decoded = reader.read(schema, {})
+        if reader.buf.read(1):
+            raise ValueError("trailing bytes after the Avro body")
+        return decoded
+    return json.loads(value)
+
+
+def sensor_reading(payload) -> tuple[str, int, float]:
+    if not isinstance(payload, dict):
+        raise ValueError("not an object")
+    device, event_time, temperature = payload.get("device_id"), payload.get("event_time"), payload.get("temperature")
+    if not isinstance(device, str) or not device:
+        raise ValueError("device_id")
+    if isinstance(event_time, bool) or not isinstance(event_time, int):
+        raise ValueError("event_time")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature):
+        raise ValueError("temperature")
+    return device, event_time, float(temperature)
+
+
+# ── Sinks ────────────────────────────────────────────────────────────────────
+def drain_queue(sqs, url: str) -> list[dict]:
+    """Every message in the queue (made invisible while reading, then visible again)."""
+    seen, bodies, handles = set(), [], []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            break
+        for message in messages:
+            handles.append(message["ReceiptHandle"])
+            if message["MessageId"] not in seen:
+                seen.add(message["MessageId"])
+                bodies.append(json.loads(message["Body"]))
+    # Nothing is deleted; make everything visible again for the next reader.
+    for start in range(0, len(handles), 10):
+        entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles[start:start + 10])]
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+    return bodies
+
+
+def scan(dynamodb, table: str) -> list[dict]:
+    items, start = [], None
+    while True:
+        page = dynamodb.scan(TableName=table, **({"ExclusiveStartKey": start} if start else {}))
+        items += page["Items"]
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+def pg_coordinates(table: str) -> list[tuple[str, int, int]]:
+    result = subprocess.run(
+        ["psql", "-X", "-tA", "-F", ",", "-h", env(NAMES["pgHost"]), "-p", env(NAMES["pgPort"]), "-U", env(NAMES["pgUser"]),
+         "-d", env(NAMES["pgDatabase"]), "-c", f'SELECT "topic", "partition", "offset" FROM "{table}"'],
+        env={**os.environ, "PGPASSWORD": env(NAMES["pgPassword"])}, capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        if "does not exist" in result.stderr:
+            return []
+        raise SystemExit(f"[verify] ERROR: PostgreSQL: {result.stderr.strip()}")
+    rows = []
+    for line in result.stdout.splitlines():
+        topic, partition, offset = line.rsplit(",", 2)
+        rows.append((topic, int(partition), int(offset)))
+    return rows
+
+
+def archive_coordinates(s3) -> list[tuple[str, int, int]]:
+    bucket = os.environ.get(NAMES["storeEventsBucket"], CONTRACT["bucket"]["localName"])
+    out = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=CONTRACT["bucket"]["storeEventsPrefix"]):
+        for obj in page.get("Contents", []):
+            body = gzip.decompress(s3.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read())
+            for line in body.splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    out.append((row["topic"], int(row["partition"]), int(row["offset"])))
+    return out
+
+
+def main() -> None:
+    session = boto3.Session(region_name=os.environ.get("AWS_REGION", "us-east-1"))
+    endpoint = env("AWS_ENDPOINT_URL")
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint)
+    sqs = session.client("sqs", endpoint_url=endpoint)
+    s3 = session.client("s3", endpoint_url=endpoint)
+    registry = Registry(session.client("glue", endpoint_url=endpoint))
+    problems: list[str] = []
+
+    poison = collections.Counter()
+    for body in drain_queue(sqs, env(NAMES["poisonQueueUrl"])):
+        poison[(body["topic"], int(body["partition"]), int(body["offset"]))] += 1
+    failed = collections.Counter()
+    if os.environ.get("ON_FAILURE_QUEUE_URL"):
+        for body in drain_queue(sqs, os.environ["ON_FAILURE_QUEUE_URL"]):
+            for span in body.get("emulatorDetail", {}).get("partitions", []):
+                for offset in range(span["firstOffset"], span["lastOffset"] + 1):
+                    failed[(span["topic"], span["partition"], offset)] += 1
+    for where, counter in (("poison queue", poison), ("on-failure queue", failed)):
+        for coordinates, n in counter.items():
+            if n > 1:
+                problems.append(f"{coordinates} is in the {where} {n} times")
+
+    summary = {}
+    for contract_topic in TOPICS.values():
+        topic, payload = contract_topic["name"], contract_topic["payload"]
+        records = read_topic(topic)
+        coordinates = {(topic, p, o) for p, o, _ in records}
+        in_poison = {c for c in coordinates if c in poison}
+        in_failed = {c for c in coordinates if c in failed}
+        for c in in_poison & in_failed:
+            problems.append(f"{c} is both in the poison queue and in an on-failure batch")
+        handled = {c for c in coordinates if c not in in_poison and c not in in_failed}
+
+        if payload == "SensorReading":
+            window_ms = int(os.environ.get(NAMES["windowSeconds"], CONTRACT["defaults"]["windowSeconds"])) * 1000
+            truth: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
+            for partition, offset, value in records:
+                if (topic, partition, offset) not in handled:
+                    continue
+                try:
+                    device, event_time, temperature = sensor_reading(decode_value(value, registry))
+                except (ValueError, json.JSONDecodeError, UnicodeDecodeError) as error:
+                    problems.append(f"{topic}-{partition}@{offset} is neither aggregated validly nor poison: {error}")
+                    continue
+                truth[(device, event_time // window_ms * window_ms)].append(temperature)
+            keys = CONTRACT["tables"]["windowAggregates"]
+            stored = {}
+            for item in scan(dynamodb, os.environ.get(NAMES["aggregatesTable"], CONTRACT["tables"]["windowAggregates"]["name"])):
+                key = (item[keys["partitionKey"]]["S"], int(item[keys["sortKey"]]["N"]))
+                stored[key] = {name: float(item[name]["N"]) for name in ("count", "sum", "min", "max") if name in item}
+            for key in sorted(set(truth) | set(stored)):
+                values, row = truth.get(key), stored.get(key)
+                if values is None or row is None:
+                    problems.append(f"window {key}: {'missing in DynamoDB' if row is None else 'not in the ground truth'}")
+                    continue
+                expected = {"count": len(values), "sum": sum(values), "min": min(values), "max": max(values)}
+                for name, want in expected.items():
+                    if abs(row.get(name, float("nan")) - want) > 0.001 * max(1, len(values)):
+                        problems.append(f"window {key}: {name} is {row.get(name)} in DynamoDB, ground truth {want}")
+            aggregated = sum(int(r.get("count", 0)) for r in stored.values())
+            summary[topic] = {"records": len(records), "aggregated": aggregated, "poison": len(in_poison), "onFailure": len(in_failed)}
+            if aggregated != len(handled):
+                problems.append(f"{topic}: {aggregated} readings aggregated but {len(handled)} records are neither poison nor failed")
+        elif payload == "StoreEvent":
+            pg = CONTRACT["postgres"]
+            rows = collections.Counter(pg_coordinates(pg["salesTable"]) + pg_coordinates(pg["inventoryTable"]))
+            archived = collections.Counter(archive_coordinates(s3))
+            for c in sorted(coordinates):
+                sinks = rows[c]
+                if c in handled and sinks != 1:
+                    problems.append(f"{c}: in PostgreSQL {sinks} times (expected once)")
+                if c not in handled and sinks:
+                    problems.append(f"{c}: in PostgreSQL and also in a failure queue")
+                if archived[c] != (1 if c in handled else 0):
+                    problems.append(f"{c}: in the S3 archive {archived[c]} times")
+            summary[topic] = {"records": len(records), "postgres": sum(rows[c] for c in coordinates),
+                              "archived": sum(archived[c] for c in coordinates), "poison": len(in_poison), "onFailure": len(in_failed)}
+        else:
+            keys = CONTRACT["tables"]["genericEvents"]
+            items = collections.Counter()
+            for item in scan(dynamodb, os.environ.get(NAMES["genericEventsTable"], CONTRACT["tables"]["genericEvents"]["name"])):
+                source = item[keys["partitionKey"]]["S"]
+                t, _, p = source.rpartition("-")
+                items[(t, int(p), int(item[keys["sortKey"]]["N"]))] += 1
+            for c in sorted(coordinates):
+                if items[c] != (1 if c in handled else 0):
+                    problems.append(f"{c}: in the generic-events table {items[c]} times")
+            summary[topic] = {"records": len(records), "stored": sum(items[c] for c in coordinates), "poison": len(in_poison), "onFailure": len(in_failed)}
+
+    print(json.dumps(summary, indent=2))
+    if problems:
+        print(f"[verify] FAILED: {len(problems)} difference(s)", file=sys.stderr)
+        for problem in problems[:50]:
+            print(f"  - {problem}", file=sys.stderr)
+        sys.exit(1)
+    print("[verify] every record is accounted for exactly once, and the aggregates equal the ground truth", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
