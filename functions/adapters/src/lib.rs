@@ -3,6 +3,7 @@
 pub mod aws;
 pub mod dynamodb;
 pub mod glue;
+pub mod kafka;
 pub mod postgres;
 pub mod s3;
 pub mod secrets;
