@@ -31,7 +31,7 @@ for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
     --verify) VERIFY=1 ;;
-    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,11 +88,15 @@ bring_up_stack() {
 
 # Each Lambda crate on its own: `cargo lambda watch` runs `cargo run --bin <name>`, whose feature
 # resolution covers that package only, so this leaves it nothing to compile on the first invoke.
+EMULATOR=""
 build() {
   local crate
   for crate in esm-emulator producer consumer; do
     cargo build -p "$crate"
   done
+  EMULATOR="$(cargo metadata --format-version 1 --no-deps |
+    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/esm-emulator"
+  [[ -x "$EMULATOR" ]] || die "esm-emulator was built but $EMULATOR is missing"
 }
 
 start_functions() {
@@ -124,7 +128,7 @@ start_mappings() {
   while read -r topic group; do
     rm -f "$RUN_DIR/esm-$topic.json"
     background "esm-$topic" "$LOG_DIR/esm-$topic.log" \
-      "$PIPELINE_CACHE/target/debug/esm-emulator" --topic "$topic" --consumer-group "$group" \
+      "$EMULATOR" --topic "$topic" --consumer-group "$group" \
       --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --starting-position TRIM_HORIZON \
       --batch-size "$batch" --batching-window-secs "$window" --maximum-retry-attempts 3 \
       --retry-initial-backoff-ms 500 --retry-max-backoff-ms 5000 \
