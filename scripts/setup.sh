@@ -139,7 +139,10 @@ setup_npm() {
     log "   node_modules up to date"
     return
   fi
-  (cd "$REPO_ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+  # `npm install`, not `npm ci`: the lock file lacks the optional per-platform bindings of
+  # unrs-resolver (a jest dependency) that the registry here does not serve, and `npm ci` refuses a
+  # lock with missing optional entries. With an in-sync lock `npm install` installs exactly its versions.
+  (cd "$REPO_ROOT" && npm install --no-audit --no-fund --loglevel=error)
 }
 
 main() {
