@@ -1,0 +1,169 @@
+//! Wiring of the consumer: adapters built from the configuration, and the invocation handler the
+//! Lambda runtime (and the integration tests) call.
+
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use pipeline_adapters::dynamodb::{DynamoGenericEventStore, DynamoWindowStore};
+use pipeline_adapters::postgres::{PgConnector, PostgresStoreTable};
+use pipeline_adapters::s3::S3Objects;
+use pipeline_adapters::secrets::JsonSecrets;
+use pipeline_adapters::sqs::SqsPoisonSink;
+use pipeline_contracts::contracts;
+use pipeline_domain::consume::batch::{BatchError, BatchSummary, ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::ports::{
+    GenericEventStore, ObjectStore, PoisonSink, StoreEventTable, WindowStore,
+};
+use pipeline_domain::event::KafkaEvent;
+use pipeline_domain::ports::{PortError, SchemaSource};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::config::ConsumerConfig;
+use crate::metrics::{emf_document, InvocationMetrics};
+
+/// The consumer as deployed: AWS and PostgreSQL adapters behind the domain's batch loop.
+pub type Consumer<S> = ConsumerService<
+    S,
+    DynamoWindowStore,
+    S3Objects,
+    PostgresStoreTable,
+    DynamoGenericEventStore,
+    SqsPoisonSink,
+>;
+
+#[derive(Debug, Error)]
+pub enum StartupError {
+    #[error("PostgreSQL sink could not start: {0}")]
+    Postgres(PortError),
+}
+
+/// S3 clients address buckets path-style when an endpoint override (moto) is configured;
+/// virtual-hosted style otherwise, as AWS recommends.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// Builds every adapter and applies the PostgreSQL migrations (cold start).
+pub async fn build<S: SchemaSource>(
+    config: &ConsumerConfig,
+    sdk: &aws_config::SdkConfig,
+    schemas: S,
+) -> Result<Consumer<S>, StartupError> {
+    let c = contracts();
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let objects = S3Objects::new(s3_client(sdk), &config.store_events_bucket);
+    let secrets = config
+        .postgres
+        .secret_id
+        .as_ref()
+        .map(|_| JsonSecrets::new(aws_sdk_secretsmanager::Client::new(sdk)));
+    let connector = PgConnector::new(config.postgres.clone(), secrets).map_err(StartupError::Postgres)?;
+    let table = PostgresStoreTable::connect(connector, &c.postgres.sales_table, &c.postgres.inventory_table)
+        .await
+        .map_err(StartupError::Postgres)?;
+    let sinks = Sinks {
+        windows: DynamoWindowStore::new(
+            dynamodb.clone(),
+            &config.aggregates_table,
+            &c.tables.window_aggregates,
+        ),
+        archive: objects.clone(),
+        table,
+        generic: DynamoGenericEventStore::new(
+            dynamodb,
+            &config.generic_events_table,
+            &c.tables.generic_events,
+        ),
+        poison: SqsPoisonSink::new(
+            aws_sdk_sqs::Client::new(sdk),
+            &config.poison_queue_url,
+            objects,
+            &c.bucket.oversize_poison_prefix,
+        ),
+    };
+    let settings = ConsumerSettings::new(config.routes(), config.window, &c.bucket.store_events_prefix);
+    Ok(ConsumerService::new(schemas, sinks, settings))
+}
+
+/// The invocation response: the batch summary and how long it took.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ConsumerResponse {
+    #[serde(flatten)]
+    pub summary: BatchSummary,
+    pub duration_ms: u64,
+}
+
+/// Handles one ESM event: processes it, logs the outcome and prints the EMF metrics line.
+/// An `Err` fails the invocation, so the ESM redelivers the batch.
+pub async fn handle<S, W, A, T, G, P>(
+    consumer: &ConsumerService<S, W, A, T, G, P>,
+    event: &KafkaEvent,
+    function_name: &str,
+) -> Result<ConsumerResponse, BatchError>
+where
+    S: SchemaSource,
+    W: WindowStore,
+    A: ObjectStore,
+    T: StoreEventTable,
+    G: GenericEventStore,
+    P: PoisonSink,
+{
+    let started = Instant::now();
+    let result = consumer.process(event).await;
+    let elapsed = started.elapsed();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    let metrics = match &result {
+        Ok(summary) => InvocationMetrics::from_summary(summary, duration_ms),
+        Err(_) => InvocationMetrics {
+            records: event.record_count(),
+            duration_ms,
+            batch_failures: 1,
+            ..InvocationMetrics::default()
+        },
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    println!(
+        "{}",
+        emf_document(&contracts().project, function_name, &metrics, now_ms)
+    );
+    match result {
+        Ok(summary) => {
+            tracing::info!(
+                records = summary.records,
+                poison = summary.poison,
+                windows_written = summary.windows_written,
+                rows_inserted = summary.rows_inserted,
+                archive_objects_written = summary.archive_objects_written,
+                duration_ms = elapsed.as_millis() as u64,
+                "batch processed"
+            );
+            Ok(ConsumerResponse {
+                summary,
+                duration_ms: elapsed.as_millis() as u64,
+            })
+        }
+        Err(error) => {
+            tracing::error!(%error, records = event.record_count(), "batch failed; the event source mapping will retry it");
+            Err(error)
+        }
+    }
+}
+
+/// JSON logs through `tracing`, filtered by `filter` (`RUST_LOG` syntax).
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second initialisation (tests) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_current_span(false)
+        .try_init();
+}

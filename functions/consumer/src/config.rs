@@ -1,0 +1,280 @@
+//! Typed, fallible configuration of the consumer, read from environment variables whose names
+//! come from the contract (`envVars` in `contracts/pipeline.json`).
+//!
+//! | variable (contract key)          | default                                   |
+//! |----------------------------------|-------------------------------------------|
+//! | `SENSOR_TOPIC`, `STORE_TOPIC`, `EXPLICIT_TOPIC` | the contract's topic names |
+//! | `WINDOW_SECONDS`                 | contract `defaults.windowSeconds`          |
+//! | `AGGREGATES_TABLE`, `GENERIC_EVENTS_TABLE` | the contract's table names       |
+//! | `STORE_EVENTS_BUCKET`            | required                                   |
+//! | `POISON_QUEUE_URL`               | required                                   |
+//! | `REGISTRY_NAME`                  | contract `schemaRegistry.name`             |
+//! | `REGISTRY_ROLE_ARN`              | none: the function's own credentials       |
+//! | `PG_SECRET_ARN`                  | none; else `PG_HOST` and `PG_USER` are required |
+//! | `PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PASSWORD` | override the secret; port 5432, database from the contract |
+//! | `PG_TLS` (`require`/`disable`)   | `require`, except `disable` for a loopback `PG_HOST` |
+//! | `RUST_LOG`                       | `info`                                     |
+//!
+//! Empty values count as unset.
+
+use pipeline_adapters::postgres::{PgSettings, PgTls};
+use pipeline_contracts::contracts;
+use pipeline_domain::consume::TopicRoutes;
+use pipeline_domain::window::WindowSpec;
+use thiserror::Error;
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("environment variable {name} is required: {why}")]
+    Missing { name: String, why: &'static str },
+    #[error("environment variable {name}={value:?} is invalid: {problem}")]
+    Invalid {
+        name: String,
+        value: String,
+        problem: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub sensor_topic: String,
+    pub store_topic: String,
+    pub explicit_topic: String,
+    pub window: WindowSpec,
+    pub aggregates_table: String,
+    pub generic_events_table: String,
+    pub store_events_bucket: String,
+    pub poison_queue_url: String,
+    pub registry_name: String,
+    pub registry_role_arn: Option<String>,
+    pub postgres: PgSettings,
+    pub log_filter: String,
+}
+
+/// The application name the consumer's database sessions carry (visible in `pg_stat_activity`).
+pub const PG_APPLICATION_NAME: &str = "pipeline-consumer";
+
+impl ConsumerConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let c = contracts();
+        let names = &c.env_vars;
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_string());
+        let required = |name: &str, why: &'static str| {
+            get(name).ok_or_else(|| ConfigError::Missing {
+                name: name.to_string(),
+                why,
+            })
+        };
+        let invalid = |name: &str, value: &str, problem: String| ConfigError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            problem,
+        };
+
+        let window = match get(&names.window_seconds) {
+            None => WindowSpec::from_seconds(c.defaults.window_seconds.into()),
+            Some(text) => {
+                let seconds: u64 = text
+                    .trim()
+                    .parse()
+                    .map_err(|e| invalid(&names.window_seconds, &text, format!("{e}")))?;
+                WindowSpec::from_seconds(seconds)
+            }
+        }
+        .map_err(|e| {
+            invalid(
+                &names.window_seconds,
+                &get(&names.window_seconds).unwrap_or_default(),
+                e.to_string(),
+            )
+        })?;
+
+        let pg_secret = get(&names.pg_secret_arn);
+        let pg_host = get(&names.pg_host);
+        let pg_user = get(&names.pg_user);
+        if pg_secret.is_none() {
+            if pg_host.is_none() {
+                required(&names.pg_host, "set it, or name an RDS secret in PG_SECRET_ARN")?;
+            }
+            if pg_user.is_none() {
+                required(&names.pg_user, "set it, or name an RDS secret in PG_SECRET_ARN")?;
+            }
+        }
+        let pg_port = match get(&names.pg_port) {
+            None => None,
+            Some(text) => Some(
+                text.trim()
+                    .parse::<u16>()
+                    .map_err(|e| invalid(&names.pg_port, &text, e.to_string()))?,
+            ),
+        };
+        let pg_tls = match get(&names.pg_tls).map(|v| v.trim().to_ascii_lowercase()) {
+            None if pg_host.as_deref().is_some_and(is_loopback) => PgTls::Disable,
+            None => PgTls::Require,
+            Some(v) if v == "require" => PgTls::Require,
+            Some(v) if v == "disable" => PgTls::Disable,
+            Some(v) => {
+                return Err(invalid(
+                    &names.pg_tls,
+                    &v,
+                    "expected \"require\" or \"disable\"".into(),
+                ))
+            }
+        };
+
+        Ok(Self {
+            sensor_topic: or(&names.sensor_topic, &c.topics.sensor_readings.name),
+            store_topic: or(&names.store_topic, &c.topics.store_events.name),
+            explicit_topic: or(&names.explicit_topic, &c.topics.explicit_events.name),
+            window,
+            aggregates_table: or(&names.aggregates_table, &c.tables.window_aggregates.name),
+            generic_events_table: or(&names.generic_events_table, &c.tables.generic_events.name),
+            store_events_bucket: required(&names.store_events_bucket, "store events are archived there")?,
+            poison_queue_url: required(&names.poison_queue_url, "poison records are sent there")?,
+            registry_name: or(&names.registry_name, &c.schema_registry.name),
+            registry_role_arn: get(&names.registry_role_arn),
+            postgres: PgSettings {
+                // With a secret, PG_DATABASE overrides the secret's dbname only when set.
+                database: get(&names.pg_database)
+                    .or_else(|| pg_secret.is_none().then(|| c.postgres.database.clone())),
+                host: pg_host,
+                port: pg_port,
+                user: pg_user,
+                password: get(&names.pg_password),
+                secret_id: pg_secret,
+                tls: pg_tls,
+                application_name: PG_APPLICATION_NAME.into(),
+            },
+            log_filter: or(&names.log_level, "info"),
+        })
+    }
+
+    pub fn routes(&self) -> TopicRoutes {
+        TopicRoutes::new(&self.sensor_topic, &self.store_topic, &self.explicit_topic)
+    }
+}
+
+/// Traffic to a loopback address never leaves the host, so TLS would protect nothing there.
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |name| map.get(name).cloned()
+    }
+
+    fn minimal() -> Vec<(&'static str, &'static str)> {
+        let n = &contracts().env_vars;
+        vec![
+            (n.store_events_bucket.as_str(), "bucket"),
+            (n.poison_queue_url.as_str(), "http://q"),
+            (n.pg_host.as_str(), "db.example.internal"),
+            (n.pg_user.as_str(), "consumer"),
+        ]
+    }
+
+    #[test]
+    fn defaults_come_from_the_contract() {
+        let c = contracts();
+        let config = ConsumerConfig::from_lookup(lookup(&minimal())).unwrap();
+        assert_eq!(config.sensor_topic, c.topics.sensor_readings.name);
+        assert_eq!(config.explicit_topic, c.topics.explicit_events.name);
+        assert_eq!(
+            config.window.size_ms(),
+            i64::from(c.defaults.window_seconds) * 1000
+        );
+        assert_eq!(config.aggregates_table, c.tables.window_aggregates.name);
+        assert_eq!(config.registry_name, c.schema_registry.name);
+        assert_eq!(
+            config.postgres.database.as_deref(),
+            Some(c.postgres.database.as_str())
+        );
+        assert_eq!(config.postgres.tls, PgTls::Require, "TLS by default");
+        assert_eq!(config.registry_role_arn, None);
+        let routes = config.routes();
+        assert_eq!(
+            routes.payload_for(&c.topics.store_events.name),
+            Some(pipeline_contracts::Payload::StoreEvent)
+        );
+    }
+
+    #[test]
+    fn values_are_typed_and_errors_name_the_variable() {
+        let n = &contracts().env_vars;
+        let mut pairs = minimal();
+        pairs.push((n.window_seconds.as_str(), "300"));
+        pairs.push((n.sensor_topic.as_str(), "custom-sensors"));
+        pairs.push((n.pg_port.as_str(), "6432"));
+        pairs.push((n.pg_tls.as_str(), "DISABLE"));
+        let config = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.window.size_ms(), 300_000);
+        assert_eq!(config.sensor_topic, "custom-sensors");
+        assert_eq!(config.postgres.port, Some(6432));
+        assert_eq!(config.postgres.tls, PgTls::Disable);
+
+        for (name, value) in [
+            (n.window_seconds.as_str(), "0"),
+            (n.window_seconds.as_str(), "sixty"),
+            (n.pg_port.as_str(), "70000"),
+            (n.pg_tls.as_str(), "prefer"),
+        ] {
+            let mut pairs = minimal();
+            pairs.push((name, value));
+            let error = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(error.to_string().contains(name), "{error}");
+        }
+        for missing in [
+            n.store_events_bucket.as_str(),
+            n.poison_queue_url.as_str(),
+            n.pg_host.as_str(),
+        ] {
+            let pairs: Vec<_> = minimal().into_iter().filter(|(k, _)| *k != missing).collect();
+            let error = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::Missing { name, .. } if name == missing),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_replaces_host_and_user_and_loopback_skips_tls() {
+        let n = &contracts().env_vars;
+        let pairs: Vec<_> = minimal()
+            .into_iter()
+            .filter(|(k, _)| *k != n.pg_host && *k != n.pg_user)
+            .chain([(
+                n.pg_secret_arn.as_str(),
+                "arn:aws:secretsmanager:eu-west-1:1:secret:db",
+            )])
+            .collect();
+        let config = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap();
+        assert_eq!(config.postgres.host, None);
+        assert_eq!(config.postgres.database, None, "the secret's dbname applies");
+        assert_eq!(config.postgres.tls, PgTls::Require);
+
+        let mut pairs = minimal();
+        pairs.retain(|(k, _)| *k != n.pg_host);
+        pairs.push((n.pg_host.as_str(), "127.0.0.1"));
+        assert_eq!(
+            ConsumerConfig::from_lookup(lookup(&pairs)).unwrap().postgres.tls,
+            PgTls::Disable
+        );
+    }
+}
