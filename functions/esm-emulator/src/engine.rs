@@ -24,7 +24,6 @@ const IDLE_POLL: Duration = Duration::from_millis(200);
 /// Lag is refreshed at most this often (it costs a watermark request per partition).
 const LAG_REFRESH: Duration = Duration::from_secs(1);
 const UNAVAILABLE_BACKOFF_MAX: Duration = Duration::from_secs(5);
-const COMMIT_ATTEMPTS: u32 = 5;
 
 #[derive(Debug, Error)]
 pub enum EngineError {
@@ -72,6 +71,7 @@ pub struct Mapping<S, I, D, R> {
     carry: Option<EncodedRecord>,
     status: MappingStatus,
     lag_refreshed: Option<Instant>,
+    lag_known: bool,
     stop: StopFlag,
 }
 
@@ -112,6 +112,7 @@ where
             carry: None,
             status,
             lag_refreshed: None,
+            lag_known: false,
             stop,
         }
     }
@@ -136,7 +137,7 @@ where
                 }
                 Gathered::Nothing => {
                     self.refresh_lag(false).await?;
-                    if self.status.total_lag == 0 {
+                    if self.lag_known && self.status.total_lag == 0 {
                         let since = *idle_since.get_or_insert_with(Instant::now);
                         self.set_state(MappingState::Idle);
                         if self.config.exit_when_idle.is_some_and(|d| since.elapsed() >= d) {
@@ -213,7 +214,9 @@ where
         match self.invoke_with_retries(&payload).await? {
             Delivery::Stopped => Ok(false),
             Delivery::Delivered { attempts } => {
-                self.commit(&spans).await?;
+                if !self.commit(&spans).await {
+                    return Ok(false);
+                }
                 self.status.counters.batches_delivered += 1;
                 self.status.counters.records_delivered += batch.record_count() as u64;
                 self.report_batch(BatchOutcome::Delivered, &batch, attempts, &spans);
@@ -232,10 +235,9 @@ where
                     payload.len(),
                     &spans,
                 );
-                if !self.send_failure(body, &spans).await {
+                if !self.send_failure(body, &spans).await || !self.commit(&spans).await {
                     return Ok(false);
                 }
-                self.commit(&spans).await?;
                 self.status.counters.batches_discarded += 1;
                 self.status.counters.records_discarded += batch.record_count() as u64;
                 self.report_batch(BatchOutcome::Discarded, &batch, attempts, &spans);
@@ -332,10 +334,9 @@ where
             event_size,
             &spans,
         );
-        if !self.send_failure(body, &spans).await {
+        if !self.send_failure(body, &spans).await || !self.commit(&spans).await {
             return Ok(false);
         }
-        self.commit(&spans).await?;
         self.status.counters.records_too_large += 1;
         let report = BatchReport {
             outcome: BatchOutcome::TooLarge,
@@ -405,7 +406,9 @@ where
         }
     }
 
-    async fn commit(&mut self, spans: &[PartitionSpan]) -> Result<(), EngineError> {
+    /// Commits, retrying while the broker is unreachable. Returns false if stopped first: the
+    /// batch is then delivered again after a restart (at least once), never skipped.
+    async fn commit(&mut self, spans: &[PartitionSpan]) -> bool {
         let next: Vec<(String, i32, i64)> = spans
             .iter()
             .map(|s| (s.topic.clone(), s.partition, s.next_offset()))
@@ -413,13 +416,21 @@ where
         let mut attempt = 0u32;
         loop {
             match self.source.commit(&next).await {
-                Ok(()) => return Ok(()),
-                Err(error) if attempt + 1 < COMMIT_ATTEMPTS => {
+                Ok(()) => return true,
+                Err(error) => {
                     attempt += 1;
                     warn!(%error, attempt, "commit failed; retrying");
-                    tokio::time::sleep(self.config.retry.backoff(attempt).min(UNAVAILABLE_BACKOFF_MAX)).await;
+                    if self.stop.is_stopped() {
+                        return false;
+                    }
+                    self.sleep(
+                        self.config
+                            .retry
+                            .backoff(attempt.min(16))
+                            .min(UNAVAILABLE_BACKOFF_MAX),
+                    )
+                    .await;
                 }
-                Err(error) => return Err(error.into()),
             }
         }
     }
@@ -428,7 +439,17 @@ where
         if !force && self.lag_refreshed.is_some_and(|t| t.elapsed() < LAG_REFRESH) {
             return Ok(());
         }
-        let partitions: Vec<PartitionLag> = self.source.lag().await?;
+        let partitions: Vec<PartitionLag> = match self.source.lag().await {
+            Ok(partitions) => partitions,
+            Err(error) => {
+                // Unknown lag is not zero lag: an idle exit must not happen on stale numbers.
+                warn!(%error, "cannot read partition lag; keeping the last known values");
+                self.lag_known = false;
+                self.lag_refreshed = Some(Instant::now());
+                return Ok(());
+            }
+        };
+        self.lag_known = true;
         self.status.total_lag = partitions.iter().map(|p| p.lag.max(0)).sum();
         self.status.partitions = partitions;
         self.status.updated_at = now_iso();
@@ -491,6 +512,8 @@ mod tests {
         end: i64,
         committed: BTreeMap<i32, i64>,
         commit_calls: usize,
+        /// The next this many commits and lag reads fail, as while the broker restarts.
+        broker_down_for: u32,
     }
 
     impl FakeLog {
@@ -526,6 +549,10 @@ mod tests {
         async fn commit(&mut self, next: &[(String, i32, i64)]) -> Result<(), SourceError> {
             let mut state = self.inner.lock().unwrap();
             state.commit_calls += 1;
+            if state.broker_down_for > 0 {
+                state.broker_down_for -= 1;
+                return Err(SourceError::Kafka("AllBrokersDown".into()));
+            }
             for (_, partition, offset) in next {
                 state.committed.insert(*partition, *offset);
             }
@@ -533,6 +560,9 @@ mod tests {
         }
         async fn lag(&mut self) -> Result<Vec<PartitionLag>, SourceError> {
             let state = self.inner.lock().unwrap();
+            if state.broker_down_for > 0 {
+                return Err(SourceError::Kafka("AllBrokersDown".into()));
+            }
             let committed = state.committed.get(&0).copied();
             Ok(vec![PartitionLag {
                 partition: 0,
@@ -754,5 +784,35 @@ mod tests {
         task.await.unwrap().unwrap();
         assert!(f.calls.lock().unwrap().len() > 1);
         assert_eq!(log.committed(), None);
+    }
+
+    #[tokio::test]
+    async fn a_broker_outage_during_commit_delays_the_commit_but_loses_nothing() {
+        let log = FakeLog::with_records(4, 10);
+        log.inner.lock().unwrap().broker_down_for = 3;
+        let f = function(0, &log);
+        let status = Mapping::new(
+            config(10, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(FakeQueue::default()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        assert_eq!(log.committed(), Some(4));
+        assert_eq!(
+            log.inner.lock().unwrap().commit_calls,
+            4,
+            "three failed commits, then one that held"
+        );
+        assert_eq!(
+            f.calls.lock().unwrap().len(),
+            1,
+            "the batch is not invoked again for a commit failure"
+        );
+        assert_eq!(status.counters.records_delivered, 4);
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::{MappingConfig, StartingPosition};
 use crate::event::{PolledRecord, TimestampType};
@@ -156,7 +156,13 @@ impl RecordSource for KafkaSource {
         match tokio::time::timeout(timeout, self.consumer.recv()).await {
             Err(_elapsed) => Ok(None),
             Ok(Ok(message)) => Ok(Some(to_polled(&message))),
-            Ok(Err(error)) => Err(kafka_error("polling", error)),
+            // librdkafka reconnects by itself (broker restarts, AllBrokersDown): report and keep
+            // polling rather than ending the mapping.
+            Ok(Err(error)) => {
+                warn!(%error, topic = %self.topic, "kafka poll error; retrying");
+                tokio::time::sleep(timeout.min(Duration::from_secs(1))).await;
+                Ok(None)
+            }
         }
     }
 

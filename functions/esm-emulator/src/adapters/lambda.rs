@@ -102,11 +102,17 @@ impl Invoker for LambdaInvoker {
                     429 => Err(InvokeError::Unavailable(format!(
                         "throttled (429 {code}): {message}"
                     ))),
-                    _ => Ok(InvokeOutcome::FunctionError {
-                        status_code: status,
-                        function_error: code,
-                        message,
-                    }),
+                    _ => {
+                        // A body that is a Lambda error document means the handler failed
+                        // (how `cargo lambda watch` reports it), which AWS calls Unhandled.
+                        let handler_failed = serde_json::from_str::<serde_json::Value>(&message)
+                            .is_ok_and(|v| v.get("errorType").is_some());
+                        Ok(InvokeOutcome::FunctionError {
+                            status_code: status,
+                            function_error: if handler_failed { "Unhandled".into() } else { code },
+                            message,
+                        })
+                    }
                 }
             }
             Err(other) => Err(InvokeError::Unavailable(format!("{other:?}"))),
