@@ -299,6 +299,18 @@ async fn fake_function(
     FakeFunction { endpoint, calls }
 }
 
+/// Signals once, on the first status report (sent after the partitions are assigned).
+struct StartSignal(Option<std::sync::mpsc::Sender<()>>);
+
+impl esm_emulator::status::Reporter for StartSignal {
+    fn batch(&mut self, _report: &esm_emulator::status::BatchReport) {}
+    fn status(&mut self, _status: &esm_emulator::status::MappingStatus) {
+        if let Some(started) = self.0.take() {
+            let _ = started.send(());
+        }
+    }
+}
+
 fn settings(stack: &Stack, topic: &str, group: &str) -> MappingSettings {
     MappingSettings {
         topic: topic.into(),
@@ -586,12 +598,17 @@ async fn a_restart_resumes_from_committed_offsets_and_latest_skips_the_backlog()
         invoke_timeout: Duration::from_secs(60),
         region: stack.region.clone(),
     };
+    let (started_tx, started_rx) = std::sync::mpsc::channel();
     let task = tokio::spawn({
         let stop = stop.clone();
         let config = s.validate().unwrap();
-        async move { run_mapping(config, &endpoints, MemoryReporter::default(), stop).await }
+        async move { run_mapping(config, &endpoints, StartSignal(Some(started_tx)), stop).await }
     });
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The first status comes after the partitions are assigned at their LATEST offsets.
+    tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .unwrap()
+        .expect("the LATEST mapping did not start within 60 s");
     produce(&stack, &topic, &batch(10, 12)).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while delivered(&events(&third.calls.lock().unwrap())).len() < 2 && Instant::now() < deadline {
