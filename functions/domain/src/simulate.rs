@@ -55,9 +55,10 @@ pub struct SensorSimulation {
     pub interval_ms: i64,
 }
 
-/// The device id (and record key) of device number `index`.
+/// The device id (and record key) of device number `index`. (This shape spreads small fleets
+/// evenly over partitions under Kafka's murmur2; `device-00001`-style ids pile onto two of four.)
 pub fn device_id(index: u32) -> String {
-    format!("device-{index:05}")
+    format!("sensor-{index:03}")
 }
 
 /// Readings ordered as a fleet emits them: reading 0 of every device, then reading 1, and so on.
@@ -202,8 +203,10 @@ impl SimulatedStoreEvent {
     }
 }
 
+/// The record key of a store's events (zero-padded: it spreads ten stores over four partitions
+/// under murmur2, where `store-1`..`store-10` use only two).
 pub fn store_key(store_id: i32) -> String {
-    format!("store-{store_id}")
+    format!("store-{store_id:03}")
 }
 
 /// How many of `count` events a share makes malformed (rounded to the nearest event).

@@ -271,7 +271,7 @@ async fn store_events_carry_exactly_the_reported_share_of_poison() {
             Some(event) => {
                 assert_eq!(
                     r.record.key.as_deref(),
-                    Some(format!("store-{}", event.store_id).as_bytes())
+                    Some(pipeline_domain::simulate::store_key(event.store_id).as_bytes())
                 );
                 *decoded.entry(event.event_type.as_str().to_string()).or_default() += 1;
             }
