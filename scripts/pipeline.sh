@@ -8,7 +8,8 @@
 #   scripts/pipeline.sh --keep          keep what earlier runs stored
 #   scripts/pipeline.sh --verify        then check every record is accounted for exactly once and the
 #                                       aggregates equal a ground truth read from the topics (CI)
-#   PIPELINE_PRODUCER_REQUEST=file.json what to ask the producer for (default: scripts/local/pipeline-request.json)
+#   PIPELINE_PRODUCER_REQUESTS=file     JSON array of producer requests, invoked in order
+#                                       (default: scripts/local/pipeline-requests.json, fixed seeds)
 #   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port
 #   PIPELINE_TIMEOUT=900                seconds to wait for the mappings to catch up
 set -euo pipefail
@@ -22,7 +23,7 @@ LOG_DIR="$LOCAL_DIR/logs"
 REPORT_DIR="$LOCAL_DIR/report"
 LAMBDA_PORT="${PIPELINE_LAMBDA_PORT:-19000}"
 TIMEOUT="${PIPELINE_TIMEOUT:-900}"
-REQUEST="${PIPELINE_PRODUCER_REQUEST:-$REPO_ROOT/scripts/local/pipeline-request.json}"
+REQUESTS="${PIPELINE_PRODUCER_REQUESTS:-$REPO_ROOT/scripts/local/pipeline-requests.json}"
 PYTHON="$REPO_ROOT/.venv/bin/python"
 KEEP=0
 VERIFY=0
@@ -31,7 +32,7 @@ for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
     --verify) VERIFY=1 ;;
-    -h | --help) sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -76,7 +77,7 @@ check_functions() {
     [[ -f "functions/$crate/Cargo.toml" ]] || missing+=("functions/$crate")
   done
   ((${#missing[@]} == 0)) || die "${missing[*]} not in this checkout yet: the pipeline needs both Lambda crates"
-  [[ -f "$REQUEST" ]] || die "producer request $REQUEST not found (set PIPELINE_PRODUCER_REQUEST)"
+  [[ -f "$REQUESTS" ]] || die "producer requests $REQUESTS not found (set PIPELINE_PRODUCER_REQUESTS)"
 }
 
 bring_up_stack() {
@@ -142,14 +143,26 @@ for t in json.load(open("contracts/pipeline.json"))["topics"].values(): print(t[
 
 PRODUCED_AT=0
 invoke_producer() {
-  local response="$RUN_DIR/producer-response.json" code
-  code="$(curl -sS -o "$response" -w '%{http_code}' -X POST \
-    "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/producer/invocations" \
-    -H 'Content-Type: application/json' --data-binary "@$REQUEST")" ||
-    die "producer: invoke failed; see $LOG_DIR/lambda-watch.log"
-  [[ "$code" == 200 ]] || die "producer answered HTTP $code: $(head -c 2000 "$response"); see $LOG_DIR/lambda-watch.log"
+  local request response code index=0
+  for request in $("$PYTHON" - "$REQUESTS" "$RUN_DIR" <<'EOF'
+import json, sys
+requests = json.load(open(sys.argv[1]))
+for index, request in enumerate(requests if isinstance(requests, list) else [requests]):
+    path = f"{sys.argv[2]}/producer-request-{index}.json"
+    json.dump(request, open(path, "w"))
+    print(path)
+EOF
+  ); do
+    response="$RUN_DIR/producer-response-$index.json"
+    code="$(curl -sS -o "$response" -w '%{http_code}' -X POST \
+      "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/producer/invocations" \
+      -H 'Content-Type: application/json' --data-binary "@$request")" ||
+      die "producer: invoke failed; see $LOG_DIR/lambda-watch.log"
+    [[ "$code" == 200 ]] || die "producer answered HTTP $code to $request: $(head -c 2000 "$response"); see $LOG_DIR/lambda-watch.log"
+    echo "producer ($("$PYTHON" -c 'import json,sys; print(json.load(open(sys.argv[1]))["action"])' "$request")): $(head -c 600 "$response")" >&2
+    index=$((index + 1))
+  done
   PRODUCED_AT="$(date +%s)"
-  echo "producer summary: $(head -c 2000 "$response")" >&2
 }
 
 wait_for_mappings() {
