@@ -185,3 +185,41 @@ async fn each_mode_is_enforced_by_the_adapter() {
         .unwrap_err();
     assert!(err.to_string().contains("FORWARD"), "{err}");
 }
+
+/// moto's own view of its state (`/moto-api/data.json`), fetched with a bare HTTP/1.0 GET.
+async fn moto_state(endpoint: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    let request = format!("GET /moto-api/data.json HTTP/1.0\r\nHost: {authority}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+#[tokio::test]
+async fn reads_through_an_assumed_cross_account_role() {
+    let Some(registry) = registry("glue through an assumed role").await else {
+        return;
+    };
+    let schema_name = support::unique("SensorReading");
+    let (v1, _) = sensor_versions();
+    let registered = registry
+        .register_or_reuse(&schema_name, &v1, Compatibility::Backward)
+        .await
+        .unwrap();
+    let sdk = pipeline_adapters::aws::load_sdk_config().await;
+    let role = format!(
+        "arn:aws:iam::123456789012:role/{}",
+        support::unique("registry-reader")
+    );
+    let reader = GlueSchemaRegistry::new(glue_client(&sdk, Some(&role)).await, registry.registry_name());
+    assert_eq!(reader.schema_definition(registered.version_id).await.unwrap(), v1);
+    // moto issues credentials for any role, so check that STS really saw an AssumeRole for it.
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    if endpoint.starts_with("http://") {
+        let state = moto_state(&endpoint).await;
+        assert!(state.contains(&role), "moto recorded no AssumeRole for {role}");
+    }
+}

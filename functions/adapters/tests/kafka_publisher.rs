@@ -160,3 +160,33 @@ async fn an_unknown_topic_is_a_clear_error_and_nothing_is_delivered() {
     assert!(matches!(err.source, PortError::NotFound { .. }), "{err}");
     assert!(err.to_string().contains(&topic), "{err}");
 }
+
+#[tokio::test]
+async fn scram_credentials_come_from_a_secrets_manager_secret() {
+    if support::endpoint("AWS_ENDPOINT_URL", "kafka scram secret").is_none() {
+        return;
+    }
+    let sdk = pipeline_adapters::aws::load_sdk_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = format!("AmazonMSK_{}", support::unique("it"));
+    let created = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(r#"{"username":"producer","password":"pa55-word"}"#)
+        .send()
+        .await
+        .unwrap();
+    let arn = created.arn().unwrap();
+    let auth = pipeline_adapters::kafka::scram_credentials(&secrets, arn)
+        .await
+        .unwrap();
+    assert_eq!(
+        auth,
+        pipeline_adapters::kafka::KafkaAuth::Scram {
+            username: "producer".into(),
+            password: "pa55-word".into()
+        }
+    );
+    let missing = pipeline_adapters::kafka::scram_credentials(&secrets, &format!("{arn}-missing")).await;
+    assert!(missing.is_err());
+}
