@@ -47,7 +47,21 @@ impl ObjectStore for S3Objects {
                 Ok(Some(bytes.into_bytes().to_vec()))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
-            Err(e) => Err(classify_sdk_error(COMPONENT, &e)),
+            Err(e) => Err(match classify_sdk_error(COMPONENT, &e) {
+                // S3 answers 403 instead of 404 for a missing key when the caller may not list the
+                // bucket; say so, since the fix is in IAM, not here.
+                PortError::Rejected { component, message } if message.contains("AccessDenied") => {
+                    PortError::Rejected {
+                        component,
+                        message: format!(
+                            "{message} (reading s3://{}/{key}; without s3:ListBucket on the bucket, \
+                             a missing object is reported as AccessDenied)",
+                            self.bucket
+                        ),
+                    }
+                }
+                other => other,
+            }),
         }
     }
 
