@@ -85,6 +85,9 @@ struct Stack {
     ids: SchemaIds,
 }
 
+/// Registered once per test process (the tests run concurrently).
+static REGISTERED: tokio::sync::OnceCell<SchemaIds> = tokio::sync::OnceCell::const_new();
+
 #[derive(Clone, Copy)]
 struct SchemaIds {
     sensor_v1: Uuid,
@@ -223,33 +226,39 @@ async fn stack() -> Stack {
         .arn
         .expect("secret arn");
 
-    let registry_name = format!("{run}-{}", c.schema_registry.name);
+    // One registry for all runs: moto allows only 10 registries per account, and registering an
+    // identical definition again reuses its version, so sharing it is harmless.
+    let registry_name = format!("{}-consumer-tests", c.schema_registry.name);
     let registry = GlueSchemaRegistry::new(glue_client(&sdk, None).await, &registry_name);
-    registry.ensure_registry().await.expect("registry");
-    let register = |name: &'static str, text: &'static str| {
-        let registry = registry.clone();
-        async move {
-            registry
-                .register_or_reuse(name, text, Compatibility::Backward)
-                .await
-                .expect("register schema")
-                .version_id
-        }
-    };
-    let ids = SchemaIds {
-        sensor_v1: register(
-            "SensorReading",
-            schema_text("schemas/sensor_reading.v1.avsc").unwrap(),
-        )
-        .await,
-        sensor_v2: register(
-            "SensorReading",
-            schema_text("schemas/sensor_reading.v2.avsc").unwrap(),
-        )
-        .await,
-        store_v1: register("StoreEvent", schema_text("schemas/store_event.v1.avsc").unwrap()).await,
-        order_v1: register("Order", ORDER_SCHEMA).await,
-    };
+    let ids = *REGISTERED
+        .get_or_init(|| async {
+            registry.ensure_registry().await.expect("registry");
+            let register = |name: &'static str, text: &'static str| {
+                let registry = registry.clone();
+                async move {
+                    registry
+                        .register_or_reuse(name, text, Compatibility::Backward)
+                        .await
+                        .expect("register schema")
+                        .version_id
+                }
+            };
+            SchemaIds {
+                sensor_v1: register(
+                    "SensorReading",
+                    schema_text("schemas/sensor_reading.v1.avsc").unwrap(),
+                )
+                .await,
+                sensor_v2: register(
+                    "SensorReading",
+                    schema_text("schemas/sensor_reading.v2.avsc").unwrap(),
+                )
+                .await,
+                store_v1: register("StoreEvent", schema_text("schemas/store_event.v1.avsc").unwrap()).await,
+                order_v1: register("Order", ORDER_SCHEMA).await,
+            }
+        })
+        .await;
 
     // The consumer reads its configuration exactly as on Lambda, by the contract's variable names:
     // database credentials through the secret, no PG_HOST/PG_USER/PG_PASSWORD.
@@ -276,6 +285,44 @@ async fn stack() -> Stack {
         registry,
         ids,
     }
+}
+
+impl Stack {
+    /// Removes this run's resources (best effort), so repeated runs do not pile up on
+    /// long-lived servers. Not reached when a test fails: the resources stay for inspection.
+    async fn cleanup(self) {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        for table in [&self.config.aggregates_table, &self.config.generic_events_table] {
+            let _ = dynamodb.delete_table().table_name(table).send().await;
+        }
+        let s3 = app::s3_client(&self.sdk);
+        let bucket = &self.config.store_events_bucket;
+        for key in objects(&self.sdk, bucket).await.into_keys() {
+            let _ = s3.delete_object().bucket(bucket).key(key).send().await;
+        }
+        let _ = s3.delete_bucket().bucket(bucket).send().await;
+        let _ = aws_sdk_sqs::Client::new(&self.sdk)
+            .delete_queue()
+            .queue_url(&self.config.poison_queue_url)
+            .send()
+            .await;
+        if let Some(secret) = &self.config.postgres.secret_id {
+            let _ = aws_sdk_secretsmanager::Client::new(&self.sdk)
+                .delete_secret()
+                .secret_id(secret)
+                .force_delete_without_recovery(true)
+                .send()
+                .await;
+        }
+        drop_database(&self.database).await;
+    }
+}
+
+async fn drop_database(name: &str) {
+    let _ = pg_admin(&env("PG_DATABASE"))
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
 }
 
 async fn consumer(stack: &Stack) -> Consumer<GlueSchemaRegistry> {
@@ -1196,6 +1243,8 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
         produced.records.len(),
         events.len()
     );
+    drop((consumer, second));
+    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1258,6 +1307,8 @@ async fn a_dropped_database_connection_is_reopened_within_the_batch() {
             .await
             .len();
     assert_eq!(total, produced.store_events.len());
+    drop(consumer);
+    stack.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1309,4 +1360,6 @@ async fn concurrent_cold_starts_apply_each_migration_once() {
         tables[0].as_ref().unwrap().migrate().await.unwrap(),
         Vec::<i32>::new()
     );
+    drop((tables, pg));
+    drop_database(&database).await;
 }
