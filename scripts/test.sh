@@ -82,7 +82,13 @@ for stage in "${STAGES[@]}"; do
   wanted "$stage" || continue
   log "stage $stage"
   started=$SECONDS
-  if ( "stage_$stage" ); then
+  # Not `if ( stage )`: inside a tested command bash ignores `set -e`, and a stage would pass
+  # whenever its last command passed.
+  set +e
+  ( set -e; "stage_$stage" )
+  status=$?
+  set -e
+  if [[ "$status" -eq 0 ]]; then
     passed=$((passed + 1))
     summary+=("$(printf '  %-8s ok      %4ds' "$stage" $((SECONDS - started)))")
   else

@@ -19,7 +19,11 @@ where
     let message = match error {
         SdkError::ServiceError(service) => {
             let err = service.err();
-            format!("{}: {}", err.code().unwrap_or("ServiceError"), err.message().unwrap_or_default())
+            format!(
+                "{}: {}",
+                err.code().unwrap_or("ServiceError"),
+                err.message().unwrap_or_default()
+            )
         }
         other => format!("{other}"),
     };

@@ -780,7 +780,9 @@ mod tests {
         assert_eq!(decimal_bytes_to_i64(&[0x01, 0, 0, 0, 0, 0, 0, 0, 0]), None);
         // A Java writer encodes 2.52 in the fewest bytes; decoding must not depend on our width.
         let store = reader_schema("StoreEvent").unwrap();
-        let Value::Record(mut fields) = store_event_to_avro(&sample_store_event()) else { unreachable!() };
+        let Value::Record(mut fields) = store_event_to_avro(&sample_store_event()) else {
+            unreachable!()
+        };
         for (name, value) in fields.iter_mut() {
             if name == "price" {
                 *value = Value::Decimal(vec![0x00, 0xfc].into());
