@@ -41,17 +41,24 @@ pub async fn glue_client(
     match registry_role_arn {
         None => aws_sdk_glue::Client::new(sdk_config),
         Some(role_arn) => {
-            let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
-                .session_name("pipeline-schema-registry")
-                .configure(sdk_config)
-                .build()
-                .await;
             let config = aws_sdk_glue::config::Builder::from(sdk_config)
-                .credentials_provider(provider)
+                .credentials_provider(assumed_role_credentials(sdk_config, role_arn).await)
                 .build();
             aws_sdk_glue::Client::from_conf(config)
         }
     }
+}
+
+/// Credentials of the cross-account registry role, refreshed before they expire.
+pub async fn assumed_role_credentials(
+    sdk_config: &aws_config::SdkConfig,
+    role_arn: &str,
+) -> aws_config::sts::AssumeRoleProvider {
+    aws_config::sts::AssumeRoleProvider::builder(role_arn)
+        .session_name("pipeline-schema-registry")
+        .configure(sdk_config)
+        .build()
+        .await
 }
 
 /// One Glue schema registry (by name).

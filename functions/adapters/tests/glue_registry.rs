@@ -3,7 +3,8 @@
 
 mod support;
 
-use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
+use aws_credential_types::provider::ProvideCredentials;
+use pipeline_adapters::glue::{assumed_role_credentials, glue_client, GlueSchemaRegistry};
 use pipeline_contracts::contracts;
 use pipeline_domain::ports::{PortError, SchemaSource};
 use pipeline_domain::produce::{RegistryWriteError, SchemaRegistryWriter};
@@ -186,18 +187,6 @@ async fn each_mode_is_enforced_by_the_adapter() {
     assert!(err.to_string().contains("FORWARD"), "{err}");
 }
 
-/// moto's own view of its state (`/moto-api/data.json`), fetched with a bare HTTP/1.0 GET.
-async fn moto_state(endpoint: &str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let authority = endpoint.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
-    let request = format!("GET /moto-api/data.json HTTP/1.0\r\nHost: {authority}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    response
-}
-
 #[tokio::test]
 async fn reads_through_an_assumed_cross_account_role() {
     let Some(registry) = registry("glue through an assumed role").await else {
@@ -210,16 +199,34 @@ async fn reads_through_an_assumed_cross_account_role() {
         .await
         .unwrap();
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
-    let role = format!(
-        "arn:aws:iam::123456789012:role/{}",
-        support::unique("registry-reader")
-    );
+    let role_name = support::unique("registry-reader");
+    let role = format!("arn:aws:iam::123456789012:role/{role_name}");
     let reader = GlueSchemaRegistry::new(glue_client(&sdk, Some(&role)).await, registry.registry_name());
     assert_eq!(reader.schema_definition(registered.version_id).await.unwrap(), v1);
-    // moto issues credentials for any role, so check that STS really saw an AssumeRole for it.
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    if endpoint.starts_with("http://") {
-        let state = moto_state(&endpoint).await;
-        assert!(state.contains(&role), "moto recorded no AssumeRole for {role}");
-    }
+    // moto issues credentials for any role, so prove the credentials the reader is given come from
+    // an AssumeRole of that role: STS names their caller as the assumed role.
+    let credentials = assumed_role_credentials(&sdk, &role)
+        .await
+        .provide_credentials()
+        .await
+        .unwrap();
+    let sts_config = aws_sdk_sts::config::Builder::from(&sdk)
+        .credentials_provider(aws_sdk_sts::config::Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            credentials.session_token().map(str::to_string),
+            None,
+            "assumed-role-check",
+        ))
+        .build();
+    let caller = aws_sdk_sts::Client::from_conf(sts_config)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let arn = caller.arn().unwrap_or_default();
+    assert!(
+        arn.contains(&format!(":assumed-role/{role_name}/")),
+        "caller is {arn}, not the assumed {role}"
+    );
 }
