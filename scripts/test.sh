@@ -24,7 +24,7 @@ export PIPELINE_KAFKA_PORT="${PIPELINE_TEST_KAFKA_PORT:-39092}"
 export PIPELINE_MOTO_PORT="${PIPELINE_TEST_MOTO_PORT:-35000}"
 export PIPELINE_PG_PORT="${PIPELINE_TEST_PG_PORT:-35432}"
 
-STAGES=(setup static stack rust e2e cdk scan bundled)
+STAGES=(setup static stack rust e2e faults security cdk scan fuzz bench bundled)
 ONLY="${PIPELINE_TEST_ONLY:-${STAGES[*]}}"
 
 log() { printf '\n[test] %s\n' "$*" >&2; }
@@ -62,14 +62,27 @@ stage_rust() {
 # every record accounted for exactly once, aggregates equal to an independent recomputation.
 stage_e2e() { PIPELINE_LAMBDA_PORT="${PIPELINE_TEST_LAMBDA_PORT:-39000}" scripts/pipeline.sh --verify; }
 
+# Redelivery, crashes, outages, throttling, poison records and bad producer input, each checked
+# against the same independent ground truth as e2e (docs/guarantees.md).
+stage_faults() { scripts/faults.sh; }
+
+# Secrets absent from every captured log, every local server bound to loopback only.
+stage_security() { scripts/security-checks.sh; }
+
 stage_cdk() { npm run --silent test:cdk; }
 
 stage_scan() { bash cdk/scripts/scan-templates.sh; }
 
+# A short, bounded cargo-fuzz run of every target (the long runs are recorded in docs/guarantees.md).
+stage_fuzz() { scripts/fuzz.sh --ci; }
+
+# Exercises the benchmark code end to end on tiny inputs; figures are not judged here.
+stage_bench() { scripts/bench.sh --smoke; }
+
 stage_bundled() { bash cdk/scripts/synth-bundled.sh; }
 
 stop_stack() {
-  if wanted stack || wanted e2e; then
+  if wanted stack || wanted e2e || wanted faults || wanted security; then
     scripts/local-stack.sh down >/dev/null 2>&1 || true
   fi
 }
