@@ -3,8 +3,10 @@
 //! Nothing here talks to a network. Adapters (`pipeline-adapters`) implement the ports; the Lambda
 //! binaries wire adapters into the services defined here.
 
+pub mod avro_bounds;
 pub mod consume;
 pub mod event;
+pub mod fuzzing;
 pub mod model;
 pub mod payload;
 pub mod ports;

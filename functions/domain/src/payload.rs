@@ -52,7 +52,11 @@ pub fn reader_schema(name: &str) -> Option<&'static Schema> {
 /// Evolution is handled by the field-by-name mapping below (optional fields may be absent), not by
 /// apache-avro's schema resolution: its resolver rejects decimals encoded in the minimal number of
 /// bytes, which is exactly how other Glue serializers (Java) write them.
+///
+/// The datum is first checked against [`crate::avro_bounds`] (nesting depth, item count), so a
+/// small value cannot overflow the stack or exhaust memory while apache-avro decodes it.
 pub fn decode_avro(body: &[u8], writer: &Schema) -> Result<Value, PayloadError> {
+    crate::avro_bounds::check(body, writer).map_err(PayloadError::Avro)?;
     let mut cursor = body;
     let value = apache_avro::reader::datum::GenericDatumReader::builder(writer)
         .build()
@@ -805,6 +809,25 @@ mod tests {
         }
         let decoded = store_event_from_avro(decode_avro(&body, store).unwrap()).unwrap();
         assert_eq!(decoded.price_cents, 252);
+    }
+
+    #[test]
+    fn datums_that_would_exhaust_the_decoder_are_refused_before_decoding() {
+        let linked = Schema::parse_str(
+            r#"{"type":"record","name":"Node","fields":[{"name":"v","type":"long"},{"name":"next","type":["null","Node"]}]}"#,
+        )
+        .unwrap();
+        // Two bytes a level: deep enough to overflow any thread's stack if it were decoded.
+        let mut body = [0x02u8, 0x02].repeat(100_000);
+        body.extend_from_slice(&[0x02, 0x00]);
+        let err = decode_avro(&body, &linked).unwrap_err();
+        assert!(err.to_string().contains("deeper than"), "{err}");
+        // A shallow datum of the same recursive schema decodes.
+        assert!(decode_avro(&[0x02, 0x02, 0x04, 0x00], &linked).is_ok());
+        // Four bytes claiming 8 million nulls.
+        let nulls = Schema::parse_str(r#"{"type":"array","items":"null"}"#).unwrap();
+        let err = decode_avro(&[0x80, 0xc8, 0xd0, 0x07, 0x00], &nulls).unwrap_err();
+        assert!(err.to_string().contains("array items"), "{err}");
     }
 
     #[test]
