@@ -14,6 +14,8 @@ VENV="$REPO_ROOT/.venv"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="$PIPELINE_CACHE/tansu"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
+CARGO_FUZZ_VERSION="0.13.2"
+CARGO_FUZZ_ROOT="$PIPELINE_CACHE/cargo-fuzz"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -89,6 +91,25 @@ setup_tansu() {
   flock -u 9
 }
 
+cargo_fuzz_ok() {
+  [[ -x "$CARGO_FUZZ_ROOT/bin/cargo-fuzz" ]] &&
+    "$CARGO_FUZZ_ROOT/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSION"
+}
+
+# The fuzzing driver (scripts/fuzz.sh), built once into the cache; it runs on stable Rust with
+# --sanitizer none (see scripts/fuzz.sh).
+setup_cargo_fuzz() {
+  if cargo_fuzz_ok; then
+    log "   cargo-fuzz $CARGO_FUZZ_VERSION present ($CARGO_FUZZ_ROOT/bin/cargo-fuzz)"
+    return
+  fi
+  log "   building cargo-fuzz $CARGO_FUZZ_VERSION (about 2 min, cached afterwards)"
+  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$CARGO_FUZZ_ROOT" \
+    --target-dir "$PIPELINE_CACHE/cargo-fuzz/build"
+  rm -rf "$PIPELINE_CACHE/cargo-fuzz/build"
+  cargo_fuzz_ok || die "cargo-fuzz built but does not report version $CARGO_FUZZ_VERSION"
+}
+
 find_pg_bin() {
   if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then
     dirname "$(readlink -f "$(command -v pg_ctl)")"
@@ -152,6 +173,7 @@ main() {
   step "python venv" setup_venv
   step "tansu broker" setup_tansu
   step "postgresql" setup_postgres
+  step "cargo-fuzz" setup_cargo_fuzz
   step "npm packages" setup_npm
   log "setup complete in $((SECONDS - started))s"
 }
