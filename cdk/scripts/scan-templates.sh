@@ -2,9 +2,12 @@
 # Synthesizes every stack with asset bundling skipped (one account, two accounts, and a
 # disposable/multi-AZ/arm64 variant) and scans
 # the CloudFormation templates:
-#   - cfn-lint: zero errors (warnings are printed, not fatal);
+#   - cfn-lint: zero findings of any level (errors, warnings, informational); the checks turned off
+#     app-wide are in cdk/scripts/cfn-lint.yaml, each with its reason;
 #   - checkov: zero failed checks. Skips are either inline in the templates (Metadata.checkov.skip,
 #     written by the CDK code with a reason) or app-wide in cdk/scripts/checkov.yaml (with reasons).
+# Both scanners must also fail on cdk/scripts/scan-canary.template.json, a deliberately
+# non-compliant template, so a scanner that silently passes everything fails this script.
 #
 # The scanners live in their own virtualenv (.venv-scan: checkov pins clash with other tools),
 # installed from PyPI at pinned versions and reused when present. Offline once installed.
@@ -72,17 +75,29 @@ mapfile -t templates < <(find "$OUT" -name '*.template.json' | sort)
 
 status=0
 
+CANARY=cdk/scripts/scan-canary.template.json
+cfn_lint() {
+  "$SCAN_VENV/bin/cfn-lint" --config-file cdk/scripts/cfn-lint.yaml --non-zero-exit-code informational \
+    --regions eu-west-1 --format parseable -- "$@"
+}
+
 log "cfn-lint over ${#templates[@]} templates"
 set +e
-"$SCAN_VENV/bin/cfn-lint" --regions eu-west-1 --format parseable -- "${templates[@]}"
+cfn_lint "${templates[@]}"
 lint_rc=$?
 set -e
-# cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational.
-if (( lint_rc & 2 )) || (( lint_rc & 1 )); then
-  log "cfn-lint: errors (exit $lint_rc)"
+# cfn-lint's exit code is a bit mask: 2 = errors, 4 = warnings, 8 = informational (1 = crash).
+if (( lint_rc != 0 )); then
+  log "cfn-lint: findings (exit $lint_rc)"
   status=1
 else
-  log "cfn-lint: no errors (exit $lint_rc)"
+  log "cfn-lint: no findings"
+fi
+if cfn_lint "$CANARY" >/dev/null; then
+  log "cfn-lint passed the non-compliant canary $CANARY: the scan cannot fail"
+  status=1
+else
+  log "cfn-lint: fails the non-compliant canary, as it must"
 fi
 
 log "checkov over ${#templates[@]} templates"
@@ -97,6 +112,12 @@ if (( checkov_rc != 0 )); then
   status=1
 else
   log "checkov: no failed checks"
+fi
+if "$SCAN_VENV/bin/checkov" --config-file cdk/scripts/checkov.yaml --file "$CANARY" >/dev/null; then
+  log "checkov passed the non-compliant canary $CANARY: the scan cannot fail"
+  status=1
+else
+  log "checkov: fails the non-compliant canary, as it must"
 fi
 
 log "done in $((SECONDS - started))s"
