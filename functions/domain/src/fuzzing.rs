@@ -216,8 +216,11 @@ pub fn check_wire_frame(data: &[u8]) {
                         assert_eq!(&*body, &data[GLUE_HEADER_LEN..]);
                     }
                     assert!(body.len() as u64 <= MAX_INFLATED_BYTES);
-                    // Re-framing the body the same way gives the same body back.
-                    for compression in [Compression::None, parsed.compression] {
+                    // Re-framing the body uncompressed gives it back. (Not re-deflated: that tests
+                    // the producer's encoder, which the unit tests cover, and costs more than the
+                    // whole decode.)
+                    let compressions = [Compression::None];
+                    for compression in compressions {
                         let again = frame(parsed.schema_version_id, &body, compression);
                         let Ok(WireValue::GlueAvro(reparsed)) = classify(&again) else {
                             panic!("a frame we wrote is not recognised as Glue Avro");
