@@ -13,7 +13,7 @@
 #
 #   scripts/security-checks.sh          uses PIPELINE_LOCAL_DIR (default .local) and its stack.env
 #   PIPELINE_SECURITY_LAMBDA_PORT=N     port for the cargo lambda watch it starts (default: the
-#                                       lambda port + 19)
+#                                       lambda port + 90)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,7 +25,8 @@ LOG_DIR="$LOCAL_DIR/logs"
 RUN_DIR="$LOCAL_DIR/run"
 PYTHON="$REPO_ROOT/.venv/bin/python"
 CHECKS="$REPO_ROOT/scripts/local/security_checks.py"
-LAMBDA_PORT="${PIPELINE_SECURITY_LAMBDA_PORT:-$((${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-19000}} + 19))}"
+# Clear of the ports the e2e and fault stages use (PIPELINE_TEST_LAMBDA_PORT=39000 upward).
+LAMBDA_PORT="${PIPELINE_SECURITY_LAMBDA_PORT:-$((${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-39000}} + 90))}"
 
 log() { printf '[security] %s\n' "$*" >&2; }
 die() { printf '[security] ERROR: %s\n' "$*" >&2; exit 2; }
