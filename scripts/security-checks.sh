@@ -7,7 +7,7 @@
 #      starts it) is bound to 127.0.0.1 or ::1, never to 0.0.0.0, :: or an external address.
 #   2. No secret in any log: the PostgreSQL password, the local AWS secret key and every value in
 #      the stack's Secrets Manager (moto) are searched for, verbatim and encoded, in every file
-#      under $PIPELINE_LOCAL_DIR/logs and in PostgreSQL's server log.
+#      under $PIPELINE_LOCAL_DIR/logs and .../report and in PostgreSQL's server log.
 #
 # Each check first proves on planted data that it detects what it looks for.
 #
@@ -89,7 +89,8 @@ for candidate in "$LOCAL_DIR/postgres/postgres.log" \
 done
 [[ ${#pg_logs[@]} -gt 0 ]] || { log "FAIL PostgreSQL's server log was not found"; status=1; }
 
-"$PYTHON" "$CHECKS" secrets --env-file "$ENV_FILE" --log-dir "$LOG_DIR" "${pg_logs[@]}" \
+# The pipeline's report (summary JSON, HTML chart) is output a person reads too.
+"$PYTHON" "$CHECKS" secrets --env-file "$ENV_FILE" --log-dir "$LOG_DIR" --log-dir "$LOCAL_DIR/report" "${pg_logs[@]}" \
   --aws-endpoint "${AWS_ENDPOINT_URL:?stack.env sets AWS_ENDPOINT_URL}" || status=1
 
 log "done in $((SECONDS - started))s"
