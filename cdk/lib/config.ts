@@ -69,11 +69,6 @@ export interface PipelineConfig {
   readonly consumerVpcCidr: string;
   readonly msk: MskConfig;
   readonly topics: readonly ResolvedTopic[];
-  /**
-   * Broker-level defaults derived from the contract's per-topic `config` (all topics must agree,
-   * because rskafka's CreateTopics cannot carry per-topic configs; see docs/deploy.md).
-   */
-  readonly brokerTopicDefaults: Readonly<Record<string, string>>;
   readonly topicDeletion: TopicDeletionPolicy;
   readonly windowSeconds: number;
   readonly esmBatchSize: number;
@@ -110,17 +105,6 @@ export interface CliEnvironment {
 
 /** Region used when neither the config nor the CLI names one, so an offline synth still works. */
 export const FALLBACK_REGION = 'eu-west-1';
-
-/** Topic-level config keys and the broker-level property that sets their default. */
-const BROKER_DEFAULT_FOR_TOPIC_KEY: Readonly<Record<string, string>> = {
-  'retention.ms': 'log.retention.ms',
-  'cleanup.policy': 'log.cleanup.policy',
-  'min.insync.replicas': 'min.insync.replicas',
-  'retention.bytes': 'log.retention.bytes',
-  'segment.bytes': 'log.segment.bytes',
-  'max.message.bytes': 'message.max.bytes',
-  'compression.type': 'compression.type',
-};
 
 const KNOWN_TOP_LEVEL_KEYS = new Set([
   'producer', 'consumer', 'producerVpcCidr', 'consumerVpcCidr', 'msk', 'topics', 'topicDeletion',
@@ -320,37 +304,20 @@ function readTopics(r: Reader, raw: Raw, contracts: PipelineContracts, brokerCou
     if (replicationFactor > brokerCount) {
       r.problems.push(`topics.${key}.replicationFactor (${replicationFactor}) exceeds msk.brokerCount (${brokerCount})`);
     }
+    // The same rules topic-admin applies, so a typo fails at synth rather than mid-deployment.
+    for (const [configKey, value] of Object.entries(topic.config)) {
+      if (!/^[a-z0-9]+(\.[a-z0-9]+)*$/.test(configKey)) {
+        r.problems.push(`topic ${topic.name}: config key ${JSON.stringify(configKey)} must be lower-case words separated by dots, like retention.ms`);
+      } else if (typeof value !== 'string' || value === '') {
+        r.problems.push(`topic ${topic.name}: config ${configKey} has an empty value`);
+      }
+    }
     const minIsr = topic.config['min.insync.replicas'];
     if (minIsr !== undefined && Number(minIsr) > replicationFactor) {
       r.problems.push(`topic ${topic.name}: min.insync.replicas (${minIsr}) exceeds its replication factor (${replicationFactor})`);
     }
     return { ...topic, key, partitions, replicationFactor };
   });
-}
-
-/** All topics share broker-level defaults, so their contract configs must agree. */
-function brokerDefaultsFor(r: Reader, topics: readonly ResolvedTopic[]): Record<string, string> {
-  const out: Record<string, string> = {};
-  const first = topics[0];
-  for (const topic of topics) {
-    const a = JSON.stringify(Object.entries(first.config).sort());
-    const b = JSON.stringify(Object.entries(topic.config).sort());
-    if (a !== b) {
-      r.problems.push(
-        `contract topics ${first.name} and ${topic.name} have different config; the topic-admin function applies `
-        + 'topic config as cluster defaults (rskafka cannot send per-topic configs), so all topics must agree',
-      );
-    }
-  }
-  for (const [key, value] of Object.entries(first?.config ?? {})) {
-    const brokerKey = BROKER_DEFAULT_FOR_TOPIC_KEY[key];
-    if (!brokerKey) {
-      r.problems.push(`contract topic config key ${key} has no broker-level default this app knows how to set`);
-      continue;
-    }
-    out[brokerKey] = value;
-  }
-  return out;
 }
 
 const DEFAULT_SCHEDULE_REQUESTS: readonly Record<string, unknown>[] = [
@@ -437,7 +404,6 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   const volumeSizeGiB = r.int(mskRaw.volumeSizeGiB, 'msk.volumeSizeGiB', 100, 1, 16384);
 
   const topics = readTopics(r, raw.topics as Raw, contracts, brokerCount);
-  const brokerTopicDefaults = brokerDefaultsFor(r, topics);
 
   const scheduleRaw = typeof raw.producerSchedule === 'string'
     ? { expression: raw.producerSchedule }
@@ -484,7 +450,6 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
     consumerVpcCidr,
     msk: { clusterName, brokerCount, instanceType, kafkaVersion, volumeSizeGiB },
     topics,
-    brokerTopicDefaults,
     topicDeletion: r.oneOf(raw.topicDeletion, 'topicDeletion', ['retain', 'delete'] as const, 'retain'),
     windowSeconds: r.int(raw.windowSeconds, 'windowSeconds', contracts.defaults.windowSeconds, 1, 86400),
     esmBatchSize: r.int(raw.esmBatchSize, 'esmBatchSize', contracts.defaults.esmBatchSize, 1, 10000),

@@ -60,11 +60,12 @@ describe('defaults', () => {
     expect(offline.producer.region).toBe(FALLBACK_REGION);
   });
 
-  test('broker topic defaults come from the contract topic config', () => {
+  test('each topic carries its own contract config to topic-admin', () => {
     const config = parseConfig({}, contracts, {});
-    const topicConfig = contracts.topics.sensorReadings.config;
-    expect(config.brokerTopicDefaults['min.insync.replicas']).toBe(topicConfig['min.insync.replicas']);
-    expect(config.brokerTopicDefaults['log.retention.ms']).toBe(topicConfig['retention.ms']);
+    for (const topic of config.topics) {
+      const key = topic.key as keyof typeof contracts.topics;
+      expect(topic.config).toEqual(contracts.topics[key].config);
+    }
   });
 
   test('overrides for sizes, schedule and architecture are applied', () => {
@@ -179,11 +180,17 @@ describe('validation errors', () => {
     expect(problemsOf({ consumer: { handshakeSecretArn: HANDSHAKE_ARN } })[0]).toMatch(/only used across accounts/);
   });
 
-  test('contract topics with different configs cannot share broker defaults', () => {
+  test('topics may differ in config, but a malformed config key or value fails at synth, not at deploy', () => {
     const raw = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'contracts', 'pipeline.json'), 'utf8'));
     raw.topics.storeEvents.config['retention.ms'] = '1000';
+    expect(parseConfig({}, parseContracts(raw), {}).topics.find((t) => t.key === 'storeEvents')?.config['retention.ms']).toBe('1000');
+    raw.topics.storeEvents.config['Retention MS'] = '1';
+    raw.topics.storeEvents.config['segment.ms'] = '';
     const problems = problemsOf({}, {}, parseContracts(raw));
-    expect(problems[0]).toMatch(/have different config/);
+    expect(problems).toEqual([
+      'topic store-events: config key "Retention MS" must be lower-case words separated by dots, like retention.ms',
+      'topic store-events: config segment.ms has an empty value',
+    ]);
   });
 });
 

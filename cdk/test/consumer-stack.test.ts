@@ -235,6 +235,12 @@ describe('consumer-stack (cross-account)', () => {
     const objects = asArray(bySid('WriteTheStoreEventObjects')?.Resource).map(text);
     expect(objects.some((r) => r.includes(`/${contracts.bucket.storeEventsPrefix}*`))).toBe(true);
     expect(objects.some((r) => r.includes(`/${contracts.bucket.oversizePoisonPrefix}*`))).toBe(true);
+    // ListBucket on the bucket itself, with no s3:prefix condition: S3 evaluates it without a prefix
+    // when it decides between 404 and 403 for a missing object, which the replay check relies on.
+    const list = bySid('TellMissingObjectsApart');
+    expect(list?.Action).toBe('s3:ListBucket');
+    expect(list?.Resource).toEqual({ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::S3::Bucket', 'DataStoreEvents'), 'Arn'] });
+    expect(list?.Condition).toBeUndefined();
     expect(text(bySid('AssumeTheProducerRegistryReader')?.Resource)).toContain(`${PRODUCER_ACCOUNT}:role/${contracts.project}-registry-reader`);
     template.hasResourceProperties('AWS::IAM::Role', { RoleName: `${contracts.project}-consumer-${config.consumer.region}` });
   });

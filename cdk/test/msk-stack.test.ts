@@ -32,12 +32,11 @@ describe('producer-msk', () => {
     expect(info.ClientSubnets).toHaveLength(config.producer.availabilityZones.length);
   });
 
-  test('broker configuration: no auto-created topics, contract topic config as broker defaults', () => {
+  test('broker configuration: no auto-created topics, and SCRAM users get only what ACLs grant', () => {
     const [[, configuration]] = resourcesOf(template, 'AWS::MSK::Configuration');
     const properties = String(configuration.ServerProperties).split('\n');
     expect(properties).toContain('auto.create.topics.enable=false');
-    expect(properties).toContain(`min.insync.replicas=${contracts.topics.sensorReadings.config['min.insync.replicas']}`);
-    expect(properties).toContain(`log.retention.ms=${contracts.topics.sensorReadings.config['retention.ms']}`);
+    expect(properties).toContain('allow.everyone.if.no.acl.found=false');
     expect(properties).toContain('unclean.leader.election.enable=false');
   });
 
@@ -62,18 +61,28 @@ describe('producer-msk', () => {
     }
   });
 
-  test('the Rust topic-admin custom resource creates the contract topics, retained on delete', () => {
-    template.hasResourceProperties('Custom::KafkaTopics', {
-      Auth: 'iam',
-      DeletionPolicy: 'retain',
-      Topics: config.topics.map((t) => ({ Name: t.name, Partitions: t.partitions, ReplicationFactor: t.replicationFactor })),
-    });
+  test('the Rust topic-admin custom resource creates the contract topics with their config, retained on delete', () => {
+    template.hasResourceProperties('Custom::KafkaTopics', { Auth: 'iam', DeletionPolicy: 'retain' });
     const [[, topics]] = resourcesOf(template, 'Custom::KafkaTopics');
-    expect(topics.Topics).toEqual([
-      { Name: contracts.topics.sensorReadings.name, Partitions: contracts.topics.sensorReadings.partitions, ReplicationFactor: contracts.topics.sensorReadings.replicationFactor },
-      { Name: contracts.topics.storeEvents.name, Partitions: contracts.topics.storeEvents.partitions, ReplicationFactor: contracts.topics.storeEvents.replicationFactor },
-      { Name: contracts.topics.explicitEvents.name, Partitions: contracts.topics.explicitEvents.partitions, ReplicationFactor: contracts.topics.explicitEvents.replicationFactor },
-    ]);
+    const expected = (['sensorReadings', 'storeEvents', 'explicitEvents'] as const).map((key) => ({
+      Name: contracts.topics[key].name,
+      Partitions: contracts.topics[key].partitions,
+      ReplicationFactor: contracts.topics[key].replicationFactor,
+      Config: contracts.topics[key].config,
+    }));
+    expect(topics.Topics).toEqual(expected);
+  });
+
+  test('the consumer SCRAM user gets read-only ACLs on the contract topics and consumer groups', () => {
+    const [[, topics]] = resourcesOf(template, 'Custom::KafkaTopics');
+    const [[, secret]] = resourcesOf(template, 'AWS::SecretsManager::Secret')
+      .filter(([, p]) => String(p.Name ?? '').startsWith('AmazonMSK_'));
+    const generated = secret.GenerateSecretString as { SecretStringTemplate: string };
+    const userName = JSON.parse(generated.SecretStringTemplate).username;
+    expect(topics.ConsumerAccess).toEqual({
+      UserName: userName,
+      Groups: config.topics.map((t) => t.consumerGroup),
+    });
   });
 
   test('topic-admin is a Rust function in the VPC with JSON logs and RUST_LOG from config', () => {
@@ -88,11 +97,18 @@ describe('producer-msk', () => {
     });
   });
 
-  test('topic-admin may only connect and create/describe the contract topics', () => {
+  test('topic-admin may only connect, manage ACLs, and create/describe/configure the contract topics', () => {
     const statements = iamStatements(template).map(({ statement }) => statement);
     const topicStatement = statements.find((s) => asArray(s.Action as string[]).includes('kafka-cluster:CreateTopic'));
     expect(topicStatement).toBeDefined();
-    expect(asArray(topicStatement?.Action as string[]).sort()).toEqual(['kafka-cluster:CreateTopic', 'kafka-cluster:DescribeTopic']);
+    expect(asArray(topicStatement?.Action as string[]).sort()).toEqual([
+      'kafka-cluster:AlterTopicDynamicConfiguration',
+      'kafka-cluster:CreateTopic',
+      'kafka-cluster:DescribeTopic',
+      'kafka-cluster:DescribeTopicDynamicConfiguration',
+    ]);
+    const clusterStatement = statements.find((s) => asArray(s.Action as string[]).includes('kafka-cluster:AlterCluster'));
+    expect(asArray(clusterStatement?.Resource)).toEqual([{ 'Fn::GetAtt': [logicalIdOf(template, 'AWS::MSK::Cluster', 'Cluster'), 'Arn'] }]);
     const resources = text(topicStatement?.Resource);
     for (const topic of config.topics) {
       expect(resources).toContain(`/${topic.name}`);

@@ -10,6 +10,12 @@ import { MSK_IAM_PORT } from './msk-ports';
 import { PipelineFunction } from './rust-function';
 import { acknowledge } from './security';
 
+/** The consumer account's SASL/SCRAM user and the consumer groups its event source mappings use. */
+export interface ConsumerAccess {
+  readonly userName: string;
+  readonly groups: readonly string[];
+}
+
 export interface KafkaTopicsProps {
   readonly topics: readonly ResolvedTopic[];
   /** IAM bootstrap string (host:9098,...), discovered at deploy time. */
@@ -18,6 +24,8 @@ export interface KafkaTopicsProps {
   /** ARN of each topic, for the scoped kafka-cluster permissions. */
   readonly topicArn: (topicName: string) => string;
   readonly deletion: TopicDeletionPolicy;
+  /** Read-only Kafka ACLs granted to the consumer's SCRAM user (topics, groups, cluster configs). */
+  readonly consumerAccess: ConsumerAccess;
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
   readonly brokerSecurityGroup: ec2.ISecurityGroup;
@@ -29,9 +37,10 @@ export interface KafkaTopicsProps {
 
 /**
  * Creates the contract's topics through a CloudFormation custom resource backed by the Rust
- * `topic-admin` function (rskafka, MSK IAM auth). Create and Update are idempotent: an existing
- * topic with the wanted partition count is left alone. Delete keeps the topics unless
- * `deletion` is `delete` (see docs/deploy.md). Anything that consumes the topics depends on
+ * `topic-admin` function (Kafka protocol, MSK IAM auth): partitions, replication factor and
+ * per-topic config, plus read-only ACLs for the consumer account's SCRAM user. Create and Update
+ * are idempotent: an existing topic with the wanted partition count is left alone and only drifted
+ * configs are set. Delete keeps topics and ACLs unless `deletion` is `delete` (see docs/deploy.md). Anything that consumes the topics depends on
  * `resource`, so an event source mapping never starts before its topic exists.
  */
 export class KafkaTopics extends Construct {
@@ -64,8 +73,9 @@ export class KafkaTopics extends Construct {
     });
     const topicArns = props.topics.map((t) => props.topicArn(t.name));
     this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
-      sid: 'ConnectToTheCluster',
-      actions: ['kafka-cluster:Connect', 'kafka-cluster:DescribeCluster'],
+      sid: 'ConnectAndManageConsumerAcls',
+      // AlterCluster is what MSK IAM checks for CreateAcls/DeleteAcls.
+      actions: ['kafka-cluster:Connect', 'kafka-cluster:DescribeCluster', 'kafka-cluster:AlterCluster'],
       resources: [props.clusterArn],
     }));
     this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -73,6 +83,8 @@ export class KafkaTopics extends Construct {
       actions: [
         'kafka-cluster:CreateTopic',
         'kafka-cluster:DescribeTopic',
+        'kafka-cluster:DescribeTopicDynamicConfiguration',
+        'kafka-cluster:AlterTopicDynamicConfiguration',
         ...(props.deletion === 'delete' ? ['kafka-cluster:DeleteTopic'] : []),
       ],
       resources: topicArns,
@@ -116,7 +128,12 @@ export class KafkaTopics extends Construct {
           Name: t.name,
           Partitions: t.partitions,
           ReplicationFactor: t.replicationFactor,
+          Config: t.config,
         })),
+        ConsumerAccess: {
+          UserName: props.consumerAccess.userName,
+          Groups: props.consumerAccess.groups,
+        },
       },
     });
   }

@@ -76,8 +76,9 @@ export class MskStack extends Stack {
       `default.replication.factor=${replicationDefault}`,
       'num.partitions=1',
       'unclean.leader.election.enable=false',
-      // Per-topic settings from contracts/pipeline.json, applied as broker defaults (see config.ts).
-      ...Object.entries(config.brokerTopicDefaults).map(([k, v]) => `${k}=${v}`),
+      // SCRAM users (the consumer account) get only what topic-admin's ACLs grant. IAM-authenticated
+      // clients are governed by their IAM policies, not by ACLs.
+      'allow.everyone.if.no.acl.found=false',
     ].join('\n');
     const configuration = new msk.CfnConfiguration(this, 'Configuration', {
       name: `${config.msk.clusterName}-config`,
@@ -118,13 +119,14 @@ export class MskStack extends Stack {
       'Broker logs go to CloudWatch Logs (loggingInfo.brokerLogs); S3 and Firehose delivery would duplicate them',
     );
 
+    const scramUserName = `${contracts.project}-consumer`;
     const scramSecret = new secretsmanager.Secret(this, 'ScramSecret', {
       // MSK only associates secrets whose name starts with AmazonMSK_.
       secretName: `AmazonMSK_${config.msk.clusterName}_consumer`,
       description: 'SASL/SCRAM user of the consumer account event source mapping',
       encryptionKey: scramKey,
       generateSecretString: {
-        secretStringTemplate: JSON.stringify({ username: `${contracts.project}-consumer` }),
+        secretStringTemplate: JSON.stringify({ username: scramUserName }),
         generateStringKey: 'password',
         excludePunctuation: true,
         passwordLength: 40,
@@ -163,6 +165,7 @@ export class MskStack extends Stack {
       clusterArn: this.cluster.attrArn,
       topicArn: (name) => this.topicArn(name),
       deletion: config.topicDeletion,
+      consumerAccess: { userName: scramUserName, groups: config.topics.map((t) => t.consumerGroup) },
       vpc: props.vpc,
       subnets: props.subnets,
       brokerSecurityGroup,

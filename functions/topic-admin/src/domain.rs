@@ -10,6 +10,9 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
     pub replication_factor: i16,
+    /// Topic-level configs (e.g. retention.ms) the topic must have; other keys keep the broker's
+    /// defaults.
+    pub configs: BTreeMap<String, String>,
 }
 
 /// What happens to the topics when CloudFormation deletes the resource.
@@ -58,6 +61,12 @@ pub enum PlanProblem {
         existing: usize,
         wanted: i32,
     },
+    /// A config key or value that Kafka would reject or that cannot be compared.
+    InvalidConfig {
+        name: String,
+        key: String,
+        reason: &'static str,
+    },
     /// The replication factor of an existing topic changed between deployments.
     ReplicationChanged {
         name: String,
@@ -83,6 +92,9 @@ impl fmt::Display for PlanProblem {
                 )
             }
             Self::Duplicate { name } => write!(f, "topic {name} is listed twice"),
+            Self::InvalidConfig { name, key, reason } => {
+                write!(f, "topic {name}: config {key:?} is invalid: {reason}")
+            }
             Self::PartitionCountDiffers {
                 name,
                 existing,
@@ -146,6 +158,26 @@ fn validate(desired: &[TopicSpec]) -> Vec<PlanProblem> {
                 name: spec.name.clone(),
                 replication_factor: spec.replication_factor,
             });
+        }
+        for (key, value) in &spec.configs {
+            let reason = if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.')
+            {
+                Some("keys are lower-case words separated by dots, like retention.ms")
+            } else if value.is_empty() {
+                Some("the value is empty")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                problems.push(PlanProblem::InvalidConfig {
+                    name: spec.name.clone(),
+                    key: key.clone(),
+                    reason,
+                });
+            }
         }
         if !seen.insert(spec.name.as_str()) {
             problems.push(PlanProblem::Duplicate {
@@ -214,6 +246,111 @@ pub fn not_yet_visible(desired: &[TopicSpec], existing: &BTreeMap<String, usize>
         .collect()
 }
 
+/// Config keys to set and to reset to the broker default on one existing topic.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConfigChange {
+    pub topic: String,
+    pub set: BTreeMap<String, String>,
+    /// Keys an earlier deployment set that the stack no longer names.
+    pub reset: Vec<String>,
+}
+
+/// Compares each wanted topic's configs with what the cluster reports (`actual`: topic -> key ->
+/// value) and, on updates, with the previous properties. Topics already right yield no change,
+/// so repeating a deployment sends nothing.
+pub fn config_changes(
+    desired: &[TopicSpec],
+    previous: Option<&[TopicSpec]>,
+    actual: &BTreeMap<String, BTreeMap<String, String>>,
+) -> Vec<ConfigChange> {
+    let empty = BTreeMap::new();
+    let mut changes = Vec::new();
+    for spec in desired {
+        let current = actual.get(&spec.name).unwrap_or(&empty);
+        let set: BTreeMap<String, String> = spec
+            .configs
+            .iter()
+            .filter(|(key, value)| current.get(*key) != Some(*value))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let reset: Vec<String> = previous
+            .and_then(|p| p.iter().find(|old| old.name == spec.name))
+            .map(|old| {
+                old.configs
+                    .keys()
+                    .filter(|key| !spec.configs.contains_key(*key))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !set.is_empty() || !reset.is_empty() {
+            changes.push(ConfigChange {
+                topic: spec.name.clone(),
+                set,
+                reset,
+            });
+        }
+    }
+    changes
+}
+
+/// What a Kafka ACL applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AclResource {
+    Topic(String),
+    Group(String),
+    Cluster,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AclOperation {
+    Read,
+    Describe,
+    DescribeConfigs,
+}
+
+/// One ALLOW rule for a principal on a literal resource, from any host.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AclBinding {
+    pub resource: AclResource,
+    pub principal: String,
+    pub operation: AclOperation,
+}
+
+/// The SASL/SCRAM user of the consumer account and the consumer groups its event source
+/// mappings use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerAccess {
+    /// A Kafka principal, `User:<name>`.
+    pub principal: String,
+    pub groups: Vec<String>,
+}
+
+/// The least a Lambda Kafka event source mapping needs to consume `topics` with `access.groups`:
+/// read and describe the topics, join and commit in its groups, and read the cluster's dynamic
+/// configuration. Nothing else: no write, create, delete or alter.
+pub fn consumer_acls(access: &ConsumerAccess, topics: &[TopicSpec]) -> Vec<AclBinding> {
+    let rule = |resource: AclResource, operation| AclBinding {
+        resource,
+        principal: access.principal.clone(),
+        operation,
+    };
+    let mut acls = Vec::new();
+    for topic in topics {
+        acls.push(rule(AclResource::Topic(topic.name.clone()), AclOperation::Read));
+        acls.push(rule(
+            AclResource::Topic(topic.name.clone()),
+            AclOperation::Describe,
+        ));
+    }
+    for group in &access.groups {
+        acls.push(rule(AclResource::Group(group.clone()), AclOperation::Read));
+        acls.push(rule(AclResource::Group(group.clone()), AclOperation::Describe));
+    }
+    acls.push(rule(AclResource::Cluster, AclOperation::DescribeConfigs));
+    acls
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,7 +360,110 @@ mod tests {
             name: name.into(),
             partitions,
             replication_factor: rf,
+            configs: BTreeMap::new(),
         }
+    }
+
+    fn with_configs(mut spec: TopicSpec, configs: &[(&str, &str)]) -> TopicSpec {
+        spec.configs = configs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        spec
+    }
+
+    fn actual(topics: &[(&str, &[(&str, &str)])]) -> BTreeMap<String, BTreeMap<String, String>> {
+        topics
+            .iter()
+            .map(|(name, configs)| {
+                (
+                    name.to_string(),
+                    configs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn configs_already_in_place_need_no_change() {
+        let desired = [with_configs(spec("a", 1, 1), &[("retention.ms", "100")])];
+        let cluster = actual(&[("a", &[("retention.ms", "100"), ("cleanup.policy", "delete")])]);
+        assert!(config_changes(&desired, Some(&desired), &cluster).is_empty());
+    }
+
+    #[test]
+    fn drifted_or_missing_configs_are_set() {
+        let desired = [with_configs(
+            spec("a", 1, 1),
+            &[("retention.ms", "100"), ("min.insync.replicas", "2")],
+        )];
+        let cluster = actual(&[("a", &[("retention.ms", "5")])]);
+        let changes = config_changes(&desired, None, &cluster);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].topic, "a");
+        assert_eq!(
+            changes[0]
+                .set
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("min.insync.replicas", "2"), ("retention.ms", "100")]
+        );
+        assert!(changes[0].reset.is_empty());
+    }
+
+    #[test]
+    fn keys_dropped_from_the_stack_are_reset_to_the_default() {
+        let previous = [with_configs(
+            spec("a", 1, 1),
+            &[("retention.ms", "100"), ("segment.ms", "9")],
+        )];
+        let desired = [with_configs(spec("a", 1, 1), &[("retention.ms", "100")])];
+        let cluster = actual(&[("a", &[("retention.ms", "100"), ("segment.ms", "9")])]);
+        let changes = config_changes(&desired, Some(&previous), &cluster);
+        assert_eq!(changes.len(), 1);
+        assert!(changes[0].set.is_empty());
+        assert_eq!(changes[0].reset, vec!["segment.ms".to_string()]);
+    }
+
+    #[test]
+    fn invalid_config_keys_and_values_are_refused() {
+        let desired = [with_configs(
+            spec("a", 1, 1),
+            &[("Retention MS", "1"), ("retention.ms", "")],
+        )];
+        let problems = plan(&desired, &cluster(&[]), None).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems[0].to_string().contains("config"));
+    }
+
+    #[test]
+    fn consumer_acls_grant_read_and_describe_only() {
+        let access = ConsumerAccess {
+            principal: "User:consumer".into(),
+            groups: vec!["g1".into()],
+        };
+        let acls = consumer_acls(&access, &[spec("t1", 1, 1), spec("t2", 1, 1)]);
+        assert_eq!(acls.len(), 2 * 2 + 2 + 1);
+        assert!(acls.iter().all(|a| a.principal == "User:consumer"));
+        assert!(acls.contains(&AclBinding {
+            resource: AclResource::Topic("t2".into()),
+            principal: "User:consumer".into(),
+            operation: AclOperation::Read,
+        }));
+        assert!(acls.contains(&AclBinding {
+            resource: AclResource::Group("g1".into()),
+            principal: "User:consumer".into(),
+            operation: AclOperation::Read,
+        }));
+        assert_eq!(
+            acls.iter().filter(|a| a.resource == AclResource::Cluster).count(),
+            1,
+            "only DescribeConfigs on the cluster"
+        );
     }
 
     fn cluster(topics: &[(&str, usize)]) -> BTreeMap<String, usize> {

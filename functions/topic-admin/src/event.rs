@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{de, Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
-use crate::domain::{DeletionPolicy, TopicSpec};
+use crate::domain::{ConsumerAccess, DeletionPolicy, TopicSpec};
 
 #[derive(Debug, Error)]
 pub enum EventError {
@@ -40,6 +40,8 @@ pub struct TopicsProperties {
     pub connection: ConnectionSettings,
     pub deletion_policy: DeletionPolicy,
     pub topics: Vec<TopicSpec>,
+    /// Kafka ACLs for the consumer account's SCRAM user, if the stack manages them.
+    pub consumer_access: Option<ConsumerAccess>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +107,17 @@ struct RawProperties {
     deletion_policy: Option<String>,
     #[serde(rename = "Topics")]
     topics: Vec<RawTopic>,
+    #[serde(rename = "ConsumerAccess", default)]
+    consumer_access: Option<RawConsumerAccess>,
+}
+
+#[derive(Deserialize)]
+struct RawConsumerAccess {
+    /// The SCRAM user name; the principal is `User:<name>`.
+    #[serde(rename = "UserName")]
+    user_name: String,
+    #[serde(rename = "Groups")]
+    groups: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +128,27 @@ struct RawTopic {
     partitions: i64,
     #[serde(rename = "ReplicationFactor", deserialize_with = "integer")]
     replication_factor: i64,
+    #[serde(rename = "Config", default)]
+    config: BTreeMap<String, ConfigValue>,
+}
+
+/// CloudFormation passes strings; a template written by hand may use numbers.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigValue {
+    Text(String),
+    Number(serde_json::Number),
+    Bool(bool),
+}
+
+impl ConfigValue {
+    fn into_string(self) -> String {
+        match self {
+            Self::Text(s) => s,
+            Self::Number(n) => n.to_string(),
+            Self::Bool(b) => b.to_string(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -214,9 +248,32 @@ impl RawProperties {
                     name: t.name,
                     partitions,
                     replication_factor,
+                    configs: t.config.into_iter().map(|(k, v)| (k, v.into_string())).collect(),
                 })
             })
             .collect::<Result<Vec<_>, EventError>>()?;
+        let consumer_access = match self.consumer_access {
+            None => None,
+            Some(access) => {
+                let user = access.user_name.trim();
+                if user.is_empty() || user.contains(char::is_whitespace) {
+                    return Err(invalid(
+                        "ConsumerAccess.UserName",
+                        format!("{:?} is not a SCRAM user name", access.user_name),
+                    ));
+                }
+                if access.groups.is_empty() || access.groups.iter().any(|g| g.trim().is_empty()) {
+                    return Err(invalid(
+                        "ConsumerAccess.Groups",
+                        "name at least one non-empty group",
+                    ));
+                }
+                Some(ConsumerAccess {
+                    principal: format!("User:{user}"),
+                    groups: access.groups,
+                })
+            }
+        };
         Ok(TopicsProperties {
             connection: ConnectionSettings {
                 bootstrap_servers,
@@ -225,6 +282,7 @@ impl RawProperties {
             },
             deletion_policy,
             topics,
+            consumer_access,
         })
     }
 }
@@ -274,8 +332,10 @@ mod tests {
             "BootstrapServers": "b-1.example:9098, b-2.example:9098",
             "Auth": "iam",
             "DeletionPolicy": "retain",
+            "ConsumerAccess": { "UserName": "pipeline-consumer", "Groups": ["pipeline-sensor-readings"] },
             "Topics": [
-                { "Name": "sensor-readings", "Partitions": "4", "ReplicationFactor": "3" },
+                { "Name": "sensor-readings", "Partitions": "4", "ReplicationFactor": "3",
+                  "Config": { "retention.ms": "604800000", "min.insync.replicas": 2 } },
                 { "Name": "explicit-events", "Partitions": 2, "ReplicationFactor": 3 }
             ]
         })
@@ -309,8 +369,19 @@ mod tests {
             TopicSpec {
                 name: "sensor-readings".into(),
                 partitions: 4,
-                replication_factor: 3
+                replication_factor: 3,
+                configs: BTreeMap::from([
+                    ("min.insync.replicas".to_string(), "2".to_string()),
+                    ("retention.ms".to_string(), "604800000".to_string()),
+                ]),
             }
+        );
+        assert_eq!(
+            properties.consumer_access,
+            Some(ConsumerAccess {
+                principal: "User:pipeline-consumer".into(),
+                groups: vec!["pipeline-sensor-readings".into()],
+            })
         );
         assert_eq!(properties.topics[1].partitions, 2);
     }

@@ -1,6 +1,7 @@
 //! Create / Update / Delete orchestration. Create and Update are idempotent: they create what is
-//! missing, accept what already matches, refuse what they cannot change, and return only when
-//! the metadata shows every topic (so no consumer can race a half-created topic).
+//! missing, bring drifted topic configs back to the stack's values, grant the consumer's ACLs,
+//! accept what already matches, refuse what they cannot change, and return only when the
+//! metadata shows every topic (so no consumer can race a half-created topic).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -101,12 +102,9 @@ async fn ensure_topics<C: Connector>(
 
     let mut created = Vec::new();
     for spec in &plan.create {
-        match admin
-            .create_topic(&spec.name, spec.partitions, spec.replication_factor)
-            .await
-        {
+        match admin.create_topic(spec).await {
             Ok(()) => {
-                info!(topic = %spec.name, partitions = spec.partitions, replication_factor = spec.replication_factor, "created topic");
+                info!(topic = %spec.name, partitions = spec.partitions, replication_factor = spec.replication_factor, configs = ?spec.configs, "created topic");
                 created.push(spec.name.clone());
             }
             // Someone created it between our listing and our request: the visibility check
@@ -136,8 +134,31 @@ async fn ensure_topics<C: Connector>(
             waited: wait.interval * wait.attempts,
         });
     }
-    info!(created = ?created, unchanged = ?plan.unchanged, "topics ready");
-    Ok(response(physical_resource_id, properties, &created))
+
+    // Existing topics may have been created elsewhere or altered by hand: converge their configs.
+    let actual = admin
+        .describe_topic_configs(&names_owned(&properties.topics))
+        .await?;
+    let changes = domain::config_changes(&properties.topics, previous, &actual);
+    for change in &changes {
+        admin
+            .alter_topic_configs(&change.topic, &change.set, &change.reset)
+            .await?;
+        info!(topic = %change.topic, set = ?change.set, reset = ?change.reset, "topic configs updated");
+    }
+    let reconfigured: Vec<String> = changes.into_iter().map(|c| c.topic).collect();
+
+    if let Some(access) = &properties.consumer_access {
+        let acls = domain::consumer_acls(access, &properties.topics);
+        admin.create_acls(&acls).await?;
+        info!(principal = %access.principal, rules = acls.len(), "consumer ACLs in place");
+    }
+    info!(created = ?created, reconfigured = ?reconfigured, unchanged = ?plan.unchanged, "topics ready");
+    let mut response = response(physical_resource_id, properties, &created);
+    response
+        .data
+        .insert("Reconfigured".into(), reconfigured.join(","));
+    Ok(response)
 }
 
 async fn delete<C: Connector>(
@@ -150,6 +171,12 @@ async fn delete<C: Connector>(
         return Ok(response(physical_resource_id, properties, &[]));
     }
     let admin = connector.connect(&properties.connection).await?;
+    if let Some(access) = &properties.consumer_access {
+        admin
+            .delete_acls(&domain::consumer_acls(access, &properties.topics))
+            .await?;
+        info!(principal = %access.principal, "consumer ACLs removed");
+    }
     for spec in &properties.topics {
         match admin.delete_topic(&spec.name).await {
             Ok(()) => info!(topic = %spec.name, "deleted topic"),
@@ -162,6 +189,10 @@ async fn delete<C: Connector>(
 
 fn names(topics: &[TopicSpec]) -> Vec<&str> {
     topics.iter().map(|t| t.name.as_str()).collect()
+}
+
+fn names_owned(topics: &[TopicSpec]) -> Vec<String> {
+    topics.iter().map(|t| t.name.clone()).collect()
 }
 
 fn response(
@@ -181,16 +212,27 @@ fn response(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::domain::{AclBinding, ConsumerAccess};
     use crate::event::{Auth, ConnectionSettings};
 
-    /// An in-memory cluster: name -> (partitions, replication factor).
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    struct FakeTopic {
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+    }
+
+    /// An in-memory cluster.
     #[derive(Default, Clone)]
     struct FakeCluster {
-        topics: Arc<Mutex<BTreeMap<String, (i32, i16)>>>,
+        topics: Arc<Mutex<BTreeMap<String, FakeTopic>>>,
+        acls: Arc<Mutex<BTreeSet<AclBinding>>>,
         connects: Arc<Mutex<u32>>,
+        alters: Arc<Mutex<u32>>,
         /// Topics that "appear" only after this many list calls (slow metadata propagation).
         lagging_lists: Arc<Mutex<u32>>,
     }
@@ -199,16 +241,22 @@ mod tests {
         fn with(topics: &[(&str, i32)]) -> Self {
             let cluster = Self::default();
             for (name, partitions) in topics {
-                cluster
-                    .topics
-                    .lock()
-                    .unwrap()
-                    .insert((*name).into(), (*partitions, 3));
+                cluster.topics.lock().unwrap().insert(
+                    (*name).into(),
+                    FakeTopic {
+                        partitions: *partitions,
+                        replication_factor: 3,
+                        configs: BTreeMap::new(),
+                    },
+                );
             }
             cluster
         }
-        fn snapshot(&self) -> BTreeMap<String, (i32, i16)> {
+        fn snapshot(&self) -> BTreeMap<String, FakeTopic> {
             self.topics.lock().unwrap().clone()
+        }
+        fn configs(&self, name: &str) -> BTreeMap<String, String> {
+            self.topics.lock().unwrap()[name].configs.clone()
         }
     }
 
@@ -224,15 +272,54 @@ mod tests {
                 .lock()
                 .unwrap()
                 .iter()
-                .map(|(n, (p, _))| (n.clone(), *p as usize))
+                .map(|(n, t)| (n.clone(), t.partitions as usize))
                 .collect())
         }
-        async fn create_topic(&self, name: &str, partitions: i32, rf: i16) -> Result<(), AdminError> {
+        async fn create_topic(&self, spec: &TopicSpec) -> Result<(), AdminError> {
             let mut topics = self.topics.lock().unwrap();
-            if topics.contains_key(name) {
-                return Err(AdminError::AlreadyExists(name.into()));
+            if topics.contains_key(&spec.name) {
+                return Err(AdminError::AlreadyExists(spec.name.clone()));
             }
-            topics.insert(name.into(), (partitions, rf));
+            topics.insert(
+                spec.name.clone(),
+                FakeTopic {
+                    partitions: spec.partitions,
+                    replication_factor: spec.replication_factor,
+                    configs: spec.configs.clone(),
+                },
+            );
+            Ok(())
+        }
+        async fn describe_topic_configs(
+            &self,
+            names: &[String],
+        ) -> Result<BTreeMap<String, BTreeMap<String, String>>, AdminError> {
+            let topics = self.topics.lock().unwrap();
+            names
+                .iter()
+                .map(|n| {
+                    topics
+                        .get(n)
+                        .map(|t| (n.clone(), t.configs.clone()))
+                        .ok_or_else(|| AdminError::UnknownTopic(n.clone()))
+                })
+                .collect()
+        }
+        async fn alter_topic_configs(
+            &self,
+            name: &str,
+            set: &BTreeMap<String, String>,
+            reset: &[String],
+        ) -> Result<(), AdminError> {
+            *self.alters.lock().unwrap() += 1;
+            let mut topics = self.topics.lock().unwrap();
+            let topic = topics
+                .get_mut(name)
+                .ok_or_else(|| AdminError::UnknownTopic(name.into()))?;
+            topic.configs.extend(set.clone());
+            for key in reset {
+                topic.configs.remove(key);
+            }
             Ok(())
         }
         async fn delete_topic(&self, name: &str) -> Result<(), AdminError> {
@@ -242,6 +329,17 @@ mod tests {
                 .remove(name)
                 .map(|_| ())
                 .ok_or_else(|| AdminError::UnknownTopic(name.into()))
+        }
+        async fn create_acls(&self, acls: &[AclBinding]) -> Result<(), AdminError> {
+            self.acls.lock().unwrap().extend(acls.iter().cloned());
+            Ok(())
+        }
+        async fn delete_acls(&self, acls: &[AclBinding]) -> Result<(), AdminError> {
+            let mut held = self.acls.lock().unwrap();
+            for acl in acls {
+                held.remove(acl);
+            }
+            Ok(())
         }
     }
 
@@ -272,9 +370,92 @@ mod tests {
                     name: (*n).into(),
                     partitions: *p,
                     replication_factor: *r,
+                    configs: BTreeMap::from([("retention.ms".to_string(), "1000".to_string())]),
                 })
                 .collect(),
+            consumer_access: None,
         }
+    }
+
+    async fn create(cluster: &FakeCluster, properties: TopicsProperties) -> ProviderResponse {
+        let request = Request::Create {
+            logical_resource_id: "T".into(),
+            properties,
+        };
+        handle(request, cluster, FAST).await.unwrap()
+    }
+
+    fn with_access(mut properties: TopicsProperties) -> TopicsProperties {
+        properties.consumer_access = Some(ConsumerAccess {
+            principal: "User:consumer".into(),
+            groups: vec!["group".into()],
+        });
+        properties
+    }
+
+    #[tokio::test]
+    async fn create_sets_configs_and_grants_the_consumer_acls() {
+        let cluster = FakeCluster::default();
+        let response = create(
+            &cluster,
+            with_access(props(&[("a", 2, 3)], DeletionPolicy::Retain)),
+        )
+        .await;
+        assert_eq!(cluster.configs("a")["retention.ms"], "1000");
+        assert_eq!(
+            response.data["Reconfigured"], "",
+            "created with its configs: nothing to alter"
+        );
+        assert_eq!(*cluster.alters.lock().unwrap(), 0);
+        assert_eq!(cluster.acls.lock().unwrap().len(), 2 + 2 + 1);
+    }
+
+    #[tokio::test]
+    async fn update_converges_drifted_configs_once() {
+        let cluster = FakeCluster::with(&[("a", 2)]);
+        cluster
+            .topics
+            .lock()
+            .unwrap()
+            .get_mut("a")
+            .unwrap()
+            .configs
+            .insert("retention.ms".into(), "5".into());
+        let p = props(&[("a", 2, 3)], DeletionPolicy::Retain);
+        let update = |p: TopicsProperties| Request::Update {
+            physical_resource_id: "kafka-topics/T".into(),
+            properties: p.clone(),
+            previous: Some(p),
+        };
+        let response = handle(update(p.clone()), &cluster, FAST).await.unwrap();
+        assert_eq!(response.data["Reconfigured"], "a");
+        assert_eq!(cluster.configs("a")["retention.ms"], "1000");
+        handle(update(p), &cluster, FAST).await.unwrap();
+        assert_eq!(
+            *cluster.alters.lock().unwrap(),
+            1,
+            "a converged topic is not altered again"
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_with_the_delete_policy_also_revokes_the_acls() {
+        let cluster = FakeCluster::default();
+        let p = with_access(props(&[("a", 1, 1)], DeletionPolicy::Delete));
+        create(&cluster, p.clone()).await;
+        assert!(!cluster.acls.lock().unwrap().is_empty());
+        handle(
+            Request::Delete {
+                physical_resource_id: "kafka-topics/T".into(),
+                properties: p,
+            },
+            &cluster,
+            FAST,
+        )
+        .await
+        .unwrap();
+        assert!(cluster.acls.lock().unwrap().is_empty());
+        assert!(cluster.snapshot().is_empty());
     }
 
     #[tokio::test]
@@ -288,23 +469,15 @@ mod tests {
         assert_eq!(response.physical_resource_id, "kafka-topics/Topics");
         assert_eq!(response.data["Created"], "b");
         assert_eq!(response.data["Topics"], "a,b");
-        assert_eq!(cluster.snapshot()["b"], (2, 3));
+        let b = &cluster.snapshot()["b"];
+        assert_eq!((b.partitions, b.replication_factor), (2, 3));
     }
 
     #[tokio::test]
     async fn repeating_an_update_changes_nothing_and_keeps_the_physical_id() {
         let cluster = FakeCluster::default();
         let p = props(&[("a", 4, 3)], DeletionPolicy::Retain);
-        handle(
-            Request::Create {
-                logical_resource_id: "T".into(),
-                properties: p.clone(),
-            },
-            &cluster,
-            FAST,
-        )
-        .await
-        .unwrap();
+        create(&cluster, p.clone()).await;
         let before = cluster.snapshot();
         let update = Request::Update {
             physical_resource_id: "kafka-topics/T".into(),

@@ -1,9 +1,9 @@
-// The Lambda service future nests rskafka, rustls and the SDK signer deeply enough to need this.
+// The Lambda service future nests the Kafka connection, rustls and the SDK signer deeply enough to need this.
 #![recursion_limit = "256"]
 
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use serde_json::Value;
-use topic_admin::adapters::rskafka_admin::RsKafkaConnector;
+use topic_admin::adapters::kafka_admin::KafkaConnector;
 use topic_admin::event::Request;
 use topic_admin::handler::{handle, VisibilityWait};
 use tracing_subscriber::EnvFilter;
@@ -18,7 +18,7 @@ async fn main() -> Result<(), Error> {
         .with_target(false)
         .init();
 
-    let connector = RsKafkaConnector::new(std::env::var("AWS_REGION").ok());
+    let connector = KafkaConnector::new(std::env::var("AWS_REGION").ok());
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let connector = connector.clone();
         async move {

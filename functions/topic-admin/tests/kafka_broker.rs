@@ -1,5 +1,7 @@
 //! topic-admin against a real Kafka broker (the local stack's tansu): the same handler and
-//! rskafka adapter the Lambda runs, with plaintext and no auth instead of TLS + IAM.
+//! Kafka-protocol adapter the Lambda runs, with plaintext and no auth instead of TLS + IAM.
+//! (tansu does not implement the ACL APIs, so the consumer ACLs are proven by the handler's unit
+//! tests and the adapter's encoding, not here.)
 //!
 //! Needs KAFKA_BOOTSTRAP_SERVERS (scripts/local-stack.sh up writes it to .local/stack.env).
 //! Without it the test is skipped, unless PIPELINE_REQUIRE_STACK=1 (CI), where it fails.
@@ -8,7 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use topic_admin::adapters::rskafka_admin::RsKafkaConnector;
+use topic_admin::adapters::kafka_admin::KafkaConnector;
 use topic_admin::event::{Auth, ConnectionSettings, Request};
 use topic_admin::handler::{handle, HandlerError, VisibilityWait};
 use topic_admin::ports::{Connector, TopicAdmin};
@@ -27,6 +29,9 @@ fn bootstrap() -> Option<String> {
     }
 }
 
+/// The contract's per-topic configs (retention, cleanup policy) as CloudFormation passes them.
+const RETENTION: &str = "604800000";
+
 fn request(
     kind: &str,
     bootstrap: &str,
@@ -34,6 +39,26 @@ fn request(
     deletion: &str,
     old: Option<&[(&str, i32)]>,
 ) -> Request {
+    request_with_configs(
+        kind,
+        bootstrap,
+        topics,
+        deletion,
+        old,
+        &[("retention.ms", RETENTION), ("cleanup.policy", "delete")],
+    )
+}
+
+fn request_with_configs(
+    kind: &str,
+    bootstrap: &str,
+    topics: &[(&str, i32)],
+    deletion: &str,
+    old: Option<&[(&str, i32)]>,
+    configs: &[(&str, &str)],
+) -> Request {
+    let config: serde_json::Map<String, serde_json::Value> =
+        configs.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     let props = |topics: &[(&str, i32)]| {
         json!({
             "ServiceToken": "local",
@@ -41,7 +66,7 @@ fn request(
             "Auth": "none",
             "DeletionPolicy": deletion,
             // CloudFormation sends numbers as strings; keep that realistic.
-            "Topics": topics.iter().map(|(n, p)| json!({"Name": n, "Partitions": p.to_string(), "ReplicationFactor": "1"})).collect::<Vec<_>>()
+            "Topics": topics.iter().map(|(n, p)| json!({"Name": n, "Partitions": p.to_string(), "ReplicationFactor": "1", "Config": config})).collect::<Vec<_>>()
         })
     };
     let mut event = json!({
@@ -56,19 +81,38 @@ fn request(
     Request::from_value(event).expect("valid request")
 }
 
-async fn partitions_in_cluster(connector: &RsKafkaConnector, bootstrap: &str) -> BTreeMap<String, usize> {
-    let settings = ConnectionSettings {
+fn settings(bootstrap: &str) -> ConnectionSettings {
+    ConnectionSettings {
         bootstrap_servers: bootstrap.split(',').map(str::to_owned).collect(),
         auth: Auth::None,
         tls: false,
-    };
+    }
+}
+
+async fn partitions_in_cluster(connector: &KafkaConnector, bootstrap: &str) -> BTreeMap<String, usize> {
     connector
-        .connect(&settings)
+        .connect(&settings(bootstrap))
         .await
         .expect("connect")
         .list_topics()
         .await
         .expect("list topics")
+}
+
+async fn config_in_cluster(
+    connector: &KafkaConnector,
+    bootstrap: &str,
+    topic: &str,
+    key: &str,
+) -> Option<String> {
+    let described = connector
+        .connect(&settings(bootstrap))
+        .await
+        .expect("connect")
+        .describe_topic_configs(&[topic.to_owned()])
+        .await
+        .expect("describe configs");
+    described.get(topic).and_then(|c| c.get(key)).cloned()
 }
 
 #[tokio::test]
@@ -81,9 +125,9 @@ async fn creates_topics_idempotently_and_refuses_partition_changes() {
     let sensors = format!("topic-admin-it-sensors-{suffix}");
     let events = format!("topic-admin-it-events-{suffix}");
     let wanted = [(sensors.as_str(), 3), (events.as_str(), 2)];
-    let connector = RsKafkaConnector {
-        deadline: Duration::from_secs(20),
-        ..RsKafkaConnector::new(None)
+    let connector = KafkaConnector {
+        timeout: Duration::from_secs(20),
+        ..KafkaConnector::new(None)
     };
     let wait = VisibilityWait {
         attempts: 20,
@@ -103,6 +147,44 @@ async fn creates_topics_idempotently_and_refuses_partition_changes() {
     let cluster = partitions_in_cluster(&connector, &bootstrap).await;
     assert_eq!(cluster.get(&sensors), Some(&3));
     assert_eq!(cluster.get(&events), Some(&2));
+    assert_eq!(
+        config_in_cluster(&connector, &bootstrap, &sensors, "retention.ms")
+            .await
+            .as_deref(),
+        Some(RETENTION),
+        "created with the contract's configs"
+    );
+
+    // Someone changes a config by hand: the next Update puts the stack's value back.
+    let admin = connector.connect(&settings(&bootstrap)).await.expect("connect");
+    admin
+        .alter_topic_configs(
+            &events,
+            &BTreeMap::from([("retention.ms".to_string(), "60000".to_string())]),
+            &[],
+        )
+        .await
+        .expect("alter by hand");
+    assert_eq!(
+        config_in_cluster(&connector, &bootstrap, &events, "retention.ms")
+            .await
+            .as_deref(),
+        Some("60000")
+    );
+    let converged = handle(
+        request("Update", &bootstrap, &wanted, "retain", Some(&wanted)),
+        &connector,
+        wait,
+    )
+    .await
+    .expect("update after drift");
+    assert_eq!(converged.data["Reconfigured"], events);
+    assert_eq!(
+        config_in_cluster(&connector, &bootstrap, &events, "retention.ms")
+            .await
+            .as_deref(),
+        Some(RETENTION)
+    );
 
     // The same Update again: nothing created, nothing changed.
     let again = handle(
@@ -113,6 +195,10 @@ async fn creates_topics_idempotently_and_refuses_partition_changes() {
     .await
     .expect("update");
     assert_eq!(again.data["Created"], "");
+    assert_eq!(
+        again.data["Reconfigured"], "",
+        "converged topics are not altered again"
+    );
     assert_eq!(
         partitions_in_cluster(&connector, &bootstrap).await.get(&sensors),
         Some(&3)
@@ -178,9 +264,9 @@ async fn unreachable_brokers_fail_with_a_connection_error() {
         return;
     }
     // A closed loopback port: the connector must give up within its deadline, not hang.
-    let connector = RsKafkaConnector {
-        deadline: Duration::from_secs(2),
-        ..RsKafkaConnector::new(None)
+    let connector = KafkaConnector {
+        timeout: Duration::from_secs(2),
+        ..KafkaConnector::new(None)
     };
     let wait = VisibilityWait {
         attempts: 1,

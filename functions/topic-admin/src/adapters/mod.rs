@@ -1,1 +1,2 @@
-pub mod rskafka_admin;
+pub mod connection;
+pub mod kafka_admin;
