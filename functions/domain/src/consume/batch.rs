@@ -32,7 +32,7 @@ use super::{
     decode_record, glue_schema_version_id, Decoded, Poison, PoisonReason, RawRecord, TopicRoutes,
     WriterSchema, WriterSchemas,
 };
-use crate::event::KafkaEvent;
+use crate::event::{KafkaEvent, KafkaRecord};
 use crate::model::RecordCoordinates;
 use crate::ports::{PortError, SchemaSource};
 use crate::window::{group_readings, merge, MergeOutcome, PendingWindow, WindowAggregate, WindowSpec};
@@ -292,11 +292,12 @@ where
         let mut store_rows = Vec::new();
         let mut generic = Vec::new();
         let mut poison = Vec::new();
-        let mut raw_by_coordinates: HashMap<RecordCoordinates, RawRecord> = HashMap::new();
+        // The sensor records behind `readings`, by position; cloned only if one becomes poison.
+        let mut sensor_records: Vec<&KafkaRecord> = Vec::new();
         for record in event.records() {
             match decode_record(record, routes.payload_for(&record.topic), &schemas) {
                 Ok(Decoded::Sensor { coordinates, reading }) => {
-                    raw_by_coordinates.insert(coordinates.clone(), RawRecord::of(record));
+                    sensor_records.push(record);
                     readings.push((coordinates, reading));
                 }
                 Ok(Decoded::Store { coordinates, event }) => {
@@ -309,13 +310,22 @@ where
 
         let (windows, unplaceable) =
             group_readings(self.settings.window, readings.iter().map(|(c, r)| (c, r)));
-        for (coordinates, error) in unplaceable {
-            if let Some(raw) = raw_by_coordinates.remove(&coordinates) {
-                poison.push(Poison {
-                    coordinates,
-                    reason: PoisonReason::Window(error),
-                    raw,
-                });
+        if !unplaceable.is_empty() {
+            // The record as delivered goes with the poison message; for repeated coordinates the
+            // last one delivered, each set aside once.
+            let mut raw_by_coordinates: HashMap<&RecordCoordinates, &KafkaRecord> = readings
+                .iter()
+                .map(|(c, _)| c)
+                .zip(sensor_records.iter().copied())
+                .collect();
+            for (coordinates, error) in unplaceable {
+                if let Some(record) = raw_by_coordinates.remove(&coordinates) {
+                    poison.push(Poison {
+                        raw: RawRecord::of(record),
+                        coordinates,
+                        reason: PoisonReason::Window(error),
+                    });
+                }
             }
         }
 
