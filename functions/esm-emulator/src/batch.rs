@@ -45,6 +45,11 @@ impl Batch {
         envelope.render(self.groups.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
     }
 
+    /// The records per `topic-partition` key, in event order.
+    pub fn groups(&self) -> impl Iterator<Item = (&str, &[EncodedRecord])> {
+        self.groups.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
     pub fn spans(&self) -> Vec<PartitionSpan> {
         self.groups
             .values()

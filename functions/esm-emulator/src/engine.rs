@@ -1,6 +1,7 @@
 //! The mapping loop: gather a batch (size, window, payload cap), invoke, retry the whole batch with
 //! backoff, send it to the on-failure destination when retries run out, and only then commit.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::batch::{Batch, BatchAssembler, Offer, PartitionSpan};
 use crate::config::MappingConfig;
 use crate::event::{EncodedRecord, EventEnvelope};
 use crate::failure::{failure_record, FailureCondition, FailureInput, LastResponse};
+use crate::faults::{pick_ranges, FaultPlan, REPLAY_HISTORY};
 use crate::ports::{
     FailureDestination, InvokeError, InvokeOutcome, Invoker, PartitionLag, RecordSource, SourceError,
 };
@@ -31,6 +33,9 @@ pub enum EngineError {
     Source(#[from] SourceError),
     #[error("invoking {function}: {message}; nothing was committed for the current batch")]
     InvokeFatal { function: String, message: String },
+    /// `--fault-crash-after-batches`: the last delivered batch was deliberately left uncommitted.
+    #[error("injected crash after {batches} delivered batch(es), before committing the last one")]
+    InjectedCrash { batches: u64 },
 }
 
 /// A stop request shared with signal handlers; checked between polls and between retries.
@@ -73,6 +78,12 @@ pub struct Mapping<S, I, D, R> {
     lag_refreshed: Option<Instant>,
     lag_known: bool,
     stop: StopFlag,
+    faults: FaultPlan,
+    fault_rng: crate::faults::FaultRng,
+    /// Batches delivered by this process (the crash point counts these).
+    delivered_here: u64,
+    /// The last delivered batches, candidates for a partial replay.
+    history: VecDeque<Batch>,
 }
 
 impl<S, I, D, R> Mapping<S, I, D, R>
@@ -114,7 +125,24 @@ where
             lag_refreshed: None,
             lag_known: false,
             stop,
+            faults: FaultPlan::default(),
+            fault_rng: FaultPlan::default().rng(),
+            delivered_here: 0,
+            history: VecDeque::new(),
         }
+    }
+
+    /// Injects the planned faults (tests only; see [`crate::faults`]).
+    pub fn with_faults(mut self, faults: FaultPlan) -> Self {
+        if faults.is_active() {
+            warn!(
+                ?faults,
+                "fault injection is ON: this mapping misbehaves on purpose"
+            );
+        }
+        self.fault_rng = faults.rng();
+        self.faults = faults;
+        self
     }
 
     /// Runs until stopped, until idle for `exit_when_idle`, or until a fatal error.
@@ -160,11 +188,17 @@ where
         if let Some(record) = self.carry.take() {
             return Ok(Some(record));
         }
-        Ok(self
-            .source
-            .next_record(timeout)
-            .await?
-            .map(|r| EncodedRecord::encode(&r)))
+        let Some(polled) = self.source.next_record(timeout).await? else {
+            return Ok(None);
+        };
+        if self
+            .faults
+            .corrupt_values
+            .contains(&(polled.partition, polled.offset))
+        {
+            self.status.counters.injected_corruptions += 1;
+        }
+        Ok(Some(self.faults.apply(EncodedRecord::encode(&polled))))
     }
 
     /// Collects one batch: stops at the batch size, at the payload cap, or when the batching window
@@ -211,9 +245,25 @@ where
         let spans = batch.spans();
         debug!(records = batch.record_count(), bytes = payload.len(), "invoking");
         self.set_state(MappingState::Polling);
-        match self.invoke_with_retries(&payload).await? {
+        let mut delivery = self.invoke_with_retries(&payload).await?;
+        if self.faults.deliver_twice && matches!(delivery, Delivery::Delivered { .. }) {
+            self.status.counters.injected_duplicates += 1;
+            delivery = self.invoke_with_retries(&payload).await?;
+        }
+        match delivery {
             Delivery::Stopped => Ok(false),
             Delivery::Delivered { attempts } => {
+                self.delivered_here += 1;
+                if self
+                    .faults
+                    .crash_after_batches
+                    .is_some_and(|n| self.delivered_here >= n)
+                {
+                    warn!(topic = %self.config.topic, batches = self.delivered_here, "injected crash: the batch was delivered but is not committed");
+                    return Err(EngineError::InjectedCrash {
+                        batches: self.delivered_here,
+                    });
+                }
                 if !self.commit(&spans).await {
                     return Ok(false);
                 }
@@ -221,7 +271,7 @@ where
                 self.status.counters.records_delivered += batch.record_count() as u64;
                 self.report_batch(BatchOutcome::Delivered, &batch, attempts, &spans);
                 self.refresh_lag(false).await?;
-                Ok(true)
+                self.remember_and_maybe_replay(batch).await
             }
             Delivery::Exhausted { attempts, last } => {
                 warn!(
@@ -242,6 +292,47 @@ where
                 self.status.counters.records_discarded += batch.record_count() as u64;
                 self.report_batch(BatchOutcome::Discarded, &batch, attempts, &spans);
                 self.refresh_lag(false).await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// Keeps the batch for later partial replays and, by the fault plan's odds, re-invokes a random
+    /// part of one of the recent batches (already committed: the consumer must ignore it).
+    async fn remember_and_maybe_replay(&mut self, batch: Batch) -> Result<bool, EngineError> {
+        if self.faults.replay_probability <= 0.0 {
+            return Ok(true);
+        }
+        if self.history.len() == REPLAY_HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(batch);
+        if !self.fault_rng.chance(self.faults.replay_probability) {
+            return Ok(true);
+        }
+        let pick = self.fault_rng.below(0, self.history.len());
+        let Some(old) = self.history.get(pick) else {
+            return Ok(true);
+        };
+        let groups: Vec<(&str, &[EncodedRecord])> = old.groups().collect();
+        let lengths: Vec<usize> = groups.iter().map(|(_, records)| records.len()).collect();
+        let ranges = pick_ranges(&mut self.fault_rng, &lengths);
+        let selected: Vec<(&str, &[EncodedRecord])> = groups
+            .iter()
+            .zip(&ranges)
+            .filter(|(_, range)| !range.is_empty())
+            .map(|((key, records), range)| (*key, &records[range.clone()]))
+            .collect();
+        let records: usize = selected.iter().map(|(_, r)| r.len()).sum();
+        let payload = self.assembler.envelope().render(selected);
+        info!(topic = %self.config.topic, records, "injected partial replay of an already committed batch");
+        self.status.counters.injected_replays += 1;
+        match self.invoke_with_retries(&payload).await? {
+            Delivery::Stopped => Ok(false),
+            Delivery::Delivered { .. } => Ok(true),
+            Delivery::Exhausted { last, .. } => {
+                // The records were committed long ago; a failed duplicate changes nothing.
+                warn!(error = %last.message, "the injected replay kept failing; ignored");
                 Ok(true)
             }
         }
@@ -582,6 +673,27 @@ mod tests {
         failures: Arc<Mutex<u32>>,
         log: FakeLog,
         calls: Arc<Mutex<Vec<SeenCall>>>,
+        payloads: Arc<Mutex<Vec<serde_json::Value>>>,
+    }
+
+    impl FakeFunction {
+        /// (partition key, offsets) of every invocation, in order.
+        fn offsets_per_call(&self) -> Vec<Vec<i64>> {
+            self.payloads
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|event| {
+                    event["records"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .flat_map(|records| records.as_array().unwrap().iter())
+                        .map(|r| r["offset"].as_i64().unwrap())
+                        .collect()
+                })
+                .collect()
+        }
     }
 
     impl Invoker for FakeFunction {
@@ -590,6 +702,10 @@ mod tests {
                 .lock()
                 .unwrap()
                 .push((payload.len(), self.log.committed()));
+            self.payloads
+                .lock()
+                .unwrap()
+                .push(serde_json::from_slice(&payload).unwrap());
             let mut failures = self.failures.lock().unwrap();
             if *failures > 0 {
                 *failures -= 1;
@@ -640,7 +756,114 @@ mod tests {
             failures: Arc::new(Mutex::new(failures)),
             log: log.clone(),
             calls: Arc::default(),
+            payloads: Arc::default(),
         }
+    }
+
+    fn mapping_with(
+        log: &FakeLog,
+        f: &FakeFunction,
+        batch_size: usize,
+        faults: FaultPlan,
+    ) -> Mapping<FakeLog, FakeFunction, FakeQueue, MemoryReporter> {
+        Mapping::new(
+            config(batch_size, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(FakeQueue::default()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .with_faults(faults)
+    }
+
+    #[tokio::test]
+    async fn deliver_twice_invokes_each_batch_twice_before_its_commit() {
+        let log = FakeLog::with_records(6, 10);
+        let f = function(0, &log);
+        let faults = FaultPlan {
+            deliver_twice: true,
+            ..FaultPlan::default()
+        };
+        let status = mapping_with(&log, &f, 4, faults).run().await.unwrap();
+        assert_eq!(
+            f.offsets_per_call(),
+            vec![vec![0, 1, 2, 3], vec![0, 1, 2, 3], vec![4, 5], vec![4, 5]]
+        );
+        let committed: Vec<_> = f.calls.lock().unwrap().iter().map(|c| c.1).collect();
+        assert_eq!(committed, vec![None, None, Some(4), Some(4)]);
+        assert_eq!(log.committed(), Some(6));
+        assert_eq!(status.counters.injected_duplicates, 2);
+    }
+
+    #[tokio::test]
+    async fn an_injected_crash_leaves_the_delivered_batch_uncommitted() {
+        let log = FakeLog::with_records(9, 10);
+        let f = function(0, &log);
+        let faults = FaultPlan {
+            crash_after_batches: Some(2),
+            ..FaultPlan::default()
+        };
+        let error = mapping_with(&log, &f, 3, faults).run().await.unwrap_err();
+        assert!(matches!(error, EngineError::InjectedCrash { batches: 2 }));
+        assert_eq!(f.offsets_per_call(), vec![vec![0, 1, 2], vec![3, 4, 5]]);
+        // The first batch was committed, the second one was delivered but not committed.
+        assert_eq!(log.committed(), Some(3));
+    }
+
+    #[tokio::test]
+    async fn partial_replays_resend_parts_of_committed_batches_only() {
+        let log = FakeLog::with_records(40, 10);
+        let f = function(0, &log);
+        let faults = FaultPlan {
+            replay_probability: 1.0,
+            seed: 7,
+            ..FaultPlan::default()
+        };
+        let status = mapping_with(&log, &f, 5, faults).run().await.unwrap();
+        let calls = f.offsets_per_call();
+        let committed: Vec<_> = f.calls.lock().unwrap().iter().map(|c| c.1).collect();
+        // Every batch is followed by one replay.
+        assert_eq!(calls.len(), 16);
+        assert_eq!(status.counters.injected_replays, 8);
+        for (index, (offsets, committed)) in calls.iter().zip(&committed).enumerate().skip(1).step_by(2) {
+            let committed = committed.expect("a replay comes after a commit");
+            assert!(!offsets.is_empty(), "replay {index} is empty");
+            assert!(
+                offsets.windows(2).all(|w| w[1] == w[0] + 1),
+                "not contiguous: {offsets:?}"
+            );
+            assert!(
+                offsets.iter().all(|o| *o < committed),
+                "replayed uncommitted offsets: {offsets:?}"
+            );
+        }
+        let replayed_whole = calls
+            .iter()
+            .skip(1)
+            .step_by(2)
+            .filter(|offsets| offsets.len() == 5)
+            .count();
+        assert!(replayed_whole < 8, "replays should usually be partial");
+        assert_eq!(log.committed(), Some(40));
+        assert_eq!(status.counters.records_delivered, 40);
+    }
+
+    #[tokio::test]
+    async fn corrupted_values_are_delivered_as_invalid_base64_and_counted() {
+        let log = FakeLog::with_records(3, 10);
+        let f = function(0, &log);
+        let faults = FaultPlan {
+            corrupt_values: [(0, 1)].into_iter().collect(),
+            ..FaultPlan::default()
+        };
+        let status = mapping_with(&log, &f, 10, faults).run().await.unwrap();
+        let event = f.payloads.lock().unwrap()[0].clone();
+        let records = event["records"]["t-0"].as_array().unwrap();
+        assert_eq!(records[0]["value"], "dnZ2dnZ2dnZ2dg==");
+        assert_eq!(records[1]["value"], crate::faults::CORRUPT_VALUE);
+        assert_eq!(status.counters.injected_corruptions, 1);
+        assert_eq!(log.committed(), Some(3));
     }
 
     #[tokio::test]

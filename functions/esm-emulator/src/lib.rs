@@ -9,6 +9,7 @@ pub mod config;
 pub mod engine;
 pub mod event;
 pub mod failure;
+pub mod faults;
 pub mod ports;
 pub mod retry;
 pub mod status;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use adapters::kafka::KafkaSource;
 use adapters::lambda::LambdaInvoker;
 use adapters::sqs::SqsDestination;
+use faults::FaultPlan;
 use status::{MappingStatus, Reporter};
 
 /// Where the edges are.
@@ -38,6 +40,17 @@ pub async fn run_mapping<R: Reporter>(
     endpoints: &Endpoints,
     reporter: R,
     stop: StopFlag,
+) -> Result<MappingStatus, EngineError> {
+    run_mapping_with_faults(config, endpoints, reporter, stop, FaultPlan::default()).await
+}
+
+/// [`run_mapping`] with deliberate faults (fault tests only; see [`faults`]).
+pub async fn run_mapping_with_faults<R: Reporter>(
+    config: MappingConfig,
+    endpoints: &Endpoints,
+    reporter: R,
+    stop: StopFlag,
+    faults: FaultPlan,
 ) -> Result<MappingStatus, EngineError> {
     let source = KafkaSource::connect(&config)?;
     let invoker = LambdaInvoker::new(
@@ -58,6 +71,7 @@ pub async fn run_mapping<R: Reporter>(
         None => None,
     };
     Mapping::new(config, source, invoker, destination, reporter, stop)
+        .with_faults(faults)
         .run()
         .await
 }

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use esm_emulator::adapters::report::JsonLinesReporter;
-use esm_emulator::{run_mapping, Endpoints, MappingSettings, StopFlag};
+use esm_emulator::faults::{FaultPlan, INJECTED_CRASH_EXIT_CODE};
+use esm_emulator::{run_mapping_with_faults, Endpoints, EngineError, MappingSettings, StopFlag};
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
@@ -72,13 +73,67 @@ struct Cli {
     /// Exit once every partition has been caught up for this many seconds.
     #[arg(long)]
     exit_when_idle_secs: Option<f64>,
+    /// Invoke every batch twice with the identical payload before committing it.
+    #[arg(
+        long,
+        help_heading = "Fault injection (fault tests only; never on by default)"
+    )]
+    fault_deliver_twice: bool,
+    /// Exit with code 86 after this many delivered batches, leaving the last one uncommitted
+    /// (the function has written its sinks; the restarted mapping delivers the batch again).
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Fault injection (fault tests only; never on by default)"
+    )]
+    fault_crash_after_batches: Option<u64>,
+    /// After each committed batch, with this probability, re-invoke a random contiguous part of
+    /// one of the last 8 delivered batches.
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.0,
+        help_heading = "Fault injection (fault tests only; never on by default)"
+    )]
+    fault_replay_probability: f64,
+    /// Seed of the random replay choices.
+    #[arg(
+        long,
+        value_name = "SEED",
+        default_value_t = 0,
+        help_heading = "Fault injection (fault tests only; never on by default)"
+    )]
+    fault_seed: u64,
+    /// Deliver the value of the record at PARTITION:OFFSET as text that is not base64
+    /// (repeatable, or comma-separated).
+    #[arg(long, value_name = "PARTITION:OFFSET", value_delimiter = ',', value_parser = esm_emulator::faults::parse_coordinates, help_heading = "Fault injection (fault tests only; never on by default)")]
+    fault_corrupt_value: Vec<(i32, i64)>,
 }
 
-fn seconds(value: f64, name: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value).map_err(|e| format!("{name}: {e}"))
+fn seconds(value: f64, name: &str) -> Result<Duration, RunError> {
+    Duration::try_from_secs_f64(value).map_err(|e| RunError::Failed(format!("{name}: {e}")))
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+enum RunError {
+    Failed(String),
+    /// `--fault-crash-after-batches` fired.
+    InjectedCrash(u64),
+}
+
+async fn run(cli: Cli) -> Result<(), RunError> {
+    if !(0.0..=1.0).contains(&cli.fault_replay_probability) {
+        return Err(RunError::Failed(format!(
+            "--fault-replay-probability must be within 0..=1, got {}",
+            cli.fault_replay_probability
+        )));
+    }
+    let faults = FaultPlan {
+        deliver_twice: cli.fault_deliver_twice,
+        crash_after_batches: cli.fault_crash_after_batches.filter(|n| *n > 0),
+        replay_probability: cli.fault_replay_probability,
+        seed: cli.fault_seed,
+        corrupt_values: cli.fault_corrupt_value.iter().copied().collect(),
+    };
     let settings = MappingSettings {
         topic: cli.topic,
         consumer_group: cli.consumer_group,
@@ -99,7 +154,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             .map(|s| seconds(s, "--exit-when-idle-secs"))
             .transpose()?,
     };
-    let config = settings.validate().map_err(|e| format!("invalid mapping: {e}"))?;
+    let config = settings
+        .validate()
+        .map_err(|e| RunError::Failed(format!("invalid mapping: {e}")))?;
     let endpoints = Endpoints {
         invoke_endpoint: (!cli.aws).then_some(cli.invoke_endpoint),
         invoke_timeout: Duration::from_secs(cli.invoke_timeout_secs),
@@ -123,9 +180,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         on_signal.stop();
     });
     let reporter = JsonLinesReporter::new(cli.status_file, cli.print_status);
-    let status = run_mapping(config, &endpoints, reporter, stop)
-        .await
-        .map_err(|e| e.to_string())?;
+    let status = match run_mapping_with_faults(config, &endpoints, reporter, stop, faults).await {
+        Ok(status) => status,
+        Err(EngineError::InjectedCrash { batches }) => return Err(RunError::InjectedCrash(batches)),
+        Err(other) => return Err(RunError::Failed(other.to_string())),
+    };
     info!(
         records = status.counters.records_delivered,
         lag = status.total_lag,
@@ -145,7 +204,11 @@ async fn main() -> ExitCode {
         .init();
     match run(Cli::parse()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(RunError::InjectedCrash(batches)) => {
+            eprintln!("esm-emulator: injected crash after {batches} delivered batch(es); the last one is not committed");
+            ExitCode::from(INJECTED_CRASH_EXIT_CODE)
+        }
+        Err(RunError::Failed(message)) => {
             error!("esm-emulator: {message}");
             eprintln!("esm-emulator: {message}");
             ExitCode::FAILURE

@@ -27,6 +27,10 @@ pub struct Counters {
     pub batches_discarded: u64,
     pub records_discarded: u64,
     pub records_too_large: u64,
+    /// Fault injection (tests only): duplicate invocations, partial replays, corrupted values.
+    pub injected_duplicates: u64,
+    pub injected_replays: u64,
+    pub injected_corruptions: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
