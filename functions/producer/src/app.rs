@@ -66,9 +66,46 @@ pub fn init_tracing(filter: &str) {
         .try_init();
 }
 
-/// Parses an invocation payload into a request, with the serde message as the reason.
+/// Parses an invocation payload into a request, with the serde message as the reason, naming the
+/// field when the message does not.
 pub fn parse_request(payload: Json) -> Result<ProduceRequest, ProduceError> {
-    serde_json::from_value(payload).map_err(|e| ProduceError::InvalidRequest(e.to_string()))
+    match serde_json::from_value::<ProduceRequest>(payload.clone()) {
+        Ok(request) => Ok(request),
+        Err(error) => {
+            let message = error.to_string();
+            Err(ProduceError::InvalidRequest(
+                match field_with_wrong_value(&payload) {
+                    // A missing field is named already, and would make every removal look guilty.
+                    Some(field)
+                        if !message.starts_with("missing field")
+                            && !message.contains(&format!("`{field}`")) =>
+                    {
+                        format!("field `{field}`: {message}")
+                    }
+                    _ => message,
+                },
+            ))
+        }
+    }
+}
+
+/// serde reports a wrong type inside an internally tagged enum without its field ("invalid type:
+/// string \"six\", expected u32"). The culprit is the field whose removal turns the failure into a
+/// success or into "missing field" for that very field: every other field then deserialized.
+fn field_with_wrong_value(payload: &Json) -> Option<String> {
+    let object = payload.as_object()?;
+    object
+        .keys()
+        .filter(|key| key.as_str() != "action")
+        .find(|key| {
+            let mut without = object.clone();
+            without.remove(key.as_str());
+            match serde_json::from_value::<ProduceRequest>(Json::Object(without)) {
+                Ok(_) => true,
+                Err(error) => error.to_string() == format!("missing field `{key}`"),
+            }
+        })
+        .cloned()
 }
 
 /// The Lambda error type of a failure: callers (and alarms) can tell their own mistakes from
@@ -146,12 +183,54 @@ mod tests {
     fn unparseable_requests_are_invalid_requests_with_the_reason() {
         let err = parse_request(json!({"action": "simulate_sensors", "devices": "many"})).unwrap_err();
         assert_eq!(error_type(&err), "InvalidRequest");
-        assert!(
-            err.to_string().contains("devices") || err.to_string().contains("invalid type"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("field `devices`: invalid type"), "{err}");
         let err = parse_request(json!({"action": "launch_rockets"})).unwrap_err();
         assert!(err.to_string().contains("launch_rockets"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field_required_or_optional() {
+        let sensors =
+            json!({"action": "simulate_sensors", "devices": 2, "readings_per_device": 1, "seed": 1});
+        for (field, value) in [
+            ("readings_per_device", json!("ten")),
+            ("seed", json!(-1)),
+            ("interval_ms", json!("1s")),
+            ("format", json!("xml")),
+        ] {
+            let mut payload = sensors.clone();
+            payload[field] = value;
+            let err = parse_request(payload).unwrap_err().to_string();
+            assert!(err.contains(&format!("field `{field}`: ")), "{field}: {err}");
+        }
+        let err = parse_request(json!({"action": "publish_events", "schema_name": "s", "events": {"a": 1}}))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("field `events`: invalid type: map, expected a sequence"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn messages_that_already_name_the_problem_stay_as_they_are() {
+        let err = parse_request(json!({"action": "simulate_sensors", "devices": 2, "seed": 1}))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "invalid request: missing field `readings_per_device`");
+        let err = parse_request(
+            json!({"action": "simulate_sensors", "devices": 2, "readings_per_device": 1, "seed": 1, "colour": "red"}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("unknown field `colour`") && !err.contains("field `colour`:"),
+            "{err}"
+        );
+        let err = parse_request(json!(["not", "an", "object"]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid request: "), "{err}");
     }
 
     #[test]
