@@ -9,7 +9,9 @@ code, by reading the topics themselves:
    decoded with the writer schema fetched from the registry; JSON is parsed), minus the poison.
 
 Exit 0 when both hold, 1 with a list of differences otherwise. Endpoints come from the environment
-(source .local/stack.env); names from contracts/pipeline.json.
+(source .local/stack.env); names from contracts/pipeline.json unless the environment overrides them
+with the same variables the functions read (topics, tables, bucket, queues, database). The fault
+tests (scripts/faults.sh) call `check()` with queue contents they drained themselves.
 """
 
 from __future__ import annotations
@@ -34,6 +36,12 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 CONTRACT = json.loads((REPO_ROOT / "contracts" / "pipeline.json").read_text())
 NAMES = CONTRACT["envVars"]
 TOPICS = CONTRACT["topics"]
+# The env var that overrides each contract topic's name (as in the functions' configuration).
+TOPIC_ENV = {"sensorReadings": "sensorTopic", "storeEvents": "storeTopic", "explicitEvents": "explicitTopic"}
+
+
+def topic_name(key: str) -> str:
+    return os.environ.get(NAMES[TOPIC_ENV[key]]) or TOPICS[key]["name"]
 
 
 def env(name: str) -> str:
@@ -212,11 +220,34 @@ def drain_queue(sqs, url: str) -> list[dict]:
             if message["MessageId"] not in seen:
                 seen.add(message["MessageId"])
                 bodies.append(json.loads(message["Body"]))
+    # A FIFO queue holds back a group's next messages while ten of them are in flight, so a read
+    # that deletes nothing may see only part of the queue: say so rather than report them missing.
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                          "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    held = sum(int(v) for v in attributes.values())
+    if held > len(seen):
+        raise SystemExit(f"[verify] ERROR: {url} holds {held} messages but only {len(seen)} could be read without "
+                         "deleting them (more than ten in one FIFO group); read it with take_queue instead")
     # Nothing is deleted; make everything visible again for the next reader.
     for start in range(0, len(handles), 10):
         entries = [{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(handles[start:start + 10])]
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
     return bodies
+
+
+def take_queue(sqs, url: str) -> list[dict]:
+    """Every message in the queue, deleted as it is read. A FIFO queue hands out a group's next
+    messages only once the ones in flight are deleted, so this is the only way to see all of a
+    group holding more than ten; use it on queues nobody reads afterwards."""
+    bodies = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60,
+                                       WaitTimeSeconds=0).get("Messages", [])
+        if not messages:
+            return bodies
+        bodies += [json.loads(m["Body"]) for m in messages]
+        entries = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)]
+        sqs.delete_message_batch(QueueUrl=url, Entries=entries)
 
 
 def scan(dynamodb, table: str) -> list[dict]:
@@ -259,7 +290,9 @@ def archive_coordinates(s3) -> list[tuple[str, int, int]]:
     return out
 
 
-def main() -> None:
+def check(poison_bodies: list[dict] | None = None, failed_bodies: list[dict] | None = None) -> tuple[dict, list[str]]:
+    """The per-topic summary and the list of differences from the ground truth. Queue contents are
+    read here (without deleting) unless the caller passes what it drained itself."""
     session = boto3.Session(region_name=os.environ.get("AWS_REGION", "us-east-1"))
     endpoint = env("AWS_ENDPOINT_URL")
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
@@ -269,11 +302,15 @@ def main() -> None:
     problems: list[str] = []
 
     poison = collections.Counter()
-    for body in drain_queue(sqs, env(NAMES["poisonQueueUrl"])):
+    if poison_bodies is None:
+        poison_bodies = drain_queue(sqs, env(NAMES["poisonQueueUrl"]))
+    for body in poison_bodies:
         poison[(body["topic"], int(body["partition"]), int(body["offset"]))] += 1
     failed = collections.Counter()
-    if os.environ.get("ON_FAILURE_QUEUE_URL"):
-        for body in drain_queue(sqs, os.environ["ON_FAILURE_QUEUE_URL"]):
+    if failed_bodies is None:
+        failed_bodies = drain_queue(sqs, os.environ["ON_FAILURE_QUEUE_URL"]) if os.environ.get("ON_FAILURE_QUEUE_URL") else []
+    if failed_bodies:
+        for body in failed_bodies:
             for span in body.get("emulatorDetail", {}).get("partitions", []):
                 for offset in range(span["firstOffset"], span["lastOffset"] + 1):
                     failed[(span["topic"], span["partition"], offset)] += 1
@@ -283,8 +320,8 @@ def main() -> None:
                 problems.append(f"{coordinates} is in the {where} {n} times")
 
     summary = {}
-    for contract_topic in TOPICS.values():
-        topic, payload = contract_topic["name"], contract_topic["payload"]
+    for key, contract_topic in TOPICS.items():
+        topic, payload = topic_name(key), contract_topic["payload"]
         records = read_topic(topic)
         coordinates = {(topic, p, o) for p, o, _ in records}
         in_poison = {c for c in coordinates if c in poison}
@@ -348,7 +385,11 @@ def main() -> None:
                 if items[c] != (1 if c in handled else 0):
                     problems.append(f"{c}: in the generic-events table {items[c]} times")
             summary[topic] = {"records": len(records), "stored": sum(items[c] for c in coordinates), "poison": len(in_poison), "onFailure": len(in_failed)}
+    return summary, problems
 
+
+def main() -> None:
+    summary, problems = check()
     print(json.dumps(summary, indent=2))
     if problems:
         print(f"[verify] FAILED: {len(problems)} difference(s)", file=sys.stderr)

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Fault tests of the local pipeline against the real components (tansu, moto, PostgreSQL, the
+# producer and consumer Lambdas under `cargo lambda watch`, the esm-emulator): redelivery, crashes
+# between sink write and commit, partial replays, broker/AWS/PostgreSQL outages, throttling, a
+# poison corpus and invalid producer input. Each scenario is checked against a ground truth read
+# from the topics and against a clean run's stored state. docs/guarantees.md maps guarantees to
+# scenarios; scripts/local/faults/run.py describes each one.
+#
+#   scripts/faults.sh                       every scenario (what scripts/test.sh's faults stage runs)
+#   scripts/faults.sh --only clean,outages  some scenarios (first word of their names; input always runs)
+#   scripts/faults.sh --keep                keep each scenario's tables, bucket, queues and database
+#
+# Uses the local stack named by PIPELINE_LOCAL_DIR / PIPELINE_*_PORT (started if it is not up) and
+# 20 loopback ports from PIPELINE_LAMBDA_PORT (else PIPELINE_TEST_LAMBDA_PORT, else 39000) upward.
+# PIPELINE_FAULTS_TIMEOUT (s, default 900) bounds the whole run. Prints one line per scenario and
+# exits non-zero if any failed.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
+PYTHON="$REPO_ROOT/.venv/bin/python"
+PORT_BASE="${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-39000}}"
+TIMEOUT="${PIPELINE_FAULTS_TIMEOUT:-900}"
+
+case "${1:-}" in
+  -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+
+log() { printf '[faults] %s\n' "$*" >&2; }
+
+[[ -x "$PYTHON" ]] || { log "ERROR: $PYTHON missing: run scripts/setup.sh"; exit 1; }
+for port in $(seq "$PORT_BASE" $((PORT_BASE + 19))); do
+  if ss -Hltn "sport = :$port" | grep -q .; then
+    log "ERROR: port $port is in use; set PIPELINE_LAMBDA_PORT to the first of 20 free ports"
+    exit 1
+  fi
+done
+
+scripts/local-stack.sh up >/dev/null
+set -a
+# shellcheck disable=SC1091
+source "$LOCAL_DIR/stack.env"
+set +a
+
+# Each crate on its own, as scripts/pipeline.sh does: `cargo lambda watch` then has nothing to build.
+for crate in esm-emulator producer consumer; do
+  cargo build --quiet -p "$crate"
+done
+TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+
+exec timeout -k 20 "$TIMEOUT" "$PYTHON" scripts/local/faults/run.py --esm "$TARGET_DIR/debug/esm-emulator" \
+  --port-base "$PORT_BASE" --logdir "$LOCAL_DIR/logs" --rundir "$LOCAL_DIR/run" "$@"

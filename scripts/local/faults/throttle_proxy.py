@@ -1,0 +1,212 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP proxy in front of moto, for the throttling fault test only.
+
+It forwards every request to the upstream endpoint unchanged, except that a seeded random share of
+the calls to the throttled services is answered, without reaching moto, with the error AWS itself
+sends when it throttles:
+
+  dynamodb  400 ProvisionedThroughputExceededException or ThrottlingException (JSON 1.0)
+  sqs       400 ThrottlingException (JSON protocol, with the query-compatible error header)
+  s3        503 SlowDown (XML)
+
+Which calls: the second call to each throttled service (so every one is throttled at least once),
+a seeded random share (--rate) of the others, and optionally a burst of consecutive calls
+(--burst SERVICE:AFTER:COUNT), long enough to outlast the SDK's and the consumer's own retries so
+the invocation fails and the event source mapping has to retry the batch.
+
+The service is read from the SigV4 credential scope of the Authorization header, so one proxy
+serves every client of a process that points AWS_ENDPOINT_URL at it. Counts of forwarded and
+throttled calls per service are written to --stats as JSON (rewritten after every request).
+Binds 127.0.0.1 only.
+
+  throttle_proxy.py --port 49015 --upstream http://127.0.0.1:45000 --rate 0.2 --seed 7 --stats f.json \
+      --burst dynamodb:10:20
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import http.client
+import json
+import os
+import random
+import re
+import sys
+import threading
+import urllib.parse
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "content-length", "expect"}
+
+
+def throttle_response(service: str, choice: int) -> tuple[int, dict[str, str], bytes]:
+    request_id = str(uuid.uuid4())
+    if service == "dynamodb":
+        code = "ProvisionedThroughputExceededException" if choice % 2 == 0 else "ThrottlingException"
+        namespace = "com.amazonaws.dynamodb.v20120810" if choice % 2 == 0 else "com.amazon.coral.availability"
+        body = {"__type": f"{namespace}#{code}", "message": "Rate of requests exceeds the allowed throughput."}
+        return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id}, json.dumps(body).encode()
+    if service == "sqs":
+        body = {"__type": "com.amazonaws.sqs#ThrottlingException", "message": "Rate exceeded"}
+        return 400, {"Content-Type": "application/x-amz-json-1.0", "x-amzn-RequestId": request_id,
+                     "x-amzn-query-error": "ThrottlingException;Sender"}, json.dumps(body).encode()
+    body = ('<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>SlowDown</Code>'
+            f"<Message>Please reduce your request rate.</Message><RequestId>{request_id}</RequestId></Error>")
+    return 503, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body.encode()
+
+
+class Proxy:
+    def __init__(self, upstream: str, rate: float, services: set[str], seed: int, stats_path: str,
+                 bursts: dict[str, tuple[int, int]]):
+        parsed = urllib.parse.urlsplit(upstream)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.rate, self.services, self.stats_path, self.bursts = rate, services, stats_path, bursts
+        # One generator per service, so one service's share does not depend on the others' traffic.
+        self.randoms = {service: random.Random(f"{seed}-{service}") for service in services}
+        self.calls: collections.Counter = collections.Counter()
+        self.lock = threading.Lock()
+        self.stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+        self.local = threading.local()
+
+    def decide(self, service: str) -> int | None:
+        """A throttle variant when this call is to be throttled, else None."""
+        with self.lock:
+            self.calls[service] += 1
+            if service in self.services:
+                n, rng = self.calls[service], self.randoms[service]
+                after, count = self.bursts.get(service, (0, 0))
+                if n == 2 or after < n <= after + count or rng.random() < self.rate:
+                    self.stats[service]["throttled"] += 1
+                    return n
+            self.stats[service]["forwarded"] += 1
+            return None
+
+    def write_stats(self) -> None:
+        with self.lock:
+            data = {service: dict(counts) for service, counts in self.stats.items()}
+        tmp = f"{self.stats_path}.tmp"
+        with open(tmp, "w") as out:
+            json.dump(data, out)
+        os.replace(tmp, self.stats_path)
+
+    def connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+            self.local.conn = conn
+        return conn
+
+    def forward(self, method: str, path: str, headers: list[tuple[str, str]], body: bytes):
+        for attempt in range(2):
+            conn = self.connection()
+            try:
+                conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                if body or method in ("POST", "PUT", "PATCH"):
+                    conn.putheader("Content-Length", str(len(body)))
+                conn.endheaders(body)
+                response = conn.getresponse()
+                data = response.read()
+                return response.status, response.getheaders(), data
+            except (http.client.HTTPException, OSError):
+                # A kept-alive upstream connection may have been closed: retry once on a new one.
+                conn.close()
+                self.local.conn = None
+                if attempt == 1:
+                    raise
+        raise RuntimeError("unreachable")
+
+
+def make_handler(proxy: Proxy):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+            pass
+
+        def read_body(self) -> bytes:
+            if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+                chunks = []
+                while True:
+                    size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                    if size == 0:
+                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+
+        def handle_any(self) -> None:
+            body = self.read_body()
+            match = SCOPE.search(self.headers.get("Authorization", ""))
+            service = match.group(1) if match else "unsigned"
+            variant = proxy.decide(service)
+            if variant is not None:
+                status, headers, data = throttle_response(service, variant)
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(0 if self.command == "HEAD" else len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            else:
+                forwarded = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
+                try:
+                    status, headers, data = proxy.forward(self.command, self.path, forwarded, body)
+                except (http.client.HTTPException, OSError) as error:
+                    self.send_error(502, f"upstream: {error}")
+                    return
+                self.send_response(status)
+                for name, value in headers:
+                    if name.lower() not in HOP_BY_HOP:
+                        self.send_header(name, value)
+                if self.command == "HEAD":
+                    length = next((v for k, v in headers if k.lower() == "content-length"), "0")
+                    self.send_header("Content-Length", length)
+                else:
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+            proxy.write_stats()
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
+
+    return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--upstream", required=True)
+    parser.add_argument("--rate", type=float, default=0.2)
+    parser.add_argument("--services", default="dynamodb,s3,sqs")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stats", required=True)
+    parser.add_argument("--burst", action="append", default=[], metavar="SERVICE:AFTER:COUNT",
+                        help="throttle COUNT consecutive calls to SERVICE after its AFTER-th call")
+    args = parser.parse_args()
+    if not 0 <= args.rate < 1:
+        sys.exit("--rate must be in [0, 1)")
+    bursts = {}
+    for burst in args.burst:
+        service, after, count = burst.split(":")
+        bursts[service] = (int(after), int(count))
+    proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts)
+    proxy.write_stats()
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(proxy))
+    server.daemon_threads = True
+    print(f"throttle proxy on 127.0.0.1:{args.port} -> {args.upstream}, rate {args.rate}", file=sys.stderr, flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
