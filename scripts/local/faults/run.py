@@ -301,13 +301,25 @@ class Run:
         store = "storeEvents"
         # Each outage starts once the mappings have committed a little more since the previous one
         # ended, and only while records are still waiting, so each one hits a running pipeline.
+        # The consumer reaches moto through a pass-through proxy, so the AWS endpoint can also be
+        # made to refuse connections for a while without losing moto's in-memory state.
+        endpoint = {"proxy": None}
+        endpoint["proxy"], port, _ = self.start_proxy("endpoint-proxy", ["--rate", "0", "--services", "none"])
+
+        def refuse_connections() -> None:
+            endpoint["proxy"].stop()
+            time.sleep(10)
+            endpoint["proxy"] = self.start_proxy("endpoint-proxy", ["--rate", "0", "--services", "none"], port)[0]
+
         plan = [
             ("broker restart", None,
              lambda: (harness.stack("stop", "kafka"), time.sleep(2), harness.stack("start", "kafka"))),
-            ("moto down 10 s", None,
-             lambda: (harness.stack("pause", "moto"), time.sleep(10), harness.stack("resume", "moto"))),
+            # Early, while store events (the only PostgreSQL traffic, and few) are still waiting.
             ("PostgreSQL restart", store,
              lambda: (harness.stack("stop", "postgres"), time.sleep(3), harness.stack("start", "postgres"))),
+            ("moto hanging 10 s (paused)", None,
+             lambda: (harness.stack("pause", "moto"), time.sleep(10), harness.stack("resume", "moto"))),
+            ("AWS endpoint refusing connections 10 s", None, refuse_connections),
         ]
         injected: list[str] = []
         probes: list[harness.CommitProbe] = []
@@ -337,8 +349,10 @@ class Run:
             return watch
 
         try:
-            _, mappings, state = self.consume("outages", batch_size=10, watcher=watcher)
+            _, mappings, state = self.consume("outages", batch_size=10, watcher=watcher,
+                                              aws_endpoint=f"http://127.0.0.1:{port}")
         finally:
+            endpoint["proxy"].stop()
             # Whatever happened, leave the stack running for the next scenarios.
             with_suppress(lambda: harness.stack("resume", "moto"))
             for component in ("kafka", "postgres"):
@@ -351,20 +365,29 @@ class Run:
         return (f"{'; '.join(injected)}: recovered by itself ({function_errors(mappings)} failed invocations retried "
                 "by the ESM), state identical to the clean run")
 
+    def start_proxy(self, name: str, options: list[str], port: int | None = None) -> tuple[harness.Process, int, pathlib.Path]:
+        """throttle_proxy.py in front of moto; returns once it accepts connections."""
+        port = port or self.next_port()
+        stats_path = self.dirs.run / f"{name}-stats.json"
+        stats_path.unlink(missing_ok=True)
+        proxy = harness.Process(name, [sys.executable, str(pathlib.Path(__file__).with_name("throttle_proxy.py")),
+                                       "--port", str(port), "--upstream", os.environ["AWS_ENDPOINT_URL"],
+                                       "--stats", str(stats_path), *options],
+                                dict(os.environ), self.dirs.log / f"{name}.log").start()
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as probe:
+                if stats_path.exists() and probe.connect_ex(("127.0.0.1", port)) == 0:
+                    return proxy, port, stats_path
+            if time.monotonic() > deadline or proxy.poll() is not None:
+                proxy.stop()
+                raise ScenarioFailed(f"{name} did not start: {proxy.tail()}")
+            time.sleep(0.1)
+
     def scenario_throttling(self) -> str:
-        port = self.next_port()
-        stats_path = self.dirs.run / "throttle-stats.json"
-        proxy = harness.Process("throttle-proxy", [sys.executable, str(pathlib.Path(__file__).with_name("throttle_proxy.py")),
-                                                   "--port", str(port), "--upstream", os.environ["AWS_ENDPOINT_URL"],
-                                                   "--rate", "0.25", "--seed", "5", "--stats", str(stats_path),
-                                                   "--burst", "dynamodb:10:40"],
-                                dict(os.environ), self.dirs.log / "throttle-proxy.log").start()
+        proxy, port, stats_path = self.start_proxy("throttle-proxy", ["--rate", "0.25", "--seed", "5",
+                                                                      "--burst", "dynamodb:10:40"])
         try:
-            deadline = time.monotonic() + 10
-            while not stats_path.exists():
-                if time.monotonic() > deadline or proxy.poll() is not None:
-                    raise ScenarioFailed(f"throttle proxy did not start: {proxy.tail()}")
-                time.sleep(0.1)
             _, mappings, state = self.consume("throttling", aws_endpoint=f"http://127.0.0.1:{port}")
         finally:
             proxy.stop()

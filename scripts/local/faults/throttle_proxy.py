@@ -9,15 +9,16 @@ sends when it throttles:
   sqs       400 ThrottlingException (JSON protocol, with the query-compatible error header)
   s3        503 SlowDown (XML)
 
-Which calls: the second call to each throttled service (so every one is throttled at least once),
-a seeded random share (--rate) of the others, and optionally a burst of consecutive calls
+Which calls: with --rate above 0, the second call to each throttled service (so every one is
+throttled at least once) and a seeded random share of the others; and optionally a burst of consecutive calls
 (--burst SERVICE:AFTER:COUNT), long enough to outlast the SDK's and the consumer's own retries so
 the invocation fails and the event source mapping has to retry the batch.
 
 The service is read from the SigV4 credential scope of the Authorization header, so one proxy
 serves every client of a process that points AWS_ENDPOINT_URL at it. Counts of forwarded and
 throttled calls per service are written to --stats as JSON (rewritten after every request).
-Binds 127.0.0.1 only.
+With --rate 0 it is a plain pass-through, which the outage test stops and restarts to make the
+AWS endpoint refuse connections. Binds 127.0.0.1 only.
 
   throttle_proxy.py --port 49015 --upstream http://127.0.0.1:45000 --rate 0.2 --seed 7 --stats f.json \
       --burst dynamodb:10:20
@@ -79,7 +80,7 @@ class Proxy:
             if service in self.services:
                 n, rng = self.calls[service], self.randoms[service]
                 after, count = self.bursts.get(service, (0, 0))
-                if n == 2 or after < n <= after + count or rng.random() < self.rate:
+                if (n == 2 and self.rate > 0) or after < n <= after + count or rng.random() < self.rate:
                     self.stats[service]["throttled"] += 1
                     return n
             self.stats[service]["forwarded"] += 1
