@@ -281,7 +281,10 @@ class LambdaWatch(Process):
                                     or k == "ON_FAILURE_QUEUE_URL"))
         command = [str(REPO_ROOT / ".venv" / "bin" / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
                    "--invoke-port", str(port), "--ignore-changes", "--env-file", str(env_file)]
-        super().__init__(f"lambda-{name}", command, env, dirs.log / f"lambda-{name}.log")
+        # RUST_LOG reaches the functions through the env file only: cargo-lambda itself, at info,
+        # logs every function's full environment, secrets included.
+        process_env = {k: v for k, v in env.items() if k != "RUST_LOG"}
+        super().__init__(f"lambda-{name}", command, process_env, dirs.log / f"lambda-{name}.log")
         self.port = port
 
     def url(self, function: str) -> str:
