@@ -73,10 +73,29 @@ pub fn decode_avro(body: &[u8], writer: &Schema) -> Result<Value, PayloadError> 
 
 /// Encodes a value with `schema` (validated against it first).
 pub fn encode_avro(value: Value, schema: &Schema) -> Result<Vec<u8>, PayloadError> {
-    apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-        .build()
-        .and_then(|writer| writer.write_value_to_vec(value))
-        .map_err(|e| PayloadError::Avro(e.to_string()))
+    AvroEncoder::new(schema)?.encode(value)
+}
+
+/// Encodes many values with one schema. Building the writer resolves the schema's names, which
+/// costs about as much as encoding a small record, so a loop builds it once.
+pub struct AvroEncoder<'s> {
+    writer: apache_avro::writer::datum::GenericDatumWriter<'s>,
+}
+
+impl<'s> AvroEncoder<'s> {
+    pub fn new(schema: &'s Schema) -> Result<Self, PayloadError> {
+        apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+            .build()
+            .map(|writer| Self { writer })
+            .map_err(|e| PayloadError::Avro(e.to_string()))
+    }
+
+    /// Encodes `value` (validated against the schema first).
+    pub fn encode(&self, value: Value) -> Result<Vec<u8>, PayloadError> {
+        self.writer
+            .write_value_to_vec(value)
+            .map_err(|e| PayloadError::Avro(e.to_string()))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

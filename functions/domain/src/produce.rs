@@ -22,7 +22,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::model::StoreEventType;
-use crate::payload::{encode_avro, reader_schema, sensor_to_avro, PayloadError};
+use crate::payload::{reader_schema, sensor_to_avro, AvroEncoder, PayloadError};
 use crate::ports::PortError;
 use crate::schema::{infer_record_schema, json_to_avro, Compatibility, CompatibilityError, InferenceError};
 use crate::simulate::{
@@ -462,8 +462,9 @@ impl<P: EventPublisher, R: SchemaRegistryWriter> ProducerService<P, R> {
                 let version = self.contract_schema_version("SensorReading").await?;
                 let schema = reader_schema("SensorReading")
                     .ok_or_else(|| ProduceError::Encoding("no SensorReading schema".into()))?;
+                let encoder = AvroEncoder::new(schema)?;
                 for (index, reading) in readings.iter().enumerate() {
-                    let body = encode_avro(sensor_to_avro(reading, schema), schema)?;
+                    let body = encoder.encode(sensor_to_avro(reading, schema))?;
                     let value = frame(version.version_id, &body, (*compression).into());
                     records.push(record(
                         Some(&reading.device_id),
@@ -618,15 +619,17 @@ impl<P: EventPublisher, R: SchemaRegistryWriter> ProducerService<P, R> {
             ValueFormat::Avro => {
                 // Encode everything first: a value that does not fit stops the request before the
                 // registry is touched.
+                let encoder = AvroEncoder::new(&inferred.schema)?;
                 let bodies = events
                     .iter()
                     .enumerate()
                     .map(|(index, event)| {
                         json_to_avro(event, &inferred.schema)
                             .map_err(|e| ProduceError::Encoding(format!("event {index}: {e}")))
-                            .and_then(|value| Ok(encode_avro(value, &inferred.schema)?))
+                            .and_then(|value| Ok(encoder.encode(value)?))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
+                drop(encoder);
                 let registered = if *auto_register {
                     self.registry
                         .register_or_reuse(schema_name, &inferred.definition, Compatibility::Backward)
