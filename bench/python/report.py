@@ -1,0 +1,229 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines of one bench run into the side-by-side table (ours | baseline | ratio |
+goal | met?), printed, written as Markdown, and optionally put into docs/benchmarks.md between
+its `<!-- bench:results:begin -->` and `<!-- bench:results:end -->` markers.
+
+  report.py --results results.jsonl --machine machine.json [--markdown out.md] [--doc docs/benchmarks.md]
+            [--smoke]
+"""
+
+import argparse
+import json
+import sys
+
+BEGIN = "<!-- bench:results:begin -->"
+BROKERS = {"stack": "stack broker (tansu, sqlite)", "memory": "tansu, in-memory storage"}
+END = "<!-- bench:results:end -->"
+
+
+def load(path):
+    lines = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line.startswith("{"):
+                lines.append(json.loads(line))
+    return lines
+
+
+def find(results, **match):
+    for r in results:
+        if all(r.get(k) == v for k, v in match.items()):
+            return r
+    return None
+
+
+def ms(value):
+    return f"{value:,.2f} ms" if value < 100 else f"{value:,.0f} ms"
+
+
+def rate(value):
+    return f"{value:,.0f} rec/s"
+
+
+class Table:
+    def __init__(self):
+        self.rows = []
+
+    def add(self, figure, what, ours, baseline, ratio, goal, met):
+        self.rows.append([figure, what, ours, baseline, ratio, goal, met])
+
+
+def verdict(ok):
+    return "n/a" if ok is None else ("yes" if ok else "**no**")
+
+
+def build(results):
+    t = Table()
+    notes = []
+
+    # 1. CPU path
+    for batch in ("sensors-10k", "batch-6mb"):
+        seed = find(results, figure="cpu", batch=batch, format="json", impl="seed_python")
+        for fmt in ("json", "avro"):
+            ours = find(results, figure="cpu", batch=batch, format=fmt, impl="ours")
+            floor = find(results, figure="cpu", batch=batch, format=fmt, impl="serde_json_value")
+            if not ours:
+                continue
+            o = ours["timing"]["best_ms"]
+            label = f"{batch} {fmt} ({ours['records']:,} rec, {ours['bytes'] / 1e6:.1f} MB)"
+            if fmt == "json" and seed:
+                s = seed["timing"]["best_ms"]
+                t.add("1 CPU path vs seed", label, ms(o), f"seed {ms(s)}", f"{s / o:.1f}x faster", ">= 20x",
+                      verdict(s / o >= 20))
+            elif seed:
+                s = seed["timing"]["best_ms"]
+                t.add("1 CPU path vs seed", label, ms(o), f"seed on the JSON batch {ms(s)}",
+                      f"{s / o:.1f}x faster", ">= 20x", verdict(s / o >= 20))
+            if floor:
+                f = floor["timing"]["best_ms"]
+                t.add("1 CPU path vs floor", label, ms(o), f"bare serde_json {ms(f)}", f"{o / f:.2f}x the floor",
+                      "<= 1.5x", verdict(o / f <= 1.5))
+    # 2. DynamoDB end to end
+    for batch in ("sensors-10k", "batch-6mb"):
+        seed = find(results, figure="dynamo", batch=batch, format="json", impl="seed_python")
+        for fmt in ("json", "avro"):
+            ours = find(results, figure="dynamo", batch=batch, format=fmt, impl="ours")
+            if not ours:
+                continue
+            o = ours["timing"]["best_ms"]
+            oreq = ours["requests"]["total"]
+            label = f"{batch} {fmt}: ours {oreq} req ({ours['items_per_batch']} windows)"
+            if seed:
+                s = seed["timing"]["best_ms"]
+                label += f", seed {seed['requests']['total']} req"
+                t.add("2 into DynamoDB (moto)", label, ms(o), f"seed {ms(s)}", f"{s / o:.1f}x faster", ">= 10x",
+                      verdict(s / o >= 10))
+            replay = find(results, figure="dynamo", batch=batch, format=fmt, impl="ours_replay")
+            if replay:
+                t.add("2 into DynamoDB (moto)", f"{batch} {fmt}: replay of the same batch, "
+                      f"{replay['requests']['total']} req", ms(replay["timing"]["best_ms"]), "-", "-", "-", "n/a")
+    # 3. Producer
+    brokers = list(dict.fromkeys(r["broker"] for r in results if r.get("figure") == "produce"))
+    for broker in brokers:
+        for case in ("avro", "json"):
+            ours = find(results, figure="produce", case=case, broker=broker, impl="ours")
+            base = find(results, figure="produce", case=case, broker=broker, impl="python_confluent_kafka")
+            if ours and base:
+                r = ours["records_per_s"] / base["records_per_s"]
+                t.add("3 producer", f"{case}, {BROKERS.get(broker, broker)} ({ours['records']:,} records)",
+                      rate(ours["records_per_s"]), f"confluent-kafka {rate(base['records_per_s'])}", f"{r:.2f}x",
+                      ">= 3x", verdict(r >= 3))
+    # 4. Footprint
+    for fmt in ("json", "avro"):
+        rss = find(results, figure="lambda", impl=f"consumer-rss-{fmt}")
+        seed_rss = find(results, figure="lambda", impl="seed-python-rss") if fmt == "json" else None
+        if rss:
+            t.add("4 peak RSS, 6 MB batch", f"consumer, {fmt} batch", f"{rss['max_rss_mib']:.1f} MiB",
+                  f"seed (Python) {seed_rss['max_rss_mib']:.1f} MiB" if seed_rss else "-", "-", "<= 64 MiB",
+                  verdict(rss["max_rss_mib"] <= 64))
+    for z in [r for r in results if r.get("figure") == "zip"]:
+        t.add("4 zip size", z["function"], f"{z['zip_mib']:.2f} MiB", "-", "-", "<= 5 MiB",
+              verdict(z["zip_mib"] <= 5))
+    ours = find(results, figure="lambda", impl="consumer-init")
+    seed = find(results, figure="lambda", impl="seed-python-init")
+    if ours and seed:
+        o, s = ours["init"]["best_ms"], seed["init"]["best_ms"]
+        t.add("4 cold init", "spawn to first runtime-API poll", ms(o), f"Python + seed imports {ms(s)}",
+              f"{s / o:.1f}x faster", "-", "n/a")
+    # 5. Pipeline
+    for p in [r for r in results if r.get("figure") == "pipeline"]:
+        t.add("5 pipeline sustained", f"{BROKERS.get(p['broker'], p['broker'])}: "
+              f"{p['records']:,} {p['format']} records, {p['devices']} devices every "
+              f"{p['interval_ms']} ms, batch {p['batch_size']}, {p['mappings']} mapping(s)",
+              rate(p["records_per_s"]), f"produce alone {rate(p['produce_records_per_s'])}", "-", ">= 50k rec/s",
+              verdict(p["records_per_s"] >= 50_000))
+    return t, notes
+
+
+def render_text(table):
+    header = ["figure", "case", "ours", "baseline", "ratio", "goal", "met?"]
+    rows = [header] + table.rows
+    widths = [max(len(str(r[i]).replace("**", "")) for r in rows) for i in range(len(header))]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(str(c).replace("**", "").ljust(widths[i]) for i, c in enumerate(row)))
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render_markdown(table, results, machine, smoke):
+    out = []
+    if smoke:
+        out.append("_Smoke run: tiny inputs, dev profile, one run each. These numbers say nothing._\n")
+    out.append(f"Recorded {machine.get('date', '?')} with `{machine.get('command', 'scripts/bench.sh')}` "
+               f"at commit `{machine.get('commit', '?')}`.\n")
+    out.append("| machine | |\n|---|---|")
+    for key in ("cpu", "nproc", "memory", "os", "rustc", "python", "moto", "tansu", "cargo_lambda",
+                "confluent_kafka", "librdkafka", "load"):
+        if key in machine:
+            out.append(f"| {key} | {machine[key]} |")
+    out.append("")
+    out.append("| figure | case | ours | baseline | ratio | goal | met? |\n|---|---|---|---|---|---|---|")
+    for row in table.rows:
+        out.append("| " + " | ".join(str(c) for c in row) + " |")
+    out.append("")
+    cpu = [r for r in results if r.get("figure") == "cpu" and r["impl"].startswith("ours_")]
+    if cpu:
+        out.append("CPU path breakdown (best of N, ms): envelope parse as the runtime does it | "
+                   "per-record decode | window grouping\n")
+        out.append("| batch | envelope parse | decode | group | bare `serde_json::Value` | `IgnoredAny` scan |")
+        out.append("|---|---|---|---|---|---|")
+        for batch in ("sensors-10k", "batch-6mb"):
+            for fmt in ("json", "avro"):
+                get = lambda impl: find(results, figure="cpu", batch=batch, format=fmt, impl=impl)  # noqa: E731
+                if get("ours_envelope_parse"):
+                    out.append(f"| {batch} {fmt} | " + " | ".join(
+                        f"{get(i)['timing']['best_ms']:.2f}" for i in
+                        ("ours_envelope_parse", "ours_decode_only", "ours_group_only", "serde_json_value",
+                         "serde_json_scan")) + " |")
+        out.append("")
+    for p in [r for r in results if r.get("figure") == "pipeline"]:
+        out.append(f"Lag over time, {BROKERS.get(p['broker'], p['broker'])} ({p['records']:,} records; produced in {p['produce_s']:.1f} s, "
+                   f"all stored after {p['stored_s']:.1f} s):\n")
+        out.append("| t (s) | produced | stored | lag |\n|---|---|---|---|")
+        samples = p["samples"]
+        step = max(1, len(samples) // 20)
+        picked = samples[::step]
+        if samples and picked[-1] is not samples[-1]:
+            picked.append(samples[-1])
+        for s in picked:
+            out.append(f"| {s['t_s']:.1f} | {s['produced']:,} | {s['stored']:,} | {s['lag']:,} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--results", required=True)
+    parser.add_argument("--machine", required=True)
+    parser.add_argument("--markdown")
+    parser.add_argument("--doc")
+    parser.add_argument("--smoke", action="store_true")
+    args = parser.parse_args()
+    results = load(args.results)
+    with open(args.machine) as f:
+        machine = json.load(f)
+    table, _ = build(results)
+    if not table.rows:
+        raise SystemExit("no figures in the results")
+    print(render_text(table))
+    markdown = render_markdown(table, results, machine, args.smoke)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown + "\n")
+    if args.doc:
+        with open(args.doc) as f:
+            doc = f.read()
+        if BEGIN not in doc or END not in doc:
+            raise SystemExit(f"{args.doc} lacks the {BEGIN} / {END} markers")
+        head, rest = doc.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        with open(args.doc, "w") as f:
+            f.write(f"{head}{BEGIN}\n{markdown}\n{END}{tail}")
+        print(f"[bench] results written into {args.doc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

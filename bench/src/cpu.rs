@@ -1,0 +1,174 @@
+//! Figure 1: the consumer's CPU path per batch (event parse + decode + aggregate) with the sinks
+//! replaced by the domain's in-memory fakes, against a bare `serde_json` parse of the same bytes.
+//!
+//! "Ours" is exactly what the Lambda does per invocation: the runtime's deserialisation of the
+//! payload (`serde_path_to_error` over `serde_json`, as `lambda_runtime` does) and
+//! `ConsumerService::process`, whose window writes land in `InMemoryWindowStore`. Writer schemas
+//! are resolved before timing, as in a warm Lambda whose schema cache is filled.
+
+use std::collections::BTreeMap;
+
+use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::fakes::{
+    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryWindowStore,
+};
+use pipeline_domain::consume::{decode_record, glue_schema_version_id, TopicRoutes};
+use pipeline_domain::event::KafkaEvent;
+use pipeline_domain::ports::InMemorySchemaSource;
+use pipeline_domain::window::{group_readings, WindowSpec};
+use serde::de::IgnoredAny;
+use uuid::Uuid;
+
+use crate::timing::{best_of, Timing};
+
+pub type FakeConsumer = ConsumerService<
+    InMemorySchemaSource,
+    InMemoryWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryGenericEventStore,
+    InMemoryPoisonSink,
+>;
+
+pub fn settings() -> anyhow::Result<ConsumerSettings> {
+    let c = pipeline_contracts::contracts();
+    Ok(ConsumerSettings::new(
+        TopicRoutes::from_contract(),
+        WindowSpec::from_seconds(c.defaults.window_seconds.into())?,
+        &c.bucket.store_events_prefix,
+    ))
+}
+
+/// A consumer on in-memory sinks whose schema cache already holds `schemas`.
+pub async fn fake_consumer(schemas: &BTreeMap<Uuid, String>) -> anyhow::Result<FakeConsumer> {
+    let source = InMemorySchemaSource::default();
+    for (id, definition) in schemas {
+        source.insert(*id, definition);
+    }
+    let consumer = ConsumerService::new(
+        source,
+        Sinks {
+            windows: InMemoryWindowStore::default(),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            generic: InMemoryGenericEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        },
+        settings()?,
+    );
+    consumer
+        .schema_cache()
+        .resolve(schemas.keys().copied(), &consumer.settings().retry)
+        .await?;
+    Ok(consumer)
+}
+
+/// The payload as `lambda_runtime` deserialises it.
+pub fn parse_like_the_runtime(bytes: &[u8]) -> anyhow::Result<KafkaEvent> {
+    let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+    Ok(serde_path_to_error::deserialize(deserializer)?)
+}
+
+/// Fails unless every record was decoded and aggregated: a benchmark of poison is no benchmark.
+pub fn check_summary(summary: &BatchSummary, records: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        summary.records == records && summary.sensor_readings == records && summary.poison == 0,
+        "the consumer did not aggregate every record: {summary:?}"
+    );
+    anyhow::ensure!(summary.windows_written > 0, "no window written: {summary:?}");
+    Ok(())
+}
+
+pub struct CpuFigures {
+    /// Parse + decode + aggregate, through `ConsumerService::process` on fakes.
+    pub ours: Timing,
+    /// `serde_json::from_slice::<serde_json::Value>`: the floor the issue names.
+    pub bare_value_parse: Timing,
+    /// `serde_json::from_slice::<IgnoredAny>`: a validating scan that builds nothing.
+    pub bare_scan: Timing,
+    /// Breakdown of ours.
+    pub envelope_parse: Timing,
+    /// The same typed parse without the runtime's path tracking.
+    pub envelope_parse_plain: Timing,
+    pub decode_only: Timing,
+    pub group_only: Timing,
+    pub windows_written: u64,
+}
+
+pub fn measure(
+    rt: &tokio::runtime::Runtime,
+    bytes: &[u8],
+    records: usize,
+    schemas: &BTreeMap<Uuid, String>,
+    runs: usize,
+) -> anyhow::Result<CpuFigures> {
+    let mut windows_written = 0;
+    let ours = best_of(
+        runs,
+        || rt.block_on(fake_consumer(schemas)),
+        |consumer| {
+            let event = parse_like_the_runtime(bytes)?;
+            let summary = rt.block_on(consumer.process(&event))?;
+            check_summary(&summary, records)?;
+            windows_written = summary.windows_written;
+            Ok(())
+        },
+    )?;
+    let bare_value_parse = best_of(
+        runs,
+        || Ok(()),
+        |()| Ok(serde_json::from_slice::<serde_json::Value>(bytes)?),
+    )?;
+    let bare_scan = best_of(
+        runs,
+        || Ok(()),
+        |()| Ok(serde_json::from_slice::<IgnoredAny>(bytes)?),
+    )?;
+    let envelope_parse = best_of(runs, || Ok(()), |()| parse_like_the_runtime(bytes))?;
+    let envelope_parse_plain = best_of(
+        runs,
+        || Ok(()),
+        |()| Ok(serde_json::from_slice::<KafkaEvent>(bytes)?),
+    )?;
+
+    let event = parse_like_the_runtime(bytes)?;
+    let consumer = rt.block_on(fake_consumer(schemas))?;
+    let resolved = rt.block_on(consumer.schema_cache().resolve(
+        event.records().filter_map(glue_schema_version_id),
+        &consumer.settings().retry,
+    ))?;
+    let routes = &consumer.settings().routes;
+    let decode = || {
+        event
+            .records()
+            .map(|r| decode_record(r, routes.payload_for(&r.topic), &resolved))
+            .collect::<Vec<_>>()
+    };
+    let decode_only = best_of(runs, || Ok(()), |()| Ok(decode()))?;
+    let readings: Vec<_> = decode()
+        .into_iter()
+        .filter_map(|d| match d {
+            Ok(pipeline_domain::consume::Decoded::Sensor { coordinates, reading }) => {
+                Some((coordinates, reading))
+            }
+            _ => None,
+        })
+        .collect();
+    let window = consumer.settings().window;
+    let group_only = best_of(
+        runs,
+        || Ok(()),
+        |()| Ok(group_readings(window, readings.iter().map(|(c, r)| (c, r)))),
+    )?;
+    Ok(CpuFigures {
+        ours,
+        bare_value_parse,
+        bare_scan,
+        envelope_parse,
+        envelope_parse_plain,
+        decode_only,
+        group_only,
+        windows_written,
+    })
+}

@@ -1,0 +1,218 @@
+//! Figure 2: one batch end to end into DynamoDB (moto): our consumer with its window store
+//! (BatchGetItem, then one conditional PutItem per (device, window)) against the seed's
+//! put_items (bench/python/seed_baseline.py). Every HTTP request our client sends is counted by
+//! an SDK interceptor, per operation.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use pipeline_adapters::dynamodb::DynamoWindowStore;
+use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, Sinks};
+use pipeline_domain::consume::fakes::{
+    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+};
+use pipeline_domain::ports::InMemorySchemaSource;
+use uuid::Uuid;
+
+use crate::cpu::{check_summary, parse_like_the_runtime, settings};
+use crate::timing::Timing;
+
+/// Requests per operation (`PutItem`, `BatchGetItem`, ...), retries included.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.snapshot().values().sum()
+    }
+}
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "bench request counter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        // DynamoDB's JSON protocol names the operation in `X-Amz-Target: DynamoDB_20120810.PutItem`.
+        let operation = context
+            .request()
+            .headers()
+            .get("x-amz-target")
+            .and_then(|target| target.rsplit('.').next())
+            .unwrap_or("other")
+            .to_string();
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(operation)
+            .or_default() += 1;
+        Ok(())
+    }
+}
+
+pub type DynamoConsumer = ConsumerService<
+    InMemorySchemaSource,
+    DynamoWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryGenericEventStore,
+    InMemoryPoisonSink,
+>;
+
+pub struct DynamoFigures {
+    pub first_delivery: Timing,
+    pub requests: BTreeMap<String, u64>,
+    /// The same batch delivered again (the ESM retries whole batches): reads only, no writes.
+    pub replay: Timing,
+    pub replay_requests: BTreeMap<String, u64>,
+    pub windows_written: u64,
+}
+
+async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let table = &pipeline_contracts::contracts().tables.window_aggregates;
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&table.partition_key)
+                .key_type(KeyType::Hash)
+                .build()?,
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name(&table.sort_key)
+                .key_type(KeyType::Range)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&table.partition_key)
+                .attribute_type(ScalarAttributeType::S)
+                .build()?,
+        )
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(&table.sort_key)
+                .attribute_type(ScalarAttributeType::N)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+async fn consumer(
+    client: aws_sdk_dynamodb::Client,
+    table: &str,
+    schemas: &BTreeMap<Uuid, String>,
+) -> anyhow::Result<DynamoConsumer> {
+    let source = InMemorySchemaSource::default();
+    for (id, definition) in schemas {
+        source.insert(*id, definition);
+    }
+    let contract = &pipeline_contracts::contracts().tables.window_aggregates;
+    let consumer = ConsumerService::new(
+        source,
+        Sinks {
+            windows: DynamoWindowStore::new(client, table, contract),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            generic: InMemoryGenericEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        },
+        settings()?,
+    );
+    consumer
+        .schema_cache()
+        .resolve(schemas.keys().copied(), &consumer.settings().retry)
+        .await?;
+    Ok(consumer)
+}
+
+/// Runs the batch `runs` times, each time into a fresh table, then once more as a replay.
+pub async fn measure(
+    sdk: &aws_config::SdkConfig,
+    bytes: &[u8],
+    records: usize,
+    schemas: &BTreeMap<Uuid, String>,
+    runs: usize,
+) -> anyhow::Result<DynamoFigures> {
+    let counter = RequestCounter::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(counter.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let mut samples = Vec::new();
+    let mut replays = Vec::new();
+    let mut requests = BTreeMap::new();
+    let mut replay_requests = BTreeMap::new();
+    let mut windows_written = 0;
+    for run in 0..runs.max(1) {
+        let table = format!(
+            "bench-ours-{}-{run}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..6]
+        );
+        create_window_table(&client, &table).await?;
+        let consumer = consumer(client.clone(), &table, schemas).await?;
+        counter.reset();
+        let started = Instant::now();
+        let event = parse_like_the_runtime(bytes)?;
+        let summary: BatchSummary = consumer.process(&event).await?;
+        drop(event);
+        samples.push(started.elapsed());
+        check_summary(&summary, records)?;
+        requests = counter.snapshot();
+        windows_written = summary.windows_written;
+        let stored = client
+            .scan()
+            .table_name(&table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await?;
+        anyhow::ensure!(
+            stored.count() as u64 == windows_written,
+            "{} items stored, {windows_written} windows written",
+            stored.count()
+        );
+
+        counter.reset();
+        let started = Instant::now();
+        let event = parse_like_the_runtime(bytes)?;
+        let replay = consumer.process(&event).await?;
+        drop(event);
+        replays.push(started.elapsed());
+        anyhow::ensure!(replay.windows_written == 0, "a replay wrote windows: {replay:?}");
+        replay_requests = counter.snapshot();
+        client.delete_table().table_name(&table).send().await?;
+    }
+    Ok(DynamoFigures {
+        first_delivery: Timing::from_samples(samples),
+        requests,
+        replay: Timing::from_samples(replays),
+        replay_requests,
+        windows_written,
+    })
+}

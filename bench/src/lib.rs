@@ -1,0 +1,11 @@
+//! Benchmarks of our consumer and producer against the seed's Python consumer and a Python
+//! producer. `scripts/bench.sh` runs them (full or `--smoke`); `docs/benchmarks.md` holds the
+//! figures of a full run.
+
+pub mod cpu;
+pub mod dynamo;
+pub mod events;
+pub mod lambda_api;
+pub mod manifest;
+pub mod produce;
+pub mod timing;

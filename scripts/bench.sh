@@ -1,0 +1,304 @@
+#!/usr/bin/env bash
+# Benchmarks side by side: our consumer and producer against the seed's Python consumer and a
+# Python confluent-kafka producer, every figure with its baseline in the same run (docs/benchmarks.md).
+#
+#   scripts/bench.sh            full run: release builds, best of N; prints the table, writes
+#                               $PIPELINE_LOCAL_DIR/bench/{results.jsonl,results.md} and the results
+#                               block of docs/benchmarks.md
+#   scripts/bench.sh --smoke    tiny inputs, dev profile, one run each: exercises every figure's code
+#                               (the `bench` stage of scripts/test.sh). Figures are printed, never judged.
+#   scripts/bench.sh --no-doc   full run that leaves docs/benchmarks.md alone
+#
+# Uses the local stack (scripts/local-stack.sh up, PIPELINE_* ports honoured); if this script had
+# to start it, it stops it again. PIPELINE_LAMBDA_PORT (default 19000): `cargo lambda watch` for
+# figure 5 takes the first free port from PIPELINE_LAMBDA_PORT + 18.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$REPO_ROOT"
+export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+export PATH="$REPO_ROOT/.venv/bin:$PATH"
+LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
+PYTHON="$REPO_ROOT/.venv/bin/python"
+DOC="$REPO_ROOT/docs/benchmarks.md"
+
+MODE=full
+WRITE_DOC=1
+for arg in "$@"; do
+  case "$arg" in
+    --smoke) MODE=smoke; WRITE_DOC=0 ;;
+    --no-doc) WRITE_DOC=0 ;;
+    -h | --help) sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+OUT="$LOCAL_DIR/bench/$MODE"
+RESULTS="$OUT/results.jsonl"
+log() { printf '\n[bench] %s\n' "$*" >&2; }
+die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# Sizes and repetitions. The smoke run only proves the code paths work.
+if [[ "$MODE" == full ]]; then
+  PROFILE=release
+  SENSOR_RECORDS=10000
+  BATCH_BYTES=$((6 * 1024 * 1024))
+  CPU_RUNS=30
+  SEED_CPU_RUNS=10
+  DYNAMO_RUNS=5
+  PRODUCE_READINGS=1000 # x 100 devices
+  PRODUCE_RUNS=5
+  LAMBDA_RUNS=5
+  PIPELINE_ARGS=(--requests "${BENCH_PIPELINE_REQUESTS:-6}" --readings-per-device 1000)
+else
+  PROFILE=debug
+  SENSOR_RECORDS=400
+  BATCH_BYTES=$((256 * 1024))
+  CPU_RUNS=2
+  SEED_CPU_RUNS=2
+  DYNAMO_RUNS=1
+  PRODUCE_READINGS=10
+  PRODUCE_RUNS=1
+  LAMBDA_RUNS=1
+  PIPELINE_ARGS=(--requests 2 --readings-per-device 10 --batch-size 500)
+fi
+PIPELINE_ARGS+=(${BENCH_PIPELINE_EXTRA_ARGS:-})
+
+STARTED_PIDS=()
+STACK_STARTED=0
+cleanup() {
+  local pid
+  for pid in "${STARTED_PIDS[@]}"; do
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${STARTED_PIDS[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+  done
+  if ((STACK_STARTED == 1)); then
+    scripts/local-stack.sh down >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step() {
+  local name="$1"; shift
+  local started=$SECONDS
+  log "── $name"
+  "$@"
+  log "   $name: $((SECONDS - started))s"
+}
+
+# Appends a command's JSON lines to the results (its stderr is the readable progress).
+record() { "$@" | tee -a "$RESULTS" >/dev/null; }
+
+stack() {
+  local status
+  status="$(scripts/local-stack.sh status 2>/dev/null || true)"
+  if [[ "$(grep -cE '^(kafka|moto|postgres) +ready' <<<"$status")" != 3 ]]; then
+    STACK_STARTED=1
+  fi
+  scripts/local-stack.sh up
+  set -a
+  # shellcheck disable=SC1091
+  source "$LOCAL_DIR/stack.env"
+  set +a
+}
+
+BIN=""
+build() {
+  local flags=()
+  [[ "$PROFILE" == release ]] && flags=(--release)
+  # Each crate on its own, as pipeline.sh does: `cargo lambda watch` then finds nothing to rebuild.
+  local crate
+  for crate in pipeline-bench esm-emulator producer consumer; do
+    cargo build "${flags[@]}" -p "$crate"
+  done
+  BIN="$CARGO_TARGET_DIR/$PROFILE"
+}
+
+events() {
+  "$BIN/pipeline-bench" events --out "$OUT/events" --registry \
+    --sensor-records "$SENSOR_RECORDS" --batch-bytes "$BATCH_BYTES"
+}
+
+figure_cpu() {
+  record "$BIN/pipeline-bench" cpu --events "$OUT/events" --runs "$CPU_RUNS"
+  record "$PYTHON" bench/python/seed_baseline.py cpu --events "$OUT/events" --runs "$SEED_CPU_RUNS"
+}
+
+figure_dynamo() {
+  record "$BIN/pipeline-bench" dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
+  record "$PYTHON" bench/python/seed_baseline.py dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
+}
+
+# Producer records/s: ours, then the Python producer with the records ours sent. $1 names the
+# broker, $2 is its bootstrap address.
+figure_produce() {
+  local label="$1" bootstrap="$2"
+  KAFKA_BOOTSTRAP_SERVERS="$bootstrap" record "$BIN/pipeline-bench" produce --devices 100 \
+    --readings-per-device "$PRODUCE_READINGS" --runs "$PRODUCE_RUNS" --dump "$OUT/records" --broker-label "$label"
+  KAFKA_BOOTSTRAP_SERVERS="$bootstrap" record "$PYTHON" bench/python/seed_baseline.py produce \
+    --topic "$SENSOR_TOPIC" --runs "$PRODUCE_RUNS" --broker-label "$label" \
+    --records "$OUT/records/avro.records" "$OUT/records/json.records"
+}
+
+# The stack's broker keeps its data in sqlite, which caps what any client can write to it. A
+# second tansu with its in-memory storage engine shows what the clients themselves can do
+# (full run only). Sets MEMORY_BOOTSTRAP.
+MEMORY_BOOTSTRAP=""
+memory_broker() {
+  local port dir="$OUT/memory-broker"
+  port="$(free_port $((${PIPELINE_KAFKA_PORT:-19092} + 7)))"
+  mkdir -p "$dir"
+  (cd "$dir" && exec setsid "$PIPELINE_CACHE/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+    --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine memory://tansu/ \
+    >"$dir/tansu.log" 2>&1 </dev/null) &
+  STARTED_PIDS+=("$!")
+  MEMORY_BOOTSTRAP="127.0.0.1:$port"
+  local deadline=$((SECONDS + 60))
+  until "$PYTHON" -c 'import json, sys
+sys.path.insert(0, "scripts/local")
+import provision
+provision.provision_topics(json.load(open("contracts/pipeline.json")), sys.argv[1])' "$MEMORY_BOOTSTRAP" 2>/dev/null; do
+    ((SECONDS < deadline)) || die "the in-memory tansu on $MEMORY_BOOTSTRAP did not come up; see $dir/tansu.log"
+    sleep 1
+  done
+  echo "in-memory tansu on $MEMORY_BOOTSTRAP" >&2
+}
+
+# Peak RSS on the 6 MB batch and cold init: the consumer binary (the Lambda bootstrap itself in a
+# full run) and the seed as a Python process, both polling a local runtime API, both writing to
+# the local stack.
+figure_footprint() {
+  local consumer="$BIN/consumer" seed_table="bench-seed-lambda-$$"
+  if [[ "$MODE" == full ]]; then
+    consumer="$CARGO_TARGET_DIR/lambda/consumer/bootstrap"
+  fi
+  local fmt
+  for fmt in json avro; do
+    record "$BIN/pipeline-bench" lambda --name "consumer-rss-$fmt" --event "$OUT/events/batch-6mb.$fmt.json" \
+      --runs "$LAMBDA_RUNS" --log "$OUT/consumer-lambda.log" -- "$consumer"
+  done
+  record "$BIN/pipeline-bench" lambda --name consumer-init --runs "$((LAMBDA_RUNS * 2))" \
+    --log "$OUT/consumer-lambda.log" -- "$consumer"
+  "$PYTHON" bench/python/seed_baseline.py table --create "$seed_table"
+  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN/pipeline-bench" lambda --name seed-python-rss \
+    --event "$OUT/events/batch-6mb.json.json" --runs "$LAMBDA_RUNS" --log "$OUT/seed-lambda.log" -- \
+    "$PYTHON" bench/python/seed_lambda.py
+  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN/pipeline-bench" lambda --name seed-python-init \
+    --runs "$((LAMBDA_RUNS * 2))" --log "$OUT/seed-lambda.log" -- "$PYTHON" bench/python/seed_lambda.py
+  "$PYTHON" bench/python/seed_baseline.py table --delete "$seed_table"
+}
+
+# The deployable artifacts: cargo lambda (zig, release), zipped as the CDK uploads them.
+figure_zips() {
+  local crate
+  for crate in consumer producer topic-admin; do
+    cargo lambda build --release -p "$crate" >&2
+    "$PYTHON" - "$CARGO_TARGET_DIR/lambda/$crate/bootstrap" "$crate" "$OUT/$crate.zip" <<'EOF' | tee -a "$RESULTS" >/dev/null
+import json, os, sys, zipfile
+bootstrap, name, out = sys.argv[1:]
+with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write(bootstrap, "bootstrap")
+mib = os.path.getsize(out) / 1048576
+print(f"[zip] {name:<22} bootstrap {os.path.getsize(bootstrap) / 1048576:.2f} MiB, zipped {mib:.2f} MiB", file=sys.stderr)
+print(json.dumps({"figure": "zip", "function": name, "zip_mib": mib,
+                  "bootstrap_mib": os.path.getsize(bootstrap) / 1048576}))
+EOF
+  done
+}
+
+free_port() {
+  local port="$1"
+  while ss -Hltn "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  echo "$port"
+}
+
+# $1 names the broker, $2 is its bootstrap address: the producer function writes there and the
+# mappings read from there; everything else is the local stack.
+figure_pipeline() {
+  local label="$1" bootstrap="$2" port flags=() dir="$OUT/pipeline-$1" watch_pid
+  port="$(free_port $((${PIPELINE_LAMBDA_PORT:-19000} + 18)))"
+  [[ "$PROFILE" == release ]] && flags=(--release)
+  mkdir -p "$dir"
+  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' |
+    grep -v '^KAFKA_BOOTSTRAP_SERVERS=' >"$dir/lambda.env"
+  printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nRUST_LOG=warn\n' "$bootstrap" >>"$dir/lambda.env"
+  setsid cargo-lambda lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
+    --ignore-changes --env-file "$dir/lambda.env" >"$dir/lambda-watch.log" 2>&1 </dev/null &
+  watch_pid=$!
+  STARTED_PIDS+=("$watch_pid")
+  local deadline=$((SECONDS + 300))
+  until [[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST \
+    "http://127.0.0.1:$port/2015-03-31/functions/none/invocations" -d '{}')" =~ ^(200|404)$ ]]; do
+    ((SECONDS < deadline)) || die "cargo lambda watch did not answer on 127.0.0.1:$port; see $dir/lambda-watch.log"
+    sleep 0.5
+  done
+  record "$PYTHON" bench/python/pipeline_throughput.py --lambda-port "$port" --bootstrap "$bootstrap" \
+    --broker-label "$label" --emulator "$BIN/esm-emulator" --work-dir "$dir" "${PIPELINE_ARGS[@]}"
+  kill -TERM -- "-$watch_pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
+}
+
+machine() {
+  "$PYTHON" - "$MODE" "$@" <<'EOF' >"$OUT/machine.json"
+import datetime, json, os, platform, subprocess, sys
+def run(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip()
+    except Exception:
+        return "?"
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((l.split()[1] for l in open("/proc/meminfo") if l.startswith("MemTotal")), "0")
+import confluent_kafka
+print(json.dumps({
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "command": "scripts/bench.sh" + (" --smoke" if sys.argv[1] == "smoke" else ""),
+    "commit": run("git", "rev-parse", "--short", "HEAD"),
+    "cpu": cpu, "nproc": os.cpu_count(), "memory": f"{int(mem) / 1048576:.1f} GiB",
+    "os": f"{platform.system()} {platform.release()}",
+    "rustc": run("rustc", "--version"), "python": platform.python_version(),
+    "moto": run(sys.executable, "-c", "import moto; print(moto.__version__)"),
+    "tansu": run(os.path.expanduser(os.environ.get("PIPELINE_CACHE", "~/.cache/pipeline")) + "/tansu/bin/tansu", "--version"),
+    "cargo_lambda": run("cargo-lambda", "lambda", "--version"),
+    "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
+    "load": "load average %.2f %.2f %.2f at the start" % os.getloadavg(),
+}))
+EOF
+}
+
+main() {
+  local started=$SECONDS
+  [[ -x "$PYTHON" ]] || die "project venv missing: run scripts/setup.sh"
+  rm -rf "$OUT"
+  mkdir -p "$OUT"
+  : >"$RESULTS"
+  machine
+  step "local stack" stack
+  step "build ($PROFILE)" build
+  step "events" events
+  step "figure 1: CPU path per batch" figure_cpu
+  step "figure 2: one batch into DynamoDB (moto)" figure_dynamo
+  step "figure 3: producer records/s (stack broker)" figure_produce stack "$KAFKA_BOOTSTRAP_SERVERS"
+  if [[ "$MODE" == full ]]; then
+    step "in-memory broker" memory_broker
+    step "figure 3: producer records/s (in-memory broker)" figure_produce memory "$MEMORY_BOOTSTRAP"
+    step "figure 4: zip sizes" figure_zips
+  fi
+  step "figure 4: peak RSS and cold init" figure_footprint
+  step "figure 5: local pipeline throughput (stack broker)" figure_pipeline stack "$KAFKA_BOOTSTRAP_SERVERS"
+  if [[ "$MODE" == full ]]; then
+    step "figure 5: local pipeline throughput (in-memory broker)" figure_pipeline memory "$MEMORY_BOOTSTRAP"
+  fi
+  local report=(--results "$RESULTS" --machine "$OUT/machine.json" --markdown "$OUT/results.md")
+  [[ "$MODE" == smoke ]] && report+=(--smoke)
+  ((WRITE_DOC == 1)) && report+=(--doc "$DOC")
+  log "results ($MODE run, $((SECONDS - started))s; raw: $RESULTS)"
+  "$PYTHON" bench/python/report.py "${report[@]}"
+}
+
+main
