@@ -29,6 +29,9 @@ CONTRACT_PATH = REPO_ROOT / "contracts" / "pipeline.json"
 # Broker-side settings that only make sense with several replicas; a single local broker rejects
 # or ignores them, so they stay on AWS only.
 REPLICA_ONLY_TOPIC_CONFIG = {"min.insync.replicas"}
+# The local pipeline replays fixed-seed records stamped with fixed (past) event times; a time-based
+# retention would let tansu delete them while a run still needs them, so local topics keep everything.
+LOCAL_TOPIC_CONFIG_OVERRIDES = {"retention.ms": "-1"}
 
 
 def log(message: str) -> None:
@@ -51,6 +54,7 @@ def provision_topics(contract: dict, bootstrap: str) -> None:
     for topic in contract["topics"].values():
         name, partitions = topic["name"], int(topic["partitions"])
         config = {k: v for k, v in topic.get("config", {}).items() if k not in REPLICA_ONLY_TOPIC_CONFIG}
+        config.update(LOCAL_TOPIC_CONFIG_OVERRIDES)
         if name not in existing:
             wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=1, config=config))
         else:
