@@ -108,8 +108,10 @@ start_functions() {
   # The functions read the same names as on AWS, pointed at the local stack.
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' >"$RUN_DIR/lambda.env"
   echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
+  # RUST_LOG reaches the functions through the env file only: with RUST_LOG in its own environment,
+  # cargo lambda watch logs each function's whole environment, passwords included.
   background lambda-watch "$LOG_DIR/lambda-watch.log" \
-    "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+    env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
     --ignore-changes --env-file "$RUN_DIR/lambda.env"
   local deadline=$((SECONDS + 120))
   until curl -fs -o /dev/null -X POST "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/none/invocations" -d '{}' ||
