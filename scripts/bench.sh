@@ -20,6 +20,7 @@ export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 export PATH="$REPO_ROOT/.venv/bin:$PATH"
+export PYTHONDONTWRITEBYTECODE=1
 LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
 PYTHON="$REPO_ROOT/.venv/bin/python"
 DOC="$REPO_ROOT/docs/benchmarks.md"

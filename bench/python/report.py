@@ -109,6 +109,10 @@ def build(results):
                 t.add("3 producer", f"{case}, {BROKERS.get(broker, broker)} ({ours['records']:,} records)",
                       rate(ours["records_per_s"]), f"confluent-kafka {rate(base['records_per_s'])}", f"{r:.2f}x",
                       ">= 3x", verdict(r >= 3))
+                if "cpu" in ours and "cpu" in base:
+                    oc, bc = ours["cpu"]["best_ms"], base["cpu"]["best_ms"]
+                    t.add("3 producer", f"{case}, {BROKERS.get(broker, broker)}: client CPU per request",
+                          ms(oc), f"confluent-kafka {ms(bc)}", f"{bc / oc:.2f}x less", "-", "n/a")
     # 4. Footprint
     for fmt in ("json", "avro"):
         rss = find(results, figure="lambda", impl=f"consumer-rss-{fmt}")
@@ -206,6 +210,10 @@ def main():
     with open(args.machine) as f:
         machine = json.load(f)
     table, _ = build(results)
+    if args.smoke:
+        # A smoke run exercises the code on tiny inputs: its figures are not judged.
+        for row in table.rows:
+            row[6] = "-"
     if not table.rows:
         raise SystemExit("no figures in the results")
     print(render_text(table))

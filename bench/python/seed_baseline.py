@@ -20,6 +20,7 @@ import argparse
 import gc
 import json
 import os
+import resource
 import struct
 import sys
 import time
@@ -91,8 +92,8 @@ def cpu(args):
 def dynamo(args):
     import boto3
 
-    resource = boto3.resource("dynamodb")
-    client = resource.meta.client
+    dynamodb = boto3.resource("dynamodb")
+    client = dynamodb.meta.client
     requests = {"count": 0, "by_operation": {}}
 
     def count(**kwargs):
@@ -112,7 +113,7 @@ def dynamo(args):
         for run in range(args.runs):
             name = f"bench-seed-{os.getpid()}-{run}-{uuid.uuid4().hex[:6]}"
             # The seed's table shape, with key types that fit the data (device ids are strings here).
-            table = resource.create_table(
+            table = dynamodb.create_table(
                 TableName=name,
                 KeySchema=[{"AttributeName": "device_id", "KeyType": "HASH"},
                            {"AttributeName": "window_start", "KeyType": "RANGE"}],
@@ -169,6 +170,7 @@ def produce(args):
         label = os.path.basename(path).split(".")[0]
         broker = args.broker_label
         samples = []
+        cpu_times = []
         for _ in range(args.runs):
             producer = Producer({
                 "bootstrap.servers": os.environ["KAFKA_BOOTSTRAP_SERVERS"],
@@ -187,6 +189,7 @@ def produce(args):
                     failures.append(error)
 
             gc.disable()
+            cpu_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
             for key, value, event_id, timestamp in records:
                 while True:
@@ -199,16 +202,19 @@ def produce(args):
                 producer.poll(0)
             remaining = producer.flush(120)
             elapsed = time.perf_counter() - started
+            cpu_after = resource.getrusage(resource.RUSAGE_SELF)
             gc.enable()
             if remaining or failures:
                 raise SystemExit(f"confluent-kafka: {remaining} undelivered, {len(failures)} failed: {failures[:3]}")
             samples.append(elapsed)
+            # librdkafka's threads belong to this process: their CPU time is included.
+            cpu_times.append(cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime)
         t = timing(samples)
         rate = len(records) / (t["best_ms"] / 1000)
         log(f"[produce] {broker + '/' + label:<22} Python confluent-kafka {len(records)} records, best {t['best_ms']:.0f} ms "
-            f"= {rate:,.0f} records/s")
+            f"= {rate:,.0f} records/s, client CPU {timing(cpu_times)['best_ms']:.0f} ms")
         emit({"figure": "produce", "case": label, "broker": broker, "impl": "python_confluent_kafka", "records": len(records),
-              "timing": t, "records_per_s": rate})
+              "timing": t, "records_per_s": rate, "cpu": timing(cpu_times)})
 
 
 def table(args):

@@ -275,3 +275,72 @@ pub async fn capped_event<R: SchemaRegistryWriter>(
         take -= 1;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn batches_are_deterministic_keyed_and_contiguous_per_partition() {
+        for format in [ValueFormat::Json, ValueFormat::Avro] {
+            let first = run(sensor_event(FixedIdRegistry, "t", 20, 5, format)).unwrap();
+            let again = run(sensor_event(FixedIdRegistry, "t", 20, 5, format)).unwrap();
+            assert_eq!(
+                serde_json::to_vec(&first.event).unwrap(),
+                serde_json::to_vec(&again.event).unwrap()
+            );
+            assert_eq!(first.event.record_count(), 100);
+            assert_eq!(
+                first.event.records.len(),
+                4,
+                "20 devices spread over the 4 partitions"
+            );
+            for (key, records) in &first.event.records {
+                assert!(
+                    records.iter().enumerate().all(|(i, r)| r.offset == i as i64),
+                    "{key}"
+                );
+                let partition = records[0].partition;
+                for r in records {
+                    let device = r.key_bytes().unwrap().unwrap();
+                    assert_eq!(partition_for_key(&device, 4), partition);
+                    assert_eq!(r.header_bytes().unwrap()[0].0, "event-id");
+                }
+            }
+            assert_eq!(first.schemas.len(), usize::from(format == ValueFormat::Avro));
+        }
+    }
+
+    #[test]
+    fn a_capped_batch_fills_the_cap_without_exceeding_it() {
+        let cap = 64 * 1024;
+        let batch = run(capped_event(FixedIdRegistry, "t", 10, cap, ValueFormat::Json)).unwrap();
+        let len = serde_json::to_vec(&batch.event).unwrap().len();
+        let one_record = len / batch.event.record_count();
+        assert!(
+            len <= cap && len + 2 * one_record > cap,
+            "{len} bytes for a cap of {cap}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_record_is_aggregated_by_the_consumer() {
+        for format in [ValueFormat::Json, ValueFormat::Avro] {
+            let batch = sensor_event(FixedIdRegistry, "t", 10, 120, format).await.unwrap();
+            let consumer = crate::cpu::fake_consumer(&batch.schemas).await.unwrap();
+            let bytes = serde_json::to_vec(&batch.event).unwrap();
+            let event = crate::cpu::parse_like_the_runtime(&bytes).unwrap();
+            let summary = consumer.process(&event).await.unwrap();
+            crate::cpu::check_summary(&summary, 1200).unwrap();
+            // 120 one-second readings from a window boundary: two windows per device.
+            assert_eq!(summary.windows_written, 20);
+        }
+    }
+}

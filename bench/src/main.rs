@@ -214,16 +214,17 @@ async fn produce(
         let f = pipeline_bench::produce::measure(&sdk, format, devices, readings_per_device, runs).await?;
         let rate = f.records as f64 / (f.timing.best_ms / 1000.0);
         eprintln!(
-            "[produce] {:<22} ours (rskafka) {} records, best {:.0} ms = {rate:.0} records/s (without the broker: {:.0} ms; publishing alone: {:.0} ms)",
+            "[produce] {:<22} ours (rskafka) {} records, best {:.0} ms = {rate:.0} records/s, client CPU {:.0} ms (without the broker: {:.0} ms; publishing alone: {:.0} ms)",
             format!("{broker}/{}", format.as_str()),
             f.records,
             f.timing.best_ms,
+            f.cpu.best_ms,
             f.prepare_only.best_ms,
             f.publish_only.best_ms,
         );
         emit(
             json!({"figure": "produce", "case": format.as_str(), "broker": broker, "impl": "ours", "records": f.records,
-                    "timing": timing_json(&f.timing), "records_per_s": rate,
+                    "timing": timing_json(&f.timing), "records_per_s": rate, "cpu": timing_json(&f.cpu),
                     "prepare_only": timing_json(&f.prepare_only), "publish_only": timing_json(&f.publish_only)}),
         );
         let b = pipeline_bench::produce::prepare_breakdown(format, devices, readings_per_device, runs)?;

@@ -35,6 +35,8 @@ pub fn bootstrap_servers() -> anyhow::Result<Vec<String>> {
 pub struct ProduceFigures {
     pub records: u64,
     pub timing: Timing,
+    /// CPU time of this process per request (the broker runs elsewhere).
+    pub cpu: Timing,
     /// The same request into a publisher that only records: simulation, encoding and framing
     /// (and the registry lookup), without the broker.
     pub prepare_only: Timing,
@@ -58,8 +60,10 @@ pub async fn measure(
         .handle(sensor_request(devices, 1, format), crate::events::START_TIME_MS)
         .await?;
     let mut samples = Vec::new();
+    let mut cpu = Vec::new();
     let mut records = 0;
     for _ in 0..runs.max(1) {
+        let cpu_before = crate::timing::process_cpu_time();
         let started = Instant::now();
         let summary = service
             .handle(
@@ -68,6 +72,7 @@ pub async fn measure(
             )
             .await?;
         samples.push(started.elapsed());
+        cpu.push(crate::timing::process_cpu_time().saturating_sub(cpu_before));
         records = summary.total_records();
     }
     let registry = registry(sdk).await;
@@ -99,6 +104,7 @@ pub async fn measure(
     Ok(ProduceFigures {
         records,
         timing: Timing::from_samples(samples),
+        cpu: Timing::from_samples(cpu),
         prepare_only: Timing::from_samples(prepare),
         publish_only: Timing::from_samples(publish),
     })

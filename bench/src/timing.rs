@@ -41,3 +41,15 @@ where
     }
     Ok(Timing::from_samples(samples))
 }
+
+/// CPU time (user + system) this process has used so far, all threads included.
+pub fn process_cpu_time() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
