@@ -2,13 +2,13 @@
 """Figure 5: the local pipeline's sustained throughput, produce to stored, with lag over time.
 
 Needs the local stack (env from stack.env) and `cargo lambda watch` serving the producer and the
-consumer on --lambda-port (scripts/bench.sh starts both). This script starts `--mappings`
-esm-emulator processes for the sensor topic in one fresh consumer group (LATEST, so only this
-run's records count; like the pollers of one AWS event source mapping, they share the
-partitions), waits until they poll, then invokes the producer function `--requests` times in a
-row (each a `simulate_sensors` request of --devices x --readings-per-device, consecutive event
-times) while sampling the mappings' status files. A record counts as stored when a mapping has
-delivered its batch, i.e. the consumer returned success after writing its sinks.
+consumer on --lambda-port (scripts/bench.sh starts both). This script starts one esm-emulator
+for the sensor topic in a fresh consumer group (LATEST, so only this run's records count; it
+reads every partition, one batch at a time), waits until it polls, then invokes the producer
+function `--requests` times in a row (each a `simulate_sensors` request of --devices x
+--readings-per-device, consecutive event times) while sampling the mapping's status file. A
+record counts as stored when the mapping has delivered its batch, i.e. the consumer returned
+success after writing its sinks.
 
 Prints one JSON line: records, produce time, time until every record was stored, the sustained
 rate (records / (last stored - first produce call)), and lag samples.
@@ -72,12 +72,11 @@ def main():
     parser.add_argument("--batch-size", type=int, default=10000)
     parser.add_argument("--batching-window-secs", type=float, default=None,
                         help="default: the contract's esmBatchingWindowSeconds")
-    parser.add_argument("--mappings", type=int, default=1, help="emulator processes sharing the group")
     parser.add_argument("--sample-secs", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--bootstrap", default=os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
                         help="the broker the producer function writes to (default: KAFKA_BOOTSTRAP_SERVERS)")
-    parser.add_argument("--broker-label", default="stack")
+    parser.add_argument("--broker-label", default="sqlite")
     args = parser.parse_args()
 
     c = contract()
@@ -90,7 +89,7 @@ def main():
     total = args.devices * args.readings_per_device * args.requests
 
     mappings = []
-    for index in range(args.mappings):
+    for index in range(1):
         status = os.path.join(args.work_dir, f"esm-{index}.json")
         if os.path.exists(status):
             os.remove(status)
@@ -176,7 +175,7 @@ def main():
             "figure": "pipeline", "impl": "ours", "broker": args.broker_label, "records": total,
             "format": args.format,
             "devices": args.devices, "interval_ms": args.interval_ms, "batch_size": args.batch_size,
-            "mappings": args.mappings,
+            "mappings": len(mappings),
             "produce_s": round(produced["done_at"] - started, 3),
             "stored_s": round(stored_at - started, 3),
             "produce_records_per_s": total / (produced["done_at"] - started),

@@ -251,7 +251,7 @@ def main():
     p.add_argument("--records", nargs="+", required=True)
     p.add_argument("--topic", required=True)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--broker-label", default="stack")
+    p.add_argument("--broker-label", default="sqlite")
     p.set_defaults(run=produce)
     p = sub.add_parser("table", help="create or delete a table of the seed's shape")
     p.add_argument("--create")

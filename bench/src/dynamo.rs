@@ -1,17 +1,19 @@
 //! Figure 2: one batch end to end into DynamoDB (moto): our consumer with its window store
 //! (BatchGetItem, then one conditional PutItem per (device, window)) against the seed's
 //! put_items (bench/python/seed_baseline.py). Every HTTP request our client sends is counted by
-//! an SDK interceptor, per operation.
+//! an SDK interceptor, per operation. moto's own floor for the same items is measured too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
+    ScalarAttributeType, WriteRequest,
 };
+use futures::{StreamExt, TryStreamExt};
 use pipeline_adapters::dynamodb::DynamoWindowStore;
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, Sinks};
 use pipeline_domain::consume::fakes::{
@@ -86,6 +88,69 @@ pub struct DynamoFigures {
     pub replay: Timing,
     pub replay_requests: BTreeMap<String, u64>,
     pub windows_written: u64,
+    /// moto's floor for storing the same items: the items ours stored, written unconditionally
+    /// into a fresh table as BatchWriteItem (25 per request, 16 requests at a time), the fewest
+    /// requests any writer can send for them. No parsing, no reads, no conditions.
+    pub floor_batch_write: Timing,
+    pub floor_requests: u64,
+}
+
+/// Writes `items` into `table` as BatchWriteItem requests of 25, 16 in flight.
+async fn batch_write_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: &[HashMap<String, AttributeValue>],
+) -> anyhow::Result<u64> {
+    let requests = items.chunks(25).map(|chunk| {
+        let writes: anyhow::Result<Vec<WriteRequest>> = chunk
+            .iter()
+            .map(|item| {
+                Ok(WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build()?)
+                    .build())
+            })
+            .collect::<anyhow::Result<_>>();
+        async move {
+            let response = client
+                .batch_write_item()
+                .request_items(table, writes?)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                response.unprocessed_items().is_none_or(|u| u.is_empty()),
+                "moto left items unprocessed"
+            );
+            Ok(())
+        }
+    });
+    let count = items.len().div_ceil(25) as u64;
+    futures::stream::iter(requests)
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(count)
+}
+
+async fn scan_all(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .send()
+            .await?;
+        items.extend(page.items().iter().cloned());
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }
 
 async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
@@ -169,6 +234,8 @@ pub async fn measure(
     let mut requests = BTreeMap::new();
     let mut replay_requests = BTreeMap::new();
     let mut windows_written = 0;
+    let mut floor = Vec::new();
+    let mut floor_requests = 0;
     for run in 0..runs.max(1) {
         let table = format!(
             "bench-ours-{}-{run}-{}",
@@ -186,17 +253,18 @@ pub async fn measure(
         check_summary(&summary, records)?;
         requests = counter.snapshot();
         windows_written = summary.windows_written;
-        let stored = client
-            .scan()
-            .table_name(&table)
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send()
-            .await?;
+        let stored = scan_all(&client, &table).await?;
         anyhow::ensure!(
-            stored.count() as u64 == windows_written,
+            stored.len() as u64 == windows_written,
             "{} items stored, {windows_written} windows written",
-            stored.count()
+            stored.len()
         );
+        let floor_table = format!("{table}-floor");
+        create_window_table(&client, &floor_table).await?;
+        let started = Instant::now();
+        floor_requests = batch_write_all(&client, &floor_table, &stored).await?;
+        floor.push(started.elapsed());
+        client.delete_table().table_name(&floor_table).send().await?;
 
         counter.reset();
         let started = Instant::now();
@@ -214,5 +282,7 @@ pub async fn measure(
         replay: Timing::from_samples(replays),
         replay_requests,
         windows_written,
+        floor_batch_write: Timing::from_samples(floor),
+        floor_requests,
     })
 }
