@@ -45,6 +45,9 @@ OUT="$LOCAL_DIR/bench/$MODE"
 RESULTS="$OUT/results.jsonl"
 log() { printf '\n[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
+for figure in $FIGURES; do
+  [[ "$figure" =~ ^[1-5]$ ]] || die "unknown figure '$figure' in BENCH_FIGURES (1 to 5)"
+done
 
 # Sizes and repetitions. The smoke run only proves the code paths work.
 if [[ "$MODE" == full ]]; then
@@ -166,6 +169,7 @@ fresh_broker() {
   case "$engine" in
     sqlite) storage="sqlite://tansu.db" ;;
     memory) storage="memory://tansu/" ;;
+    *) die "unknown broker engine '$engine' in BENCH_BROKERS (sqlite or memory)" ;;
   esac
   (cd "$dir" && exec setsid "$PIPELINE_CACHE/tansu/bin/tansu" broker --listener-url "tcp://127.0.0.1:$port" \
     --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine "$storage" \

@@ -135,22 +135,15 @@ async fn scan_all(
     client: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> anyhow::Result<Vec<HashMap<String, AttributeValue>>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let page = client
-            .scan()
-            .table_name(table)
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(page.items().iter().cloned());
-        start = page.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(items);
-        }
-    }
+    Ok(client
+        .scan()
+        .table_name(table)
+        .consistent_read(true)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<Vec<_>, _>>()
+        .await?)
 }
 
 async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
