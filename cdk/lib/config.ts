@@ -1,5 +1,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import {
+  AZ_ID_PATTERN, azIdPrefixOf, CFN_MAX_DYNAMIC_REFERENCES, kafkaVersionProblem, MSK_STORAGE_AUTO_SCALING, recommendedKafkaVersion,
+} from './aws-facts';
+import { consumerDynamicReferenceCount, maxBrokersWithinDynamicReferenceLimit } from './constructs/handshake';
 import { PipelineContracts, TopicContract, allTopics } from './contracts';
 
 /**
@@ -21,8 +25,16 @@ export interface SideConfig {
   /** 12-digit account id; undefined = the account of the credentials used at deploy time. */
   readonly account?: string;
   readonly region: string;
+  /**
+   * The zones of this side's subnets: AZ IDs (`use1-az1`) when `zoneKind` is `id`, else AZ names
+   * (`us-east-1a`), which mean different physical zones in different accounts.
+   */
   readonly availabilityZones: readonly string[];
+  readonly zoneKind: ZoneKind;
 }
+
+/** `id`: AZ IDs (`availabilityZoneIds`), the same physical zone in every account; `name`: AZ names. */
+export type ZoneKind = 'id' | 'name';
 
 export interface ConsumerSideConfig extends SideConfig {
   /**
@@ -42,7 +54,9 @@ export interface MskConfig {
   readonly brokerCount: number;
   readonly instanceType: string;
   readonly kafkaVersion: string;
+  /** Storage per broker at creation; auto scaling grows it up to maxVolumeSizeGiB. */
   readonly volumeSizeGiB: number;
+  readonly maxVolumeSizeGiB: number;
 }
 
 export interface RdsConfig {
@@ -101,6 +115,8 @@ export class ConfigError extends Error {
 export interface CliEnvironment {
   readonly account?: string;
   readonly region?: string;
+  /** ISO date the Kafka version's end of support is compared with. @default today (UTC) */
+  readonly today?: string;
 }
 
 /** Region used when neither the config nor the CLI names one, so an offline synth still works. */
@@ -248,30 +264,46 @@ function readSide(r: Reader, raw: Raw, where: string, fallback: CliEnvironment, 
   if (!REGION_RE.test(region)) {
     r.problems.push(`${where}.region must look like eu-west-1, got ${JSON.stringify(region)}`);
   }
-  let availabilityZones: string[];
-  if (raw.availabilityZones === undefined) {
-    availabilityZones = ['a', 'b', 'c'].slice(0, defaultAzCount).map((suffix) => `${region}${suffix}`);
-  } else if (
-    !Array.isArray(raw.availabilityZones)
-    || raw.availabilityZones.some((az) => typeof az !== 'string')
-  ) {
-    r.problems.push(`${where}.availabilityZones must be a list of zone names`);
-    availabilityZones = [];
-  } else {
-    availabilityZones = raw.availabilityZones as string[];
+  const list = (value: unknown, key: string): string[] | undefined => {
+    if (value === undefined) {
+      return undefined;
+    }
+    if (!Array.isArray(value) || value.some((az) => typeof az !== 'string')) {
+      r.problems.push(`${where}.${key} must be a list of strings`);
+      return [];
+    }
+    return value as string[];
+  };
+  const names = list(raw.availabilityZones, 'availabilityZones');
+  const ids = list(raw.availabilityZoneIds, 'availabilityZoneIds');
+  if (names !== undefined && ids !== undefined) {
+    r.problems.push(`${where}: set availabilityZoneIds or availabilityZones, not both`);
   }
+  const zoneKind: ZoneKind = ids !== undefined ? 'id' : 'name';
+  const availabilityZones = ids ?? names
+    ?? ['a', 'b', 'c'].slice(0, defaultAzCount).map((suffix) => `${region}${suffix}`);
+  const key = zoneKind === 'id' ? 'availabilityZoneIds' : 'availabilityZones';
   if (availabilityZones.length < 2) {
-    r.problems.push(`${where}.availabilityZones needs at least 2 zones, got ${availabilityZones.length}`);
+    r.problems.push(`${where}.${key} needs at least 2 zones, got ${availabilityZones.length}`);
   }
   if (new Set(availabilityZones).size !== availabilityZones.length) {
-    r.problems.push(`${where}.availabilityZones has duplicates`);
+    r.problems.push(`${where}.${key} has duplicates`);
   }
+  const prefix = azIdPrefixOf(region);
   for (const az of availabilityZones) {
-    if (!az.startsWith(region)) {
-      r.problems.push(`${where}.availabilityZones: ${az} is not in region ${region}`);
+    if (zoneKind === 'name' && !new RegExp(`^${region}[a-z]$`).test(az)) {
+      r.problems.push(`${where}.availabilityZones: ${az} is not a zone name of region ${region} (like ${region}a)`);
+    }
+    if (zoneKind === 'id') {
+      const m = AZ_ID_PATTERN.exec(az);
+      if (!m) {
+        r.problems.push(`${where}.availabilityZoneIds: ${az} is not an AZ ID (like use1-az1)`);
+      } else if (prefix !== undefined && m[1] !== prefix) {
+        r.problems.push(`${where}.availabilityZoneIds: ${az} is not in region ${region} (its zone IDs start with ${prefix}-az)`);
+      }
     }
   }
-  return { account, region, availabilityZones };
+  return { account, region, availabilityZones, zoneKind };
 }
 
 function readCidr(r: Reader, value: unknown, where: string, fallback: string): string {
@@ -339,14 +371,20 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   }
 
   const mskRaw = r.object(raw.msk, 'msk');
-  r.knownKeys(mskRaw, 'msk', ['clusterName', 'brokerCount', 'instanceType', 'kafkaVersion', 'volumeSizeGiB']);
+  r.knownKeys(mskRaw, 'msk', ['clusterName', 'brokerCount', 'instanceType', 'kafkaVersion', 'volumeSizeGiB', 'maxVolumeSizeGiB']);
   const producerRaw = r.object(raw.producer, 'producer');
-  r.knownKeys(producerRaw, 'producer', ['account', 'region', 'availabilityZones']);
+  r.knownKeys(producerRaw, 'producer', ['account', 'region', 'availabilityZones', 'availabilityZoneIds']);
   const producer = readSide(r, producerRaw, 'producer', cli, 3);
   const consumerRaw = r.object(raw.consumer, 'consumer');
-  r.knownKeys(consumerRaw, 'consumer', ['account', 'region', 'availabilityZones', 'handshakeSecretArn']);
+  r.knownKeys(consumerRaw, 'consumer', ['account', 'region', 'availabilityZones', 'availabilityZoneIds', 'handshakeSecretArn']);
+  // Zones given by ID on the producer side default the consumer to the first two of them: an AZ ID
+  // is the same physical zone in every account, so the endpoint services are offered there.
+  const consumerZonesGiven = consumerRaw.availabilityZones !== undefined || consumerRaw.availabilityZoneIds !== undefined;
+  const consumerDefaults = !consumerZonesGiven && producer.zoneKind === 'id'
+    ? { availabilityZoneIds: producer.availabilityZones.slice(0, 2) }
+    : {};
   // The consumer defaults to the producer's account and region (one account, like seed S1).
-  const consumerSide = readSide(r, consumerRaw, 'consumer', { account: producer.account, region: producer.region }, 2);
+  const consumerSide = readSide(r, { ...consumerDefaults, ...consumerRaw }, 'consumer', { account: producer.account, region: producer.region }, 2);
   if (consumerSide.region !== producer.region) {
     r.problems.push(
       `consumer.region (${consumerSide.region}) must equal producer.region (${producer.region}): `
@@ -355,6 +393,25 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   }
   const crossAccount = producer.account !== undefined && consumerSide.account !== undefined
     && producer.account !== consumerSide.account;
+  if (crossAccount && (producer.zoneKind !== 'id' || consumerSide.zoneKind !== 'id')) {
+    r.problems.push(
+      'producer and consumer are different accounts: set producer.availabilityZoneIds (and optionally '
+      + 'consumer.availabilityZoneIds, default: the first two producer zones) to AZ IDs such as '
+      + `${azIdPrefixOf(producer.region) ?? 'use1'}-az1, not availabilityZones: zone names map to different physical zones in `
+      + 'each account, and the consumer endpoints must sit in zones where the broker endpoint services are offered '
+      + '(list them with aws ec2 describe-availability-zones --query "AvailabilityZones[].[ZoneName,ZoneId]")',
+    );
+  } else if (producer.zoneKind !== consumerSide.zoneKind) {
+    r.problems.push('producer and consumer zones must both be AZ IDs (availabilityZoneIds) or both AZ names (availabilityZones)');
+  } else {
+    const outside = consumerSide.availabilityZones.filter((az) => !producer.availabilityZones.includes(az));
+    if (outside.length > 0) {
+      r.problems.push(
+        `consumer zones ${outside.join(', ')} are not producer zones (${producer.availabilityZones.join(', ')}): the broker `
+        + 'endpoint services are only offered in the producer NLBs\' zones',
+      );
+    }
+  }
   const handshakeSecretArn = r.optionalString(consumerRaw.handshakeSecretArn, 'consumer.handshakeSecretArn');
   if (handshakeSecretArn !== undefined) {
     const m = /^arn:aws[a-z-]*:secretsmanager:([a-z0-9-]+):(\d{12}):secret:[A-Za-z0-9/_+=.@-]+-[A-Za-z0-9]{6}$/.exec(handshakeSecretArn);
@@ -381,12 +438,20 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   }
 
   const clusterName = r.string(mskRaw.clusterName, 'msk.clusterName', contracts.project);
-  // The cluster name is a DNS label in every broker host name; the consumer's private hosted
-  // zone is derived from it, so it must be a plain lowercase label that cannot repeat elsewhere.
-  if (!/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(clusterName) || ['kafka', 'amazonaws', 'com'].includes(clusterName)) {
-    r.problems.push(`msk.clusterName must be a lowercase DNS label (a-z, 0-9, -), not kafka/amazonaws/com; got ${JSON.stringify(clusterName)}`);
+  // The name becomes part of the AmazonMSK_ secret name, topic ARNs and (without its hyphens)
+  // the broker host names, so it is kept to one lowercase DNS label.
+  if (!/^[a-z][a-z0-9-]{0,61}[a-z0-9]$/.test(clusterName)) {
+    r.problems.push(`msk.clusterName must be a lowercase DNS label (a-z, 0-9, -); got ${JSON.stringify(clusterName)}`);
   }
+  const maxBrokers = maxBrokersWithinDynamicReferenceLimit(Object.keys(contracts.topics).length);
   const brokerCount = r.int(mskRaw.brokerCount, 'msk.brokerCount', 3, 2, 30);
+  if (brokerCount > maxBrokers) {
+    r.problems.push(
+      `msk.brokerCount (${brokerCount}) exceeds ${maxBrokers}: consumer-stack would hold `
+      + `${consumerDynamicReferenceCount(brokerCount, Object.keys(contracts.topics).length)} dynamic references to the handshake, `
+      + `and CloudFormation resolves at most ${CFN_MAX_DYNAMIC_REFERENCES} per template`,
+    );
+  }
   if (producer.availabilityZones.length > 0 && brokerCount % producer.availabilityZones.length !== 0) {
     r.problems.push(
       `msk.brokerCount (${brokerCount}) must be a multiple of the number of producer availability zones `
@@ -397,11 +462,17 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
   if (!/^kafka\.[a-z0-9]+\.[a-z0-9]+$/.test(instanceType)) {
     r.problems.push(`msk.instanceType must look like kafka.m7g.large, got ${JSON.stringify(instanceType)}`);
   }
-  const kafkaVersion = r.string(mskRaw.kafkaVersion, 'msk.kafkaVersion', '3.6.0');
-  if (!/^\d+\.\d+\.(\d+|x)(\.kraft)?$/.test(kafkaVersion)) {
-    r.problems.push(`msk.kafkaVersion must look like 3.6.0 or 3.8.x, got ${JSON.stringify(kafkaVersion)}`);
+  const kafkaVersion = r.string(mskRaw.kafkaVersion, 'msk.kafkaVersion', recommendedKafkaVersion());
+  const versionProblem = kafkaVersionProblem(kafkaVersion, cli.today ?? new Date().toISOString().slice(0, 10));
+  if (versionProblem) {
+    r.problems.push(versionProblem);
   }
-  const volumeSizeGiB = r.int(mskRaw.volumeSizeGiB, 'msk.volumeSizeGiB', 100, 1, 16384);
+  const maxGiB = MSK_STORAGE_AUTO_SCALING.maxVolumeGiB;
+  const volumeSizeGiB = r.int(mskRaw.volumeSizeGiB, 'msk.volumeSizeGiB', 100, 1, maxGiB);
+  const maxVolumeSizeGiB = r.int(mskRaw.maxVolumeSizeGiB, 'msk.maxVolumeSizeGiB', Math.min(maxGiB, volumeSizeGiB * 10), 1, maxGiB);
+  if (maxVolumeSizeGiB < volumeSizeGiB) {
+    r.problems.push(`msk.maxVolumeSizeGiB (${maxVolumeSizeGiB}) must be at least msk.volumeSizeGiB (${volumeSizeGiB}): storage auto scaling only grows`);
+  }
 
   const topics = readTopics(r, raw.topics as Raw, contracts, brokerCount);
 
@@ -448,7 +519,7 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
     crossAccount,
     producerVpcCidr,
     consumerVpcCidr,
-    msk: { clusterName, brokerCount, instanceType, kafkaVersion, volumeSizeGiB },
+    msk: { clusterName, brokerCount, instanceType, kafkaVersion, volumeSizeGiB, maxVolumeSizeGiB },
     topics,
     topicDeletion: r.oneOf(raw.topicDeletion, 'topicDeletion', ['retain', 'delete'] as const, 'retain'),
     windowSeconds: r.int(raw.windowSeconds, 'windowSeconds', contracts.defaults.windowSeconds, 1, 86400),

@@ -2,7 +2,7 @@ import { App } from 'aws-cdk-lib';
 import { parseConfig } from '../lib/config';
 import { loadContracts } from '../lib/contracts';
 import { buildPipeline, STACK_IDS } from '../lib/pipeline';
-import { cdkJsonContext, CONSUMER_ACCOUNT, PRODUCER_ACCOUNT, REGION } from './helpers';
+import { cdkJsonContext, CONSUMER_ACCOUNT, CROSS_ACCOUNT, PRODUCER_ACCOUNT, PRODUCER_ZONE_IDS, REGION } from './helpers';
 
 function build(override: Record<string, unknown>, cli: { account?: string; region?: string } = {}) {
   const context = cdkJsonContext();
@@ -10,8 +10,8 @@ function build(override: Record<string, unknown>, cli: { account?: string; regio
   const config = parseConfig({ ...(context.pipeline as object), ...override }, loadContracts(), cli);
   const pipeline = buildPipeline(app, { config, nag: false });
   // Stack dependencies that come from references are only resolved during synthesis.
-  app.synth();
-  return { app, pipeline };
+  const assembly = app.synth();
+  return { app, pipeline, assembly };
 }
 
 describe('app layout', () => {
@@ -30,7 +30,7 @@ describe('app layout', () => {
 
   test('stacks land in the configured accounts and region', () => {
     const { pipeline } = build({
-      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
       consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: `arn:aws:secretsmanager:${REGION}:${PRODUCER_ACCOUNT}:secret:h-AbCdEf` },
     });
     expect(pipeline.producer.account).toBe(PRODUCER_ACCOUNT);
@@ -44,7 +44,7 @@ describe('app layout', () => {
   test('across accounts, consumer-stack waits for the handshake ARN and says so', () => {
     const printed = jest.spyOn(console, 'error').mockImplementation(() => undefined);
     const { app, pipeline } = build({
-      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
       consumer: { account: CONSUMER_ACCOUNT },
     });
     expect(pipeline.consumer).toBeUndefined();
@@ -54,6 +54,14 @@ describe('app layout', () => {
     // The CLI prints the same warning with the synth report.
     expect(printed.mock.calls.flat().join('\n')).toContain('consumer-stack is not synthesized');
     printed.mockRestore();
+  });
+
+  test.each([
+    ['one account named in the config', { producer: { account: PRODUCER_ACCOUNT, region: REGION } }],
+    ['two accounts', CROSS_ACCOUNT],
+  ])('synth looks nothing up with %s (no missing context, so the CLI needs no credentials)', (_name, override) => {
+    const { assembly } = build(override);
+    expect(assembly.manifest.missing ?? []).toEqual([]);
   });
 
   test('offline synth without credentials: environment-agnostic account, fallback region', () => {

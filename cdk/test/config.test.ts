@@ -11,7 +11,8 @@ import {
   rawConfigFromContext,
 } from '../lib/config';
 import { loadContracts, parseContracts, PipelineContracts } from '../lib/contracts';
-import { cdkJsonContext, CONSUMER_ACCOUNT, HANDSHAKE_ARN, PRODUCER_ACCOUNT, REGION } from './helpers';
+import { MSK_KAFKA_VERSIONS } from '../lib/aws-facts';
+import { cdkJsonContext, CONSUMER_ACCOUNT, HANDSHAKE_ARN, PRODUCER_ACCOUNT, PRODUCER_ZONE_IDS, REGION } from './helpers';
 
 const contracts = loadContracts();
 
@@ -120,7 +121,7 @@ describe('validation errors', () => {
     const problems = problemsOf({ msk: { instanceType: 'm5.large', kafkaVersion: 'latest' }, lambdaArchitecture: 'arm' });
     expect(problems).toEqual([
       'msk.instanceType must look like kafka.m7g.large, got "m5.large"',
-      'msk.kafkaVersion must look like 3.6.0 or 3.8.x, got "latest"',
+      expect.stringMatching(/^msk.kafkaVersion "latest" is not a version MSK supports: set msk.kafkaVersion to 3.8.x \(recommended\)/),
       'lambdaArchitecture must be one of x86_64, arm64, got "arm"',
     ]);
   });
@@ -163,18 +164,18 @@ describe('validation errors', () => {
 
   test('cross-account handshake ARN is validated against the producer account and region', () => {
     const ok = parseConfig({
-      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
       consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: HANDSHAKE_ARN },
     }, contracts, {});
     expect(ok.crossAccount).toBe(true);
     expect(ok.consumer.handshakeSecretArn).toBe(HANDSHAKE_ARN);
 
     expect(problemsOf({
-      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
       consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: HANDSHAKE_ARN.replace(PRODUCER_ACCOUNT, '333333333333') },
     })).toEqual([`consumer.handshakeSecretArn is in account 333333333333, not the producer account ${PRODUCER_ACCOUNT}`]);
     expect(problemsOf({
-      producer: { account: PRODUCER_ACCOUNT, region: REGION },
+      producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
       consumer: { account: CONSUMER_ACCOUNT, handshakeSecretArn: 'arn:aws:secretsmanager:eu-west-1:111111111111:secret:handshake' },
     })[0]).toMatch(/complete secret ARN/);
     expect(problemsOf({ consumer: { handshakeSecretArn: HANDSHAKE_ARN } })[0]).toMatch(/only used across accounts/);
@@ -226,5 +227,106 @@ describe('CIDR helpers', () => {
     expect(cidrsOverlap('10.10.0.0/16', '10.20.0.0/16')).toBe(false);
     expect(cidrsOverlap('10.0.0.0/8', '10.20.0.0/16')).toBe(true);
     expect(cidrsOverlap('192.168.0.0/22', '192.168.3.0/24')).toBe(true);
+  });
+});
+
+describe('Kafka version', () => {
+  const onDate = (version: string | undefined, today: string) => problemsOf({ msk: { kafkaVersion: version } }, { today });
+
+  test('the default is MSK\'s recommended version, also in cdk.json', () => {
+    expect(parseConfig({}, contracts, {}).msk.kafkaVersion).toBe('3.8.x');
+    expect(parseConfig(cdkJsonContext().pipeline, contracts, {}).msk.kafkaVersion).toBe('3.8.x');
+    expect(MSK_KAFKA_VERSIONS.versions.filter((v) => v.recommended).map((v) => v.version)).toEqual(['3.8.x']);
+  });
+
+  test('3.6.0 is refused once its end of support (2026-06-01) has passed, with what to set instead', () => {
+    expect(parseConfig({ msk: { kafkaVersion: '3.6.0' } }, contracts, { today: '2026-05-31' }).msk.kafkaVersion).toBe('3.6.0');
+    expect(onDate('3.6.0', '2026-06-01')).toEqual([
+      expect.stringMatching(/^msk.kafkaVersion 3.6.0 reached MSK end of support on 2026-06-01: set msk.kafkaVersion to 3.8.x \(recommended\) or one of 3.7.x, /),
+    ]);
+    expect(onDate('3.6.0', '2026-12-01')[0]).not.toMatch(/one of 3.6.0/);
+  });
+
+  test('versions MSK no longer lists, and made-up ones, are refused', () => {
+    expect(onDate('3.5.1', '2026-12-01')[0]).toMatch(/msk.kafkaVersion "3.5.1" is not a version MSK supports/);
+    expect(onDate('3.8.1', '2026-12-01')[0]).toMatch(/is not a version MSK supports/);
+    for (const version of ['3.7.x', '3.8.x.kraft', '3.9.x', '4.0.x.kraft', '4.1.x.kraft']) {
+      expect(parseConfig({ msk: { kafkaVersion: version } }, contracts, { today: '2026-12-01' }).msk.kafkaVersion).toBe(version);
+    }
+  });
+});
+
+describe('zones by AZ ID', () => {
+  const twoAccounts = (producer: Record<string, unknown>, consumer: Record<string, unknown> = {}) => ({
+    producer: { account: PRODUCER_ACCOUNT, region: 'us-east-1', ...producer },
+    consumer: { account: CONSUMER_ACCOUNT, ...consumer },
+  });
+
+  test('across accounts zone names are refused with what to set', () => {
+    expect(problemsOf(twoAccounts({}))).toEqual([
+      expect.stringMatching(/^producer and consumer are different accounts: set producer.availabilityZoneIds .* such as use1-az1, not availabilityZones/),
+    ]);
+    expect(problemsOf(twoAccounts({ availabilityZones: ['us-east-1a', 'us-east-1b', 'us-east-1c'] }))[0])
+      .toMatch(/set producer.availabilityZoneIds/);
+  });
+
+  test('a region with more than three zones: IDs on both sides, the consumer defaults to the first two producer zones', () => {
+    const config = parseConfig(twoAccounts({ availabilityZoneIds: ['use1-az1', 'use1-az2', 'use1-az4'] }), contracts, {});
+    expect(config.producer).toMatchObject({ availabilityZones: ['use1-az1', 'use1-az2', 'use1-az4'], zoneKind: 'id' });
+    expect(config.consumer).toMatchObject({ availabilityZones: ['use1-az1', 'use1-az2'], zoneKind: 'id' });
+    const chosen = parseConfig(twoAccounts(
+      { availabilityZoneIds: ['use1-az1', 'use1-az2', 'use1-az4'] },
+      { availabilityZoneIds: ['use1-az4', 'use1-az2'] },
+    ), contracts, {});
+    expect(chosen.consumer.availabilityZones).toEqual(['use1-az4', 'use1-az2']);
+  });
+
+  test('consumer zones outside the producer zones, mixed kinds and foreign IDs are refused', () => {
+    expect(problemsOf(twoAccounts(
+      { availabilityZoneIds: ['use1-az1', 'use1-az2', 'use1-az4'] },
+      { availabilityZoneIds: ['use1-az1', 'use1-az6'] },
+    ))).toEqual([expect.stringMatching(/^consumer zones use1-az6 are not producer zones \(use1-az1, use1-az2, use1-az4\)/)]);
+    expect(problemsOf({ producer: { availabilityZoneIds: ['euw1-az1', 'euw1-az2', 'euw1-az3'] }, consumer: { availabilityZones: ['eu-west-1a', 'eu-west-1b'] } }))
+      .toEqual(['producer and consumer zones must both be AZ IDs (availabilityZoneIds) or both AZ names (availabilityZones)']);
+    expect(problemsOf(twoAccounts({ availabilityZoneIds: ['euw1-az1', 'use1-az2', 'use1-az4'] })))
+      .toContainEqual('producer.availabilityZoneIds: euw1-az1 is not in region us-east-1 (its zone IDs start with use1-az)');
+    expect(problemsOf(twoAccounts({ availabilityZoneIds: ['use1-az1', 'use1-az2'], availabilityZones: ['us-east-1a', 'us-east-1b'] }), {})[0])
+      .toMatch(/producer: set availabilityZoneIds or availabilityZones, not both/);
+  });
+
+  test('China regions: cnn1 IDs in cn-north-1', () => {
+    const config = parseConfig({
+      producer: { account: PRODUCER_ACCOUNT, region: 'cn-north-1', availabilityZoneIds: ['cnn1-az1', 'cnn1-az2'] },
+      consumer: { account: CONSUMER_ACCOUNT },
+      msk: { brokerCount: 2 },
+      topics: { sensorReadings: { replicationFactor: 2 }, storeEvents: { replicationFactor: 2 }, explicitEvents: { replicationFactor: 2 } },
+    }, contracts, {});
+    expect(config.consumer.availabilityZones).toEqual(['cnn1-az1', 'cnn1-az2']);
+  });
+
+  test('the broker count is a multiple of the producer zone IDs', () => {
+    expect(problemsOf({ producer: { availabilityZoneIds: ['euw1-az1', 'euw1-az2', 'euw1-az3'] }, msk: { brokerCount: 4 } }))
+      .toContainEqual('msk.brokerCount (4) must be a multiple of the number of producer availability zones (3)');
+  });
+});
+
+describe('broker count and the dynamic reference limit', () => {
+  test('more brokers than consumer-stack can reference are refused with the limit named', () => {
+    expect(parseConfig({ msk: { brokerCount: 21 } }, contracts, {}).msk.brokerCount).toBe(21);
+    expect(problemsOf({ msk: { brokerCount: 24 } })).toEqual([
+      'msk.brokerCount (24) exceeds 23: consumer-stack would hold 61 dynamic references to the handshake, '
+      + 'and CloudFormation resolves at most 60 per template',
+    ]);
+  });
+});
+
+describe('broker storage auto scaling', () => {
+  test('the maximum defaults to ten times the initial size, capped at 16 TiB, and cannot be below it', () => {
+    expect(parseConfig({ msk: { volumeSizeGiB: 100 } }, contracts, {}).msk.maxVolumeSizeGiB).toBe(1000);
+    expect(parseConfig({ msk: { volumeSizeGiB: 4000 } }, contracts, {}).msk.maxVolumeSizeGiB).toBe(16384);
+    expect(problemsOf({ msk: { volumeSizeGiB: 500, maxVolumeSizeGiB: 400 } })).toEqual([
+      'msk.maxVolumeSizeGiB (400) must be at least msk.volumeSizeGiB (500): storage auto scaling only grows',
+    ]);
+    expect(problemsOf({ msk: { maxVolumeSizeGiB: 20000 } })[0]).toMatch(/msk.maxVolumeSizeGiB must be an integer from 1 to 16384/);
   });
 });

@@ -1,7 +1,10 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { HANDSHAKE_KEYS } from '../lib/constructs/handshake';
+import { CFN_MAX_DYNAMIC_REFERENCES } from '../lib/aws-facts';
 import {
-  asArray, CROSS_ACCOUNT, HANDSHAKE_ARN, iamStatements, logicalIdOf, PRODUCER_ACCOUNT, resourcesOf, synthOnce, text,
+  consumerDynamicReferenceCount, ESM_BOOTSTRAP_BROKERS, HANDSHAKE_KEYS, maxBrokersWithinDynamicReferenceLimit,
+} from '../lib/constructs/handshake';
+import {
+  asArray, CROSS_ACCOUNT, HANDSHAKE_ARN, iamStatements, logicalIdOf, PRODUCER_ACCOUNT, resourcesOf, synthOnce, synthPipeline, text,
 } from './helpers';
 
 describe('consumer-stack (cross-account)', () => {
@@ -20,9 +23,9 @@ describe('consumer-stack (cross-account)', () => {
     expect(json).not.toContain('producer-endpoint-service');
     const endpoints = resourcesOf(template, 'AWS::EC2::VPCEndpoint').filter(([, p]) => p.VpcEndpointType === 'Interface' && text(p.ServiceName).includes('resolve'));
     expect(endpoints).toHaveLength(config.msk.brokerCount);
-    for (let i = 0; i < config.msk.brokerCount; i++) {
+    for (let n = 1; n <= config.msk.brokerCount; n++) {
       template.hasResourceProperties('AWS::EC2::VPCEndpoint', {
-        ServiceName: handshakeRef(HANDSHAKE_KEYS.brokerService(i)),
+        ServiceName: handshakeRef(HANDSHAKE_KEYS.brokerService(n)),
         VpcEndpointType: 'Interface',
         PrivateDnsEnabled: false,
       });
@@ -38,9 +41,9 @@ describe('consumer-stack (cross-account)', () => {
     expect(text(zone.Name)).not.toContain(`kafka.${config.consumer.region}.amazonaws.com`);
     const records = resourcesOf(template, 'AWS::Route53::RecordSet');
     expect(records).toHaveLength(config.msk.brokerCount);
-    for (let i = 0; i < config.msk.brokerCount; i++) {
+    for (let n = 1; n <= config.msk.brokerCount; n++) {
       template.hasResourceProperties('AWS::Route53::RecordSet', {
-        Name: `${handshakeRef(HANDSHAKE_KEYS.brokerHost(i))}.`,
+        Name: `${handshakeRef(HANDSHAKE_KEYS.brokerHost(n))}.`,
         Type: 'A',
         AliasTarget: Match.objectLike({ DNSName: Match.anyValue(), HostedZoneId: Match.anyValue() }),
       });
@@ -72,7 +75,7 @@ describe('consumer-stack (cross-account)', () => {
         SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: topic.consumerGroup },
         SelfManagedEventSource: {
           Endpoints: {
-            KafkaBootstrapServers: [...Array(config.msk.brokerCount).keys()].map((i) => handshakeRef(HANDSHAKE_KEYS.brokerEndpoint(i))),
+            KafkaBootstrapServers: [1, 2, 3].map((n) => handshakeRef(HANDSHAKE_KEYS.brokerEndpoint(n))),
           },
         },
         SourceAccessConfigurations: Match.arrayWith([
@@ -260,6 +263,51 @@ describe('consumer-stack (cross-account)', () => {
     for (const [, ingress] of resourcesOf(template, 'AWS::EC2::SecurityGroupIngress')) {
       expect(ingress.CidrIp).not.toBe('0.0.0.0/0');
     }
+  });
+});
+
+describe('consumer-stack: handshake values refresh when the handshake revision changes', () => {
+  const consumerAt = (handshakeRevision: number) => Template.fromStack(synthPipeline({ ...CROSS_ACCOUNT, handshakeRevision }, false).pipeline.consumer!);
+  const holders = (template: Template) => Object.entries(template.toJSON().Resources as Record<string, { Type: string; Properties: unknown }>)
+    .filter(([, r]) => text(r.Properties).includes(`{{resolve:secretsmanager:${HANDSHAKE_ARN}`));
+
+  test('every resource holding a handshake dynamic reference changes in a mutable property', () => {
+    const before = new Map(holders(consumerAt(1)));
+    const after = new Map(holders(consumerAt(2)));
+    const types = [...before.values()].map((r) => r.Type).sort();
+    // The zone, per broker its endpoint and record, one mapping per topic, and the SCRAM copy.
+    expect(types).toEqual([
+      ...Array(3).fill('AWS::EC2::VPCEndpoint'), ...Array(3).fill('AWS::Lambda::EventSourceMapping'),
+      'AWS::Route53::HostedZone', ...Array(3).fill('AWS::Route53::RecordSet'), 'AWS::SecretsManager::Secret',
+    ].sort());
+    expect([...after.keys()].sort()).toEqual([...before.keys()].sort());
+    for (const [id, resource] of before) {
+      expect(`${id} ${text(after.get(id)?.Properties)}`).not.toBe(`${id} ${text(resource.Properties)}`);
+    }
+  });
+});
+
+describe('consumer-stack stays within CloudFormation\'s 60 dynamic references', () => {
+  const countIn = (override: Record<string, unknown>) => {
+    const json = text(Template.fromStack(synthPipeline(override, false).pipeline.consumer!).toJSON());
+    return (json.match(/\{\{resolve:/g) ?? []).length;
+  };
+  const topics = 3;
+
+  test('the count matches consumerDynamicReferenceCount, which config validation uses', () => {
+    expect(countIn({})).toBe(consumerDynamicReferenceCount(3, topics));
+  });
+
+  test('at the largest broker count config allows with whole zones, the template holds at most 60', () => {
+    const max = maxBrokersWithinDynamicReferenceLimit(topics);
+    expect(consumerDynamicReferenceCount(max, topics)).toBeLessThanOrEqual(CFN_MAX_DYNAMIC_REFERENCES);
+    expect(consumerDynamicReferenceCount(max + 1, topics)).toBeGreaterThan(CFN_MAX_DYNAMIC_REFERENCES);
+    // 23 is prime: 22 brokers over two zones is the most that config accepts.
+    const brokers = 22;
+    const count = countIn({ msk: { brokerCount: brokers }, producer: { availabilityZones: ['eu-west-1a', 'eu-west-1b'] } });
+    expect(count).toBe(consumerDynamicReferenceCount(brokers, topics));
+    expect(count).toBeLessThanOrEqual(CFN_MAX_DYNAMIC_REFERENCES);
+    expect(ESM_BOOTSTRAP_BROKERS).toBe(3);
   });
 });
 

@@ -1,4 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { KAFKA_CONNECTIONS_MAX_IDLE_SECONDS, MSK_BROKER_HOST, NLB_TCP_IDLE_TIMEOUT } from '../lib/aws-facts';
 import { HANDSHAKE_KEYS } from '../lib/constructs/handshake';
 import { CONSUMER_ACCOUNT, CROSS_ACCOUNT, logicalIdOf, resourcesOf, synthOnce, text } from './helpers';
 
@@ -7,6 +8,7 @@ describe('producer-endpoint-service (cross-account)', () => {
   const template = Template.fromStack(pipeline.endpointService);
   const brokers = pipeline.config.msk.brokerCount;
   const consumerRoot = `arn:aws:iam::${CONSUMER_ACCOUNT}:root`;
+  const deployRole = `arn:aws:iam::${CONSUMER_ACCOUNT}:role/cdk-*-cfn-exec-role-${CONSUMER_ACCOUNT}-eu-west-1`;
 
   test('one internal NLB per broker, TCP passthrough on the SCRAM/TLS port to the broker IP', () => {
     template.resourceCountIs('AWS::ElasticLoadBalancingV2::LoadBalancer', brokers);
@@ -23,8 +25,36 @@ describe('producer-endpoint-service (cross-account)', () => {
     expect(groups).toHaveLength(brokers);
     for (const [, group] of groups) {
       expect(group).toMatchObject({ Port: 9096, Protocol: 'TCP', TargetType: 'ip' });
-      expect(text(group.Targets)).toContain('ClientVpcIpAddress');
+      expect(text(group.Targets)).toMatch(/BrokersListNodes[0-9A-F]{8}Broker\dIp/);
     }
+  });
+
+  test('NLB n targets the address of broker id n, as BrokerDiscovery reports it', () => {
+    for (let n = 1; n <= brokers; n++) {
+      const group = logicalIdOf(template, 'AWS::ElasticLoadBalancingV2::TargetGroup', `Broker${n}Target`);
+      const [[, props]] = resourcesOf(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').filter(([id]) => id === group);
+      expect(text(props.Targets)).toMatch(new RegExp(`BrokersListNodes[0-9A-F]{8}Broker${n}Ip`));
+    }
+  });
+
+  test('the NLB TCP idle timeout outlasts Kafka\'s connections.max.idle.ms (NLB default 350 s is shorter)', () => {
+    for (const [, listener] of resourcesOf(template, 'AWS::ElasticLoadBalancingV2::Listener')) {
+      const attributes = listener.ListenerAttributes as { Key: string; Value: string }[];
+      const idle = attributes.find((a) => a.Key === NLB_TCP_IDLE_TIMEOUT.attribute);
+      expect(Number(idle?.Value)).toBeGreaterThan(KAFKA_CONNECTIONS_MAX_IDLE_SECONDS);
+      expect(Number(idle?.Value)).toBeLessThanOrEqual(NLB_TCP_IDLE_TIMEOUT.maxSeconds);
+    }
+  });
+
+  test('the cluster domain is broker 1\'s host labels 1..5 and the partition DNS suffix, not a split on the cluster name', () => {
+    const [[, secret]] = resourcesOf(template, 'AWS::SecretsManager::Secret');
+    const parts = (secret.SecretString as { 'Fn::Join': [string, unknown[]] })['Fn::Join'][1];
+    const domain = parts.find((p) => text(p).includes('"Fn::Split":["."') && text(p).includes('AWS::URLSuffix'));
+    const labels = MSK_BROKER_HOST.clusterDomainLabels.map((i) => ({
+      'Fn::Select': [i, { 'Fn::Split': ['.', { 'Fn::ImportValue': expect.stringContaining('Broker1Host') }] }],
+    }));
+    expect(domain).toEqual({ 'Fn::Join': ['.', [...labels, { Ref: 'AWS::URLSuffix' }]] });
+    expect(text(secret.SecretString)).not.toContain(pipeline.config.msk.clusterName);
   });
 
   test('one endpoint service per broker; only the consumer account may connect; acceptance is explicit', () => {
@@ -72,6 +102,8 @@ describe('producer-endpoint-service (cross-account)', () => {
           Effect: 'Allow',
           Principal: { AWS: consumerRoot },
           Action: ['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'],
+          // Only the consumer account's CloudFormation execution role, not every principal there.
+          Condition: { ArnLike: { 'aws:PrincipalArn': deployRole } },
         })],
       },
     });
@@ -80,7 +112,11 @@ describe('producer-endpoint-service (cross-account)', () => {
     const consumerStatement = statements.find((s) => text(s.Principal).includes(CONSUMER_ACCOUNT));
     expect(consumerStatement).toMatchObject({
       Action: ['kms:Decrypt', 'kms:DescribeKey'],
-      Condition: { StringEquals: { 'kms:ViaService': 'secretsmanager.eu-west-1.amazonaws.com' } },
+      Condition: {
+        // The partition's suffix: secretsmanager.cn-north-1.amazonaws.com.cn in China.
+        StringEquals: { 'kms:ViaService': { 'Fn::Join': ['', ['secretsmanager.eu-west-1.', { Ref: 'AWS::URLSuffix' }]] } },
+        ArnLike: { 'aws:PrincipalArn': deployRole },
+      },
     });
     // Besides statements for the key's own account, the consumer account is the only principal.
     const others = new Set(statements.filter((s) => s !== consumerStatement).map((s) => text(s.Principal)));
@@ -90,8 +126,8 @@ describe('producer-endpoint-service (cross-account)', () => {
   test('the handshake carries every broker host, port, endpoint and service name and the SCRAM user', () => {
     const [[, secret]] = resourcesOf(template, 'AWS::SecretsManager::Secret');
     const value = text(secret.SecretString);
-    for (let i = 0; i < brokers; i++) {
-      for (const key of [HANDSHAKE_KEYS.brokerHost(i), HANDSHAKE_KEYS.brokerPort(i), HANDSHAKE_KEYS.brokerEndpoint(i), HANDSHAKE_KEYS.brokerService(i)]) {
+    for (let n = 1; n <= brokers; n++) {
+      for (const key of [HANDSHAKE_KEYS.brokerHost(n), HANDSHAKE_KEYS.brokerPort(n), HANDSHAKE_KEYS.brokerEndpoint(n), HANDSHAKE_KEYS.brokerService(n)]) {
         expect(value).toContain(`\\"${key}\\":`);
       }
     }

@@ -17,6 +17,8 @@ export const PRODUCER_ACCOUNT = '111111111111';
 export const CONSUMER_ACCOUNT = '222222222222';
 export const REGION = 'eu-west-1';
 export const HANDSHAKE_ARN = `arn:aws:secretsmanager:${REGION}:${PRODUCER_ACCOUNT}:secret:HandshakeSecret-AbCdEf`;
+/** Real AZ IDs of eu-west-1 (zone names differ per account; IDs do not). */
+export const PRODUCER_ZONE_IDS = ['euw1-az1', 'euw1-az2', 'euw1-az3'];
 
 export interface Synthesized {
   readonly app: App;
@@ -43,10 +45,7 @@ export function synthPipeline(override: Record<string, unknown> = {}, nag = true
 
 /** Cross-account variant with both accounts and the handshake ARN configured. */
 export function synthCrossAccount(nag = true): Synthesized {
-  return synthPipeline({
-    producer: { account: PRODUCER_ACCOUNT, region: REGION },
-    consumer: { account: CONSUMER_ACCOUNT, region: REGION, handshakeSecretArn: HANDSHAKE_ARN },
-  }, nag);
+  return synthPipeline(CROSS_ACCOUNT, nag);
 }
 
 export function templateOf(stack: import('aws-cdk-lib').Stack): Template {
@@ -68,7 +67,7 @@ export function synthOnce(override: Record<string, unknown> = {}): Synthesized {
 }
 
 export const CROSS_ACCOUNT = {
-  producer: { account: PRODUCER_ACCOUNT, region: REGION },
+  producer: { account: PRODUCER_ACCOUNT, region: REGION, availabilityZoneIds: PRODUCER_ZONE_IDS },
   consumer: { account: CONSUMER_ACCOUNT, region: REGION, handshakeSecretArn: HANDSHAKE_ARN },
 };
 

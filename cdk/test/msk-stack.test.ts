@@ -1,4 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { MSK_STORAGE_AUTO_SCALING } from '../lib/aws-facts';
 import { asArray, iamStatements, logicalIdOf, resourcesOf, synthOnce, text } from './helpers';
 
 describe('producer-msk', () => {
@@ -27,9 +28,34 @@ describe('producer-msk', () => {
       },
       LoggingInfo: { BrokerLogs: { CloudWatchLogs: { Enabled: true, LogGroup: Match.anyValue() } } },
     });
+    expect(config.msk.kafkaVersion).toBe('3.8.x');
     const [[, cluster]] = resourcesOf(template, 'AWS::MSK::Cluster');
     const info = cluster.BrokerNodeGroupInfo as { ClientSubnets: unknown[] };
     expect(info.ClientSubnets).toHaveLength(config.producer.availabilityZones.length);
+  });
+
+  test('broker storage scales out on KafkaBrokerStorageUtilization up to the configured maximum, never in', () => {
+    const cluster = logicalIdOf(template, 'AWS::MSK::Cluster', 'Cluster');
+    template.hasResourceProperties('AWS::ApplicationAutoScaling::ScalableTarget', {
+      ServiceNamespace: 'kafka',
+      ScalableDimension: 'kafka:broker-storage:VolumeSize',
+      ResourceId: { 'Fn::GetAtt': [cluster, 'Arn'] },
+      MinCapacity: config.msk.volumeSizeGiB,
+      MaxCapacity: config.msk.maxVolumeSizeGiB,
+      RoleARN: Match.absent(),
+    });
+    const [[, policy]] = resourcesOf(template, 'AWS::ApplicationAutoScaling::ScalingPolicy');
+    expect(policy).toMatchObject({
+      PolicyType: 'TargetTrackingScaling',
+      TargetTrackingScalingPolicyConfiguration: {
+        PredefinedMetricSpecification: { PredefinedMetricType: 'KafkaBrokerStorageUtilization' },
+        DisableScaleIn: true,
+      },
+    });
+    const target = (policy.TargetTrackingScalingPolicyConfiguration as { TargetValue: number }).TargetValue;
+    expect(target).toBeGreaterThanOrEqual(MSK_STORAGE_AUTO_SCALING.minTargetPercent);
+    expect(target).toBeLessThanOrEqual(MSK_STORAGE_AUTO_SCALING.maxTargetPercent);
+    expect(config.msk.maxVolumeSizeGiB).toBe(1000);
   });
 
   test('broker configuration: no auto-created topics, and SCRAM users get only what ACLs grant', () => {
@@ -52,8 +78,17 @@ describe('producer-msk', () => {
 
   test('broker endpoints are discovered at deploy time with scoped kafka: calls', () => {
     const calls = resourcesOf(template, 'Custom::AWS').map(([, p]) => text(p.Create));
-    expect(calls.some((c) => c.includes('ListNodes') && c.includes('ClientVpcIpAddress'))).toBe(true);
     expect(calls.some((c) => c.includes('GetBootstrapBrokers') && c.includes('BootstrapBrokerStringSaslIam'))).toBe(true);
+    // ListNodes goes through the handler that keys brokers by BrokerId (broker-discovery.test.ts).
+    const cluster = logicalIdOf(template, 'AWS::MSK::Cluster', 'Cluster');
+    template.hasResourceProperties('Custom::MskBrokers', {
+      ClusterArn: { 'Fn::GetAtt': [cluster, 'Arn'] },
+      BrokerCount: config.msk.brokerCount,
+      Revision: config.handshakeRevision,
+    });
+    const handler = resourcesOf(template, 'AWS::Lambda::Function').find(([id]) => id.startsWith('BrokersListNodesHandler'));
+    expect(text(handler?.[1].Code)).toContain('function brokersById');
+    expect(calls.some((c) => c.includes('ListNodes'))).toBe(false);
     const kafkaStatements = iamStatements(template).filter(({ statement }) => text(statement.Action).includes('kafka:'));
     expect(kafkaStatements.length).toBeGreaterThan(0);
     for (const { statement } of kafkaStatements) {

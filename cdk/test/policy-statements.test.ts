@@ -5,7 +5,8 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import { ENI_ACTIONS_ON_ANY_RESOURCE, policyStatements, wildcardFindings } from './policy-statements';
+import { GLUE_SCHEMA_VERSION_BY_ID } from '../lib/aws-facts';
+import { AWS_ANY_RESOURCE_ONLY, ENI_ACTIONS_ON_ANY_RESOURCE, policyStatements, wildcardFindings } from './policy-statements';
 
 /** The least-privilege check used by compliance.test.ts must fail on each kind of violation. */
 describe('wildcardFindings', () => {
@@ -17,6 +18,9 @@ describe('wildcardFindings', () => {
   role.addToPolicy(new iam.PolicyStatement({ actions: ['s3:ListBucket'], resources: ['*'] }));
   role.addToPolicy(new iam.PolicyStatement({ notActions: ['iam:PassRole'], resources: [bucket.bucketArn] }));
   role.addToPolicy(new iam.PolicyStatement({ actions: Object.keys(ENI_ACTIONS_ON_ANY_RESOURCE), resources: ['*'] }));
+  // GetSchemaVersion by id is only authorised on "*": exempt alone, flagged next to another action.
+  role.addToPolicy(new iam.PolicyStatement({ sid: 'Alone', actions: [GLUE_SCHEMA_VERSION_BY_ID.action], resources: ['*'] }));
+  role.addToPolicy(new iam.PolicyStatement({ sid: 'Mixed', actions: [GLUE_SCHEMA_VERSION_BY_ID.action, 'glue:GetSchema'], resources: ['*'] }));
   const queue = new sqs.Queue(stack, 'Queue', { enforceSSL: true });
   queue.addToResourcePolicy(new iam.PolicyStatement({ actions: ['sqs:*'], principals: [new iam.AccountPrincipal('222222222222')], resources: [queue.queueArn] }));
   const key = new kms.Key(stack, 'Key');
@@ -40,6 +44,8 @@ describe('wildcardFindings', () => {
     ['a wildcard granted to another principal in a key policy', /KMS::Key.*wildcard action kms:GenerateDataKey\*/],
     ['a wildcard for another account in a key policy', /KMS::Key.*wildcard action kms:\*/],
     ['a wildcard Lambda permission', /Lambda::Permission\): action "lambda:\*"/],
+    ['another action next to GetSchemaVersion on "*"', /glue:GetSchema on Resource "\*"$/],
+    ['GetSchemaVersion on "*" sharing its statement', /glue:GetSchemaVersion on Resource "\*" must be alone in its statement/],
   ])('flags %s', (_name, pattern) => {
     expect(findings.some((f) => pattern.test(f))).toBe(true);
   });
@@ -47,6 +53,10 @@ describe('wildcardFindings', () => {
   test('exempts Deny statements, the own-account key delegation and the ENI actions, and nothing else', () => {
     expect(findings.filter((f) => /s3:\*|ec2:/.test(f))).toEqual([]);
     expect(findings.filter((f) => /kms:\*/.test(f))).toHaveLength(1);
-    expect(findings).toHaveLength(8);
+    expect(findings).toHaveLength(10);
+  });
+
+  test('the one AWS any-resource exception is GetSchemaVersion by id, with its source', () => {
+    expect(AWS_ANY_RESOURCE_ONLY).toEqual({ 'glue:GetSchemaVersion': expect.stringMatching(/awslabs\/aws-glue-schema-registry#68/) });
   });
 });

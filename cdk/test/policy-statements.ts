@@ -6,6 +6,8 @@
  * policy-statements.test.ts.
  */
 
+import { GLUE_SCHEMA_VERSION_BY_ID } from '../lib/aws-facts';
+
 type Json = Record<string, unknown>;
 
 /**
@@ -21,6 +23,14 @@ export const ENI_ACTIONS_ON_ANY_RESOURCE: Readonly<Record<string, string>> = {
   'ec2:DescribeSubnets': 'EC2 Describe actions do not support resource-level permissions; IAM only accepts "*".',
   'ec2:DescribeSecurityGroups': 'EC2 Describe actions do not support resource-level permissions; IAM only accepts "*".',
   'ec2:DescribeVpcs': 'EC2 Describe actions do not support resource-level permissions; IAM only accepts "*".',
+};
+
+/**
+ * Actions AWS authorises only on Resource "*" for the way the pipeline calls them, each encoded
+ * once with its source (cdk/lib/aws-facts.ts). Each must sit in a statement of its own.
+ */
+export const AWS_ANY_RESOURCE_ONLY: Readonly<Record<string, string>> = {
+  [GLUE_SCHEMA_VERSION_BY_ID.action]: GLUE_SCHEMA_VERSION_BY_ID.reason,
 };
 
 /** Why the remaining exemptions below are safe. */
@@ -107,7 +117,8 @@ function isOwnAccountRoot(principal: unknown, account: string | undefined): bool
 /**
  * Every violation of: no Allow statement has a wildcard action (Deny statements and the key
  * policies' own-account delegation excepted, see EXEMPTIONS); no Allow uses NotAction,
- * NotResource or NotPrincipal; an identity policy allows Resource "*" only for the ENI actions;
+ * NotResource or NotPrincipal; an identity policy allows Resource "*" only for the ENI actions and,
+ * each alone in its statement, the AWS_ANY_RESOURCE_ONLY actions;
  * actions are literal strings; Lambda permissions name one action.
  */
 export function wildcardFindings(template: Json, stackName = 'stack', account?: string): string[] {
@@ -133,8 +144,13 @@ export function wildcardFindings(template: Json, stackName = 'stack', account?: 
     }
     if (IDENTITY_POLICY_TYPES.has(type) && asList(statement.Resource).includes('*')) {
       for (const action of actions) {
-        if (typeof action === 'string' && !(action in ENI_ACTIONS_ON_ANY_RESOURCE)) {
+        if (typeof action !== 'string' || action in ENI_ACTIONS_ON_ANY_RESOURCE) {
+          continue;
+        }
+        if (!(action in AWS_ANY_RESOURCE_ONLY)) {
           findings.push(`${where}: ${action} on Resource "*"`);
+        } else if (actions.length > 1) {
+          findings.push(`${where}: ${action} on Resource "*" must be alone in its statement`);
         }
       }
     }

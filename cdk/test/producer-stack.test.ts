@@ -51,15 +51,31 @@ describe('producer-stack', () => {
     expect(trust).toContain(`:iam::${CONSUMER_ACCOUNT}:role/${contracts.project}-consumer-*`);
   });
 
-  test('the registry reader may only call GetSchemaVersion on this registry', () => {
-    const reader = iamStatements(template).filter(({ resource }) => resource.startsWith('RegistryReaderRole'));
-    expect(reader).toHaveLength(1);
-    const statement = reader[0].statement;
-    expect(statement.Action).toBe('glue:GetSchemaVersion');
-    const resources = asArray(statement.Resource).map(text);
+  test('GetSchemaVersion (looked up by id) is granted on "*" in a statement of its own, for the reader and the producer', () => {
+    const statementsOf = (prefix: string) => iamStatements(template).filter(({ resource }) => resource.startsWith(prefix)).map((s) => s.statement);
+    const reader = statementsOf('RegistryReaderRole');
+    expect(reader).toEqual([{ Sid: 'GetSchemaVersionsById', Effect: 'Allow', Action: 'glue:GetSchemaVersion', Resource: '*' }]);
+    const producer = statementsOf('ProducerRole');
+    expect(producer).toContainEqual({ Sid: 'GetSchemaVersionsById', Effect: 'Allow', Action: 'glue:GetSchemaVersion', Resource: '*' });
+    // Everything else the producer does in Glue stays scoped to the pipeline registry.
+    const registry = producer.find((s) => s.Sid === 'UseThePipelineRegistry');
+    expect(asArray(registry?.Action as string[])).not.toContain('glue:GetSchemaVersion');
+    const resources = asArray(registry?.Resource).map(text);
     expect(resources).toHaveLength(2);
     expect(resources[0]).toContain('Registry');
     expect(resources[1]).toContain(`:schema/${contracts.schemaRegistry.name}/*`);
+    for (const s of producer.filter((x) => x.Resource === '*')) {
+      expect(['GetSchemaVersionsById', 'LambdaVpcNetworkInterfaces']).toContain(s.Sid);
+    }
+  });
+
+  test('the cdk-nag acknowledgement of that wildcard carries its reason and source', () => {
+    const resources = template.toJSON().Resources as Record<string, { Metadata?: { cdk_nag?: { rules_to_suppress?: { id: string; reason: string }[] } } }>;
+    for (const policy of ['RegistryReaderRoleDefaultPolicy', 'ProducerRoleDefaultPolicy']) {
+      const metadata = Object.entries(resources).find(([id]) => id.startsWith(policy))?.[1].Metadata;
+      const rule = metadata?.cdk_nag?.rules_to_suppress?.find((r) => r.id === 'AwsSolutions-IAM5[Resource::*]');
+      expect(rule?.reason).toMatch(/SchemaVersionId .*Resource "\*".*awslabs\/aws-glue-schema-registry#68/);
+    }
   });
 
   test('producer function: Rust, in the VPC, contract names wired into its environment', () => {

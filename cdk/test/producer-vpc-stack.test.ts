@@ -1,5 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
-import { resourcesOf, synthOnce } from './helpers';
+import { CROSS_ACCOUNT, PRODUCER_ZONE_IDS, resourcesOf, synthOnce } from './helpers';
 
 describe('producer-vpc', () => {
   const { pipeline } = synthOnce();
@@ -36,5 +36,20 @@ describe('producer-vpc', () => {
 
   test('the default security group is stripped of its rules', () => {
     template.resourceCountIs('Custom::VpcRestrictDefaultSG', 1);
+  });
+});
+
+describe('producer-vpc with zones by AZ ID (two accounts)', () => {
+  const { pipeline } = synthOnce(CROSS_ACCOUNT);
+
+  test.each([
+    ['producer-vpc', () => pipeline.producerVpc, PRODUCER_ZONE_IDS],
+    ['consumer-stack', () => pipeline.consumer!, PRODUCER_ZONE_IDS.slice(0, 2)],
+  ])('%s places each subnet by AvailabilityZoneId, never by a per-account zone name', (_name, stack, ids) => {
+    const subnets = resourcesOf(Template.fromStack(stack()), 'AWS::EC2::Subnet');
+    expect(subnets.map(([, p]) => p.AvailabilityZoneId).sort()).toEqual([...ids].sort());
+    for (const [, props] of subnets) {
+      expect(props.AvailabilityZone).toBeUndefined();
+    }
   });
 });

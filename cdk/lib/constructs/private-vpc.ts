@@ -4,10 +4,14 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
+import { ZoneKind } from '../config';
 
 export interface PrivateVpcProps {
   readonly cidr: string;
+  /** One isolated subnet per zone: AZ IDs (`use1-az1`) or AZ names, as `zoneKind` says. */
   readonly availabilityZones: readonly string[];
+  /** `id`: each subnet is placed by AvailabilityZoneId, the same physical zone in every account. @default 'name' */
+  readonly zoneKind?: ZoneKind;
   /** Encrypts the flow-log group. */
   readonly logKey: kms.IKey;
   /** Interface endpoints to AWS services (reached without NAT or internet gateway). */
@@ -39,6 +43,15 @@ export class PrivateVpc extends Construct {
       enableDnsHostnames: true,
       enableDnsSupport: true,
     });
+    if (props.zoneKind === 'id') {
+      // CDK's Vpc only knows zone names; the zone strings it was given are IDs, so each subnet
+      // takes its zone as AvailabilityZoneId instead (AWS::EC2::Subnet accepts either).
+      for (const subnet of this.vpc.isolatedSubnets) {
+        const cfnSubnet = subnet.node.defaultChild as ec2.CfnSubnet;
+        cfnSubnet.availabilityZoneId = subnet.availabilityZone;
+        cfnSubnet.availabilityZone = undefined;
+      }
+    }
 
     const flowLogGroup = new logs.LogGroup(this, 'FlowLogs', {
       encryptionKey: props.logKey,

@@ -38,6 +38,12 @@ export interface PipelineFunctionProps {
   readonly logRemovalPolicy?: RemovalPolicy;
   /** Roles need a predictable name when another account trusts them by name pattern. @default generated */
   readonly roleName?: string;
+  /**
+   * Why further actions the caller grants this role on Resource "*" cannot be scoped: they share
+   * one cdk-nag finding (AwsSolutions-IAM5[Resource::*]) with the VPC networking actions.
+   * @default - only the VPC networking actions
+   */
+  readonly anyResourceReasons?: readonly string[];
 }
 
 const LOG_LEVELS: Record<LogLevel, lambda.ApplicationLogLevel> = {
@@ -97,8 +103,9 @@ export class PipelineFunction extends Construct {
     acknowledge(
       this.role,
       'AwsSolutions-IAM5[Resource::*]',
-      'Lambda VPC networking: ec2:CreateNetworkInterface and the Describe* calls do not support resource-level '
+      ['Lambda VPC networking: ec2:CreateNetworkInterface and the Describe* calls do not support resource-level '
       + 'permissions; these are the actions of AWSLambdaVPCAccessExecutionRole, written out so no managed policy is attached',
+      ...(props.anyResourceReasons ?? [])].join('. Also: '),
     );
 
     const environment: Record<string, string> = {

@@ -1,4 +1,4 @@
-import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, StackProps, Tags } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
@@ -10,7 +10,7 @@ import { PipelineContracts } from '../contracts';
 import { BrokerEndpoints } from '../constructs/broker-endpoints';
 import { ConsumerData } from '../constructs/consumer-data';
 import { ConsumerMonitoring } from '../constructs/consumer-monitoring';
-import { HANDSHAKE_KEYS, HandshakeSource } from '../constructs/handshake';
+import { HANDSHAKE_KEYS, HANDSHAKE_REVISION_TAG, HandshakeSource } from '../constructs/handshake';
 import { MSK_SCRAM_PORT } from '../constructs/msk-ports';
 import { POSTGRES_PORT, PipelineDatabase } from '../constructs/pipeline-database';
 import { PrivateVpc } from '../constructs/private-vpc';
@@ -42,10 +42,17 @@ export class ConsumerStack extends Stack {
   readonly data: ConsumerData;
   readonly database: PipelineDatabase;
   readonly scramCredentials: secretsmanager.Secret;
+  private readonly zones: readonly string[];
 
   constructor(scope: Construct, id: string, props: ConsumerStackProps) {
     super(scope, id, props);
     const { config, contracts } = props;
+    this.zones = config.consumer.availabilityZones;
+    if (config.consumer.zoneKind === 'name') {
+      acknowledge(this, 'CloudFormation-Validate::W3010',
+        'Zone names come from the validated config (consumer.availabilityZones or the one-account default); '
+        + 'set availabilityZoneIds to place subnets by AZ ID instead');
+    }
     const env = contracts.envVars;
     const retain = config.retainData;
 
@@ -72,6 +79,7 @@ export class ConsumerStack extends Stack {
     const network = new PrivateVpc(this, 'Network', {
       cidr: config.consumerVpcCidr,
       availabilityZones: config.consumer.availabilityZones,
+      zoneKind: config.consumer.zoneKind,
       logKey: operationsKey,
       gatewayEndpoints: true,
       // Lambda, STS and Secrets Manager are needed by the Kafka event source mapping's pollers
@@ -90,6 +98,7 @@ export class ConsumerStack extends Stack {
       subnets: network.subnets,
       brokerCount: config.msk.brokerCount,
       handshake,
+      revision: config.handshakeRevision,
     });
 
     // --- Data ------------------------------------------------------------------------------
@@ -240,6 +249,8 @@ export class ConsumerStack extends Stack {
         destinationConfig: { onFailure: { destination: this.data.onFailureQueue.queueArn } },
         metricsConfig: { metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
       });
+      // The bootstrap servers are dynamic references: the revision makes CloudFormation re-read them.
+      Tags.of(mapping).add(HANDSHAKE_REVISION_TAG, String(config.handshakeRevision));
       // The pollers use the function role: its permissions and the endpoints must exist first.
       mapping.node.addDependency(role, network, brokers);
       mappings[topic.key] = mapping;
@@ -259,6 +270,11 @@ export class ConsumerStack extends Stack {
     new CfnOutput(this, 'StoreEventsBucketName', { value: bucket.bucketName });
     new CfnOutput(this, 'DashboardName', { value: monitoring.dashboard.dashboardName });
     new CfnOutput(this, 'AlarmTopicArn', { value: monitoring.alarmTopic.topicArn });
+  }
+
+  /** The configured zones: without this override CDK looks the account's zones up at synth. */
+  override get availabilityZones(): string[] {
+    return [...this.zones];
   }
 }
 

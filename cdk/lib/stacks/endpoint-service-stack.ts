@@ -1,4 +1,4 @@
-import { Aws, CfnOutput, Duration, Fn, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
+import { Aws, CfnOutput, Duration, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as elbv2 from 'aws-cdk-lib/aws-elasticloadbalancingv2';
 import * as elbv2Targets from 'aws-cdk-lib/aws-elasticloadbalancingv2-targets';
@@ -7,7 +7,7 @@ import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { PipelineConfig } from '../config';
 import { PipelineContracts } from '../contracts';
-import { HANDSHAKE_KEYS } from '../constructs/handshake';
+import { clusterDomainExpression, HANDSHAKE_KEYS } from '../constructs/handshake';
 import { MSK_SCRAM_PORT } from '../constructs/msk-ports';
 import { acknowledge, checkovSkip, pipelineKey } from '../constructs/security';
 import { MskStack } from './msk-stack';
@@ -57,8 +57,9 @@ export class EndpointServiceStack extends Stack {
 
     const consumerPrincipal = new iam.ArnPrincipal(`arn:${Aws.PARTITION}:iam::${consumerAccount}:root`);
     const services: ec2.VpcEndpointService[] = [];
-    msk.brokers.forEach((broker, i) => {
-      const n = i + 1;
+    // NLB n and endpoint service n serve broker id n (BrokerDiscovery keys brokers by id).
+    for (const broker of msk.brokers) {
+      const n = broker.id;
       const nlb = new elbv2.NetworkLoadBalancer(this, `Broker${n}Nlb`, {
         vpc: props.vpc,
         vpcSubnets: props.subnets,
@@ -70,6 +71,8 @@ export class EndpointServiceStack extends Stack {
       nlb.addListener('Kafka', {
         port: MSK_SCRAM_PORT,
         protocol: elbv2.Protocol.TCP,
+        // Longer than the brokers' idle limit, so the broker (not the NLB, silently) closes idle connections.
+        tcpIdleTimeout: Duration.seconds(BROKER_NLB_IDLE_TIMEOUT_SECONDS),
         defaultTargetGroups: [
           new elbv2.NetworkTargetGroup(this, `Broker${n}Target`, {
             vpc: props.vpc,
@@ -111,9 +114,12 @@ export class EndpointServiceStack extends Stack {
         );
       }
       services.push(service);
-    });
+    }
     this.endpointServices = services;
 
+    // Only the consumer account's CloudFormation execution role (CDK bootstrap, any qualifier) reads
+    // the handshake: CloudFormation resolves the dynamic references with the stack's service role.
+    const consumerDeployRole = consumerDeployRoleArnPattern(this.partition, consumerAccount, this.region);
     // The handshake key: readable by the consumer account through Secrets Manager only.
     const handshakeKey = pipelineKey(this, 'HandshakeKey', {
       description: 'Encrypts the PrivateLink handshake secret shared with the consumer account',
@@ -125,17 +131,13 @@ export class EndpointServiceStack extends Stack {
       actions: ['kms:Decrypt', 'kms:DescribeKey'],
       resources: ['*'],
       conditions: {
-        StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.amazonaws.com` },
+        StringEquals: { 'kms:ViaService': `secretsmanager.${this.region}.${Aws.URL_SUFFIX}` },
+        ArnLike: { 'aws:PrincipalArn': consumerDeployRole },
       },
     }));
 
-    // Broker hosts are b-<id>.<cluster name>.<cluster id>.c<n>.kafka.<region>.amazonaws.com;
-    // the consumer's private zone is everything after "b-<id>.", rebuilt from the cluster name.
-    const firstHost = msk.brokers[0].host;
-    const clusterDomain = Fn.join('', [
-      `${msk.clusterName}.`,
-      Fn.select(1, Fn.split(`.${msk.clusterName}.`, firstHost)),
-    ]);
+    // The consumer's private zone: broker 1's host without its b-1 label (aws-facts MSK_BROKER_HOST).
+    const clusterDomain = clusterDomainExpression(msk.brokers[0].host);
 
     const values: Record<string, string> = {
       [HANDSHAKE_KEYS.clusterDomain]: clusterDomain,
@@ -143,10 +145,10 @@ export class EndpointServiceStack extends Stack {
       [HANDSHAKE_KEYS.bootstrapServers]: msk.bootstrapScram,
     };
     msk.brokers.forEach((broker, i) => {
-      values[HANDSHAKE_KEYS.brokerHost(i)] = broker.host;
-      values[HANDSHAKE_KEYS.brokerPort(i)] = String(MSK_SCRAM_PORT);
-      values[HANDSHAKE_KEYS.brokerEndpoint(i)] = `${broker.host}:${MSK_SCRAM_PORT}`;
-      values[HANDSHAKE_KEYS.brokerService(i)] = services[i].vpcEndpointServiceName;
+      values[HANDSHAKE_KEYS.brokerHost(broker.id)] = broker.host;
+      values[HANDSHAKE_KEYS.brokerPort(broker.id)] = String(MSK_SCRAM_PORT);
+      values[HANDSHAKE_KEYS.brokerEndpoint(broker.id)] = `${broker.host}:${MSK_SCRAM_PORT}`;
+      values[HANDSHAKE_KEYS.brokerService(broker.id)] = services[i].vpcEndpointServiceName;
     });
     const secretObjectValue: Record<string, SecretValue> = {};
     for (const [k, v] of Object.entries(values)) {
@@ -168,6 +170,7 @@ export class EndpointServiceStack extends Stack {
       principals: [new iam.AccountPrincipal(consumerAccount)],
       actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
       resources: ['*'],
+      conditions: { ArnLike: { 'aws:PrincipalArn': consumerDeployRole } },
     }));
     // The handshake is the consumer's go signal: it only exists once every topic exists.
     handshake.node.addDependency(msk.topics);
@@ -187,6 +190,20 @@ export class EndpointServiceStack extends Stack {
       value: handshake.secretArn,
       description: 'Set pipeline.consumer.handshakeSecretArn to this value to deploy consumer-stack in the consumer account',
     });
-    services.forEach((s, i) => new CfnOutput(this, `Broker${i + 1}ServiceName`, { value: s.vpcEndpointServiceName }));
+    services.forEach((s, i) => new CfnOutput(this, `Broker${msk.brokers[i].id}ServiceName`, { value: s.vpcEndpointServiceName }));
   }
+}
+
+/**
+ * NLB TCP idle timeout of the broker listeners: above Kafka's connections.max.idle.ms, within the
+ * NLB's range (aws-facts NLB_TCP_IDLE_TIMEOUT; endpoint-service-stack.test.ts checks both).
+ */
+export const BROKER_NLB_IDLE_TIMEOUT_SECONDS = 600;
+
+/**
+ * The role CloudFormation deploys consumer-stack with: the CDK bootstrap's execution role
+ * `cdk-<qualifier>-cfn-exec-role-<account>-<region>` (any qualifier).
+ */
+export function consumerDeployRoleArnPattern(partition: string, consumerAccount: string, region: string): string {
+  return `arn:${partition}:iam::${consumerAccount}:role/cdk-*-cfn-exec-role-${consumerAccount}-${region}`;
 }

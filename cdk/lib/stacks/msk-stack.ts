@@ -1,10 +1,12 @@
 import { Aws, CustomResource, Fn, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as appscaling from 'aws-cdk-lib/aws-applicationautoscaling';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as msk from 'aws-cdk-lib/aws-msk';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
+import { MSK_STORAGE_AUTO_SCALING } from '../aws-facts';
 import { PipelineConfig } from '../config';
 import { PipelineContracts } from '../contracts';
 import { acknowledgeAwsCustomResourceSingleton, BrokerDiscovery, DiscoveredBroker } from '../constructs/broker-discovery';
@@ -119,6 +121,26 @@ export class MskStack extends Stack {
       'Broker logs go to CloudWatch Logs (loggingInfo.brokerLogs); S3 and Firehose delivery would duplicate them',
     );
 
+    // Broker storage grows before it fills up (MSK cannot shrink it, so scale-in stays off). No
+    // role: Application Auto Scaling uses its service-linked role for MSK.
+    const storageScaling = new appscaling.CfnScalableTarget(this, 'BrokerStorageScaling', {
+      serviceNamespace: MSK_STORAGE_AUTO_SCALING.serviceNamespace,
+      scalableDimension: MSK_STORAGE_AUTO_SCALING.scalableDimension,
+      resourceId: this.cluster.attrArn,
+      minCapacity: config.msk.volumeSizeGiB,
+      maxCapacity: config.msk.maxVolumeSizeGiB,
+    });
+    new appscaling.CfnScalingPolicy(this, 'BrokerStoragePolicy', {
+      policyName: `${config.msk.clusterName}-broker-storage`,
+      policyType: 'TargetTrackingScaling',
+      scalingTargetId: storageScaling.ref,
+      targetTrackingScalingPolicyConfiguration: {
+        predefinedMetricSpecification: { predefinedMetricType: MSK_STORAGE_AUTO_SCALING.predefinedMetric },
+        targetValue: BROKER_STORAGE_TARGET_PERCENT,
+        disableScaleIn: true,
+      },
+    });
+
     const scramUserName = `${contracts.project}-consumer`;
     const scramSecret = new secretsmanager.Secret(this, 'ScramSecret', {
       // MSK only associates secrets whose name starts with AmazonMSK_.
@@ -152,6 +174,7 @@ export class MskStack extends Stack {
       clusterArn: this.cluster.attrArn,
       brokerCount: config.msk.brokerCount,
       logKey: props.logKey,
+      revision: config.handshakeRevision,
     });
     discovery.node.addDependency(scramAssociation);
     this.brokers = discovery.brokers;
@@ -192,3 +215,6 @@ export class MskStack extends Stack {
     return `arn:${Aws.PARTITION}:kafka:${this.region}:${this.account}:group/${this.clusterName}/${this.clusterUuid}/${groupName}`;
   }
 }
+
+/** Storage utilization the auto scaling policy keeps brokers under (MSK recommends 50–60 %). */
+export const BROKER_STORAGE_TARGET_PERCENT = 60;

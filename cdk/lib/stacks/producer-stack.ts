@@ -7,6 +7,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { GLUE_SCHEMA_VERSION_BY_ID } from '../aws-facts';
 import { PipelineConfig, topicByKey } from '../config';
 import { PipelineContracts, readSchemaFile } from '../contracts';
 import { MSK_IAM_PORT } from '../constructs/msk-ports';
@@ -94,16 +95,9 @@ export class ProducerStack extends Stack {
         },
       }),
     });
-    this.registryReaderRole.addToPrincipalPolicy(new iam.PolicyStatement({
-      sid: 'ReadSchemaVersionsOfThisRegistry',
-      actions: ['glue:GetSchemaVersion'],
-      resources: [registryArn, schemasInRegistry],
-    }));
-    acknowledge(
-      this.registryReaderRole,
-      schemasFinding,
-      'Schemas are looked up by version id and new ones are registered at run time; the wildcard stays inside this one registry',
-    );
+    // The consumer resolves each record's schema version id: that lookup is only authorised on "*".
+    this.registryReaderRole.addToPrincipalPolicy(schemaVersionByIdStatement());
+    acknowledge(this.registryReaderRole, 'AwsSolutions-IAM5[Resource::*]', GLUE_SCHEMA_VERSION_BY_ID.reason);
 
     // --- Producer function ---------------------------------------------------------------
     const functionKey = pipelineKey(this, 'FunctionKey', {
@@ -138,6 +132,7 @@ export class ProducerStack extends Stack {
       encryptionKey: functionKey,
       timeout: Duration.minutes(2),
       memorySize: 512,
+      anyResourceReasons: [GLUE_SCHEMA_VERSION_BY_ID.reason],
       environment: {
         [env.kafkaBootstrapServers]: msk.bootstrapIam,
         [env.kafkaAuth]: 'iam',
@@ -167,11 +162,13 @@ export class ProducerStack extends Stack {
         'glue:GetSchema',
         'glue:CreateSchema',
         'glue:GetSchemaByDefinition',
-        'glue:GetSchemaVersion',
         'glue:RegisterSchemaVersion',
       ],
       resources: [registryArn, schemasInRegistry],
     }));
+    // Waiting until a registered version is AVAILABLE looks it up by its id (acknowledged through
+    // anyResourceReasons above).
+    role.addToPrincipalPolicy(schemaVersionByIdStatement());
     acknowledge(
       role,
       schemasFinding,
@@ -216,4 +213,13 @@ export class ProducerStack extends Stack {
     new CfnOutput(this, 'ProducerFunctionName', { value: this.producer.function.functionName });
     new CfnOutput(this, 'RegistryReaderRoleArn', { value: this.registryReaderRole.roleArn });
   }
+}
+
+/** glue:GetSchemaVersion on "*" in a statement of its own, so nothing else rides on the wildcard. */
+function schemaVersionByIdStatement(): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'GetSchemaVersionsById',
+    actions: [GLUE_SCHEMA_VERSION_BY_ID.action],
+    resources: ['*'],
+  });
 }
