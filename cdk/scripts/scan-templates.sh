@@ -60,7 +60,8 @@ mkdir -p "$OUT"
 # Placeholder accounts only shape the templates; nothing is deployed.
 synth_variant one-account '{}'
 synth_variant two-accounts '{
-  "producer": {"account": "111111111111", "region": "eu-west-1"},
+  "producer": {"account": "111111111111", "region": "eu-west-1",
+               "availabilityZoneIds": ["euw1-az1", "euw1-az2", "euw1-az3"]},
   "consumer": {"account": "222222222222", "region": "eu-west-1",
                "handshakeSecretArn": "arn:aws:secretsmanager:eu-west-1:111111111111:secret:handshake-AbCdEf"}
 }'

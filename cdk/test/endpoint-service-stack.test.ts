@@ -25,7 +25,7 @@ describe('producer-endpoint-service (cross-account)', () => {
     expect(groups).toHaveLength(brokers);
     for (const [, group] of groups) {
       expect(group).toMatchObject({ Port: 9096, Protocol: 'TCP', TargetType: 'ip' });
-      expect(text(group.Targets)).toMatch(/BrokersListNodes[0-9A-F]{8}Broker\dIp/);
+      expect(text(group.Targets)).toMatch(/BrokersNodesById[0-9A-F]{8}Broker\dIp/);
     }
   });
 
@@ -33,7 +33,7 @@ describe('producer-endpoint-service (cross-account)', () => {
     for (let n = 1; n <= brokers; n++) {
       const group = logicalIdOf(template, 'AWS::ElasticLoadBalancingV2::TargetGroup', `Broker${n}Target`);
       const [[, props]] = resourcesOf(template, 'AWS::ElasticLoadBalancingV2::TargetGroup').filter(([id]) => id === group);
-      expect(text(props.Targets)).toMatch(new RegExp(`BrokersListNodes[0-9A-F]{8}Broker${n}Ip`));
+      expect(text(props.Targets)).toMatch(new RegExp(`BrokersNodesById[0-9A-F]{8}Broker${n}Ip`));
     }
   });
 

@@ -188,7 +188,8 @@ export class BrokerDiscovery extends Construct {
       `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(cfnHandler)}.Arn>:*]`,
       'The provider framework may invoke any version of the discovery handler; the grant is scoped to that one function',
     );
-    const nodes = new CustomResource(this, 'ListNodes', {
+    // A new logical id, not the former AwsCustomResource's: CloudFormation cannot change a resource's type in place.
+    const nodes = new CustomResource(this, 'NodesById', {
       serviceToken: provider.serviceToken,
       resourceType: 'Custom::MskBrokers',
       properties: { ClusterArn: props.clusterArn, BrokerCount: props.brokerCount, Revision: props.revision },
