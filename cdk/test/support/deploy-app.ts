@@ -32,7 +32,8 @@ export interface DeployedApp {
 export function synthesize(raw: Json): { name: string; template: Json; account?: string; region?: string }[] {
   const context = cdkJsonContext();
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdk-deploy-checks-'));
-  const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
+  // Path metadata (as the CDK CLI writes it) tells the IAM check which function is which.
+  const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
   const config = parseConfig(mergeConfig(context.pipeline as Json, raw), loadContracts(), {});
   buildPipeline(app, { config, nag: false });
   const assembly = app.synth();
