@@ -4,6 +4,7 @@
  * bootstrap server, endpoint service names, ARNs, security-group ports and reachability, secret
  * names, and CloudFormation's per-template limits. Each returns findings; none means it holds.
  */
+import { cloudWatchLogsMayUseKey, PolicyStatement } from './iam-policy';
 import { isValidDnsName } from './resource-models';
 import { EvaluatedStack, DeployWorld } from './template-evaluator';
 
@@ -355,6 +356,26 @@ export function secretNameFindings(world: DeployWorld): string[] {
     .map((s) => `secret ${s.name} ends in a hyphen and six characters, which Secrets Manager confuses with its ARN suffix`);
 }
 
+/** Every log group encrypted with a customer managed key names one that CloudWatch Logs may use for it. */
+export function logGroupKeyFindings(world: DeployWorld, stacks: readonly EvaluatedStack[]): string[] {
+  const out: string[] = [];
+  for (const s of stacks) {
+    for (const group of resourcesOfType(s, 'AWS::Logs::LogGroup')) {
+      const keyArn = group.properties.KmsKeyId;
+      if (typeof keyArn !== 'string') {
+        continue;
+      }
+      const policy = (world.state.keyPolicies.get(keyArn) ?? []) as unknown as PolicyStatement[];
+      const groupArn = String(group.created.attributes.Arn).replace(/:\*$/, '');
+      const missing = ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey'].filter((a) => !cloudWatchLogsMayUseKey(policy, s.env.region, groupArn, a));
+      if (missing.length > 0) {
+        out.push(`${s.env.stackName}/${group.logicalId}: CreateLogGroup fails: the policy of ${keyArn} does not let logs.${s.env.region}.amazonaws.com ${missing.join(', ')} for ${groupArn}`);
+      }
+    }
+  }
+  return out;
+}
+
 /** Every check; an empty list means the deployment holds. */
 export function allFindings(world: DeployWorld, stacks: readonly EvaluatedStack[]): string[] {
   return [
@@ -365,5 +386,6 @@ export function allFindings(world: DeployWorld, stacks: readonly EvaluatedStack[
     ...brokerRouteFindings(world, stacks),
     ...securityGroupFindings(world, stacks),
     ...secretNameFindings(world),
+    ...logGroupKeyFindings(world, stacks),
   ];
 }

@@ -7,7 +7,7 @@
  */
 import { DeployedApp } from './deploy-app';
 import {
-  AuthorizationRequest, decide, grantedActions, PolicyStatement, principalMatches, statementApplies,
+  AuthorizationRequest, cloudWatchLogsMayUseKey, decide, grantedActions, PolicyStatement, principalMatches, statementApplies,
 } from './iam-policy';
 import { EvaluatedResource, EvaluatedStack } from './template-evaluator';
 
@@ -102,6 +102,8 @@ export interface FunctionView {
   readonly role: RoleView;
   readonly environment: Readonly<Record<string, string>>;
   readonly logGroupArn?: string;
+  /** Customer managed key of the log group, which CloudWatch Logs itself uses. */
+  readonly logKeyArn?: string;
 }
 
 export interface Judgement {
@@ -173,8 +175,12 @@ export function functionOf(app: DeployedApp, name: string, constructName: string
   }
   const environment = ((r.properties.Environment as Json | undefined)?.Variables ?? {}) as Record<string, string>;
   const logGroup = String(((r.properties.LoggingConfig as Json | undefined)?.LogGroup) ?? '');
-  const logGroupArn = resourcesOf(app, 'AWS::Logs::LogGroup').find((x) => x.r.created.ref === logGroup)?.r.created.attributes.Arn as string | undefined;
-  return { name, resource: r, stack, role, environment, logGroupArn };
+  const group = resourcesOf(app, 'AWS::Logs::LogGroup').find((x) => x.r.created.ref === logGroup)?.r;
+  return {
+    name, resource: r, stack, role, environment,
+    logGroupArn: group?.created.attributes.Arn as string | undefined,
+    logKeyArn: group?.properties.KmsKeyId as string | undefined,
+  };
 }
 
 /** Resolves what a local call names to the deployed app's resources. */
@@ -445,6 +451,9 @@ export function checkIam(input: CheckInput): IamReport {
       for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
         judge(fn, fn.role, `${action} (implied: Lambda writes the function's logs with its execution role)`, { action, resource: stream }, {});
       }
+      if (fn.logKeyArn) {
+        judgements.push(...logsServiceUsesKey(app, fn));
+      }
     }
   }
   const unused: Record<string, string[]> = {};
@@ -454,6 +463,21 @@ export function checkIam(input: CheckInput): IamReport {
     unused[role] = grantedActions(view?.statements ?? []).filter((a) => !usedActions.has(a.toLowerCase()));
   }
   return { judgements, denied: judgements.filter((j) => !j.allowed), unused, problems };
+}
+
+/** CloudWatch Logs itself uses the log group's key when the function logs (see {@link cloudWatchLogsMayUseKey}). */
+function logsServiceUsesKey(app: DeployedApp, fn: FunctionView): Judgement[] {
+  const keyArn = String(fn.logKeyArn);
+  const region = keyArn.split(':')[3];
+  const groupArn = String(fn.logGroupArn).replace(/:\*$/, '');
+  const policy = keyPolicy(app, keyArn) ?? [];
+  return ['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => {
+    const allowed = cloudWatchLogsMayUseKey(policy, region, groupArn, action);
+    return {
+      function: fn.name, role: `service logs.${region}.amazonaws.com`, call: `log delivery to ${groupArn}`, action, resource: keyArn, allowed,
+      why: allowed ? 'allowed by the key policy' : `the key policy does not let CloudWatch Logs use the key for ${groupArn}`,
+    };
+  });
 }
 
 /** The report as text: denials and problems first, then unused grants, then a count per role. */

@@ -153,3 +153,16 @@ export function principalMatches(principal: unknown, callerArn: string, callerAc
 export function grantedActions(statements: readonly PolicyStatement[]): string[] {
   return [...new Set(statements.filter((s) => s.Effect === 'Allow').flatMap((s) => list(s.Action)))];
 }
+
+/**
+ * Whether a key policy lets CloudWatch Logs (the service principal logs.<region>.amazonaws.com) use
+ * the key for one log group; without it CreateLogGroup with that key fails and nothing is logged
+ * (CloudWatch Logs user guide, "Encrypt log data in CloudWatch Logs using AWS KMS": kms:Encrypt*,
+ * kms:Decrypt*, kms:GenerateDataKey*, with kms:EncryptionContext:aws:logs:arn naming the group).
+ */
+export function cloudWatchLogsMayUseKey(keyPolicy: readonly PolicyStatement[], region: string, logGroupArn: string, action: string): boolean {
+  const service = `logs.${region}.amazonaws.com`;
+  return keyPolicy.some((s) => s.Effect === 'Allow'
+    && list((s.Principal as Json | undefined)?.Service).some((p) => p === service || p === `${service}.cn`)
+    && statementApplies({ ...s, Resource: '*' }, { action, resource: '*', context: { 'kms:EncryptionContext:aws:logs:arn': logGroupArn } }));
+}
