@@ -455,6 +455,9 @@ export function checkIam(input: CheckInput): IamReport {
         judgements.push(...logsServiceUsesKey(app, fn));
       }
     }
+    for (const need of lambdaServiceCalls(app, fn)) {
+      judge(fn, fn.role, need.why, need, need.context ?? {});
+    }
   }
   const unused: Record<string, string[]> = {};
   for (const role of new Set(judgements.map((j) => j.role))) {
@@ -463,6 +466,63 @@ export function checkIam(input: CheckInput): IamReport {
     unused[role] = grantedActions(view?.statements ?? []).filter((a) => !usedActions.has(a.toLowerCase()));
   }
   return { judgements, denied: judgements.filter((j) => !j.allowed), unused, problems };
+}
+
+interface ServiceCall extends Needed {
+  readonly why: string;
+  readonly context?: Record<string, string>;
+}
+
+/**
+ * Calls Lambda makes with the function's execution role, which no local run can record: the VPC
+ * network interfaces (Lambda developer guide, "Giving Lambda functions access to resources in an
+ * Amazon VPC") and, for each Kafka event source mapping of the function, reading its SASL secret and
+ * sending failed batches to its on-failure destination ("Self-managed Apache Kafka" execution role
+ * permissions, and "Kafka on-failure destinations").
+ */
+function lambdaServiceCalls(app: DeployedApp, fn: FunctionView): ServiceCall[] {
+  const out: ServiceCall[] = [];
+  const arn = String(fn.resource.created.attributes.Arn);
+  const inVpc = fn.resource.properties.VpcConfig !== undefined;
+  const mappings = resourcesOf(app, 'AWS::Lambda::EventSourceMapping').filter(({ r }) => r.properties.FunctionName === arn
+    || r.properties.FunctionName === fn.resource.created.ref);
+  const eniActions = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface'];
+  const pollerActions = ['ec2:DescribeVpcs', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups'];
+  if (inVpc) {
+    for (const action of eniActions) {
+      out.push({ action, resource: '*', why: `${action} (implied: Lambda manages the function's VPC network interfaces with its role)` });
+    }
+  }
+  for (const { r } of mappings) {
+    const access = asList(r.properties.SourceAccessConfigurations as Json[] | undefined);
+    for (const a of access) {
+      if (/_AUTH$/.test(String(a.Type))) {
+        const secret = resourcesOf(app, 'AWS::SecretsManager::Secret').find(({ r: x }) => x.created.ref === a.URI)?.r;
+        out.push({ action: 'secretsmanager:GetSecretValue', resource: String(a.URI), why: `the event source mapping ${r.logicalId} reads its ${String(a.Type)} secret` });
+        const key = secret ? keyOf(secret) : undefined;
+        if (key) {
+          out.push({ action: 'kms:Decrypt', resource: key, why: `the event source mapping ${r.logicalId} decrypts its secret`, context: { 'kms:ViaService': `secretsmanager.${key.split(':')[3]}.amazonaws.com` } });
+        }
+      }
+    }
+    if (access.some((a) => a.Type === 'VPC_SUBNET')) {
+      for (const action of [...eniActions, ...pollerActions]) {
+        out.push({ action, resource: '*', why: `${action} (implied: the event source mapping ${r.logicalId} polls from the VPC)` });
+      }
+    }
+    const destination = ((r.properties.DestinationConfig as Json | undefined)?.OnFailure as Json | undefined)?.Destination;
+    const queue = resourcesOf(app, 'AWS::SQS::Queue').find(({ r: q }) => q.created.attributes.Arn === destination)?.r;
+    if (queue) {
+      out.push({ action: 'sqs:SendMessage', resource: String(destination), why: `the event source mapping ${r.logicalId} sends failed batches to its on-failure queue` });
+      const key = keyOf(queue);
+      if (key) {
+        for (const action of KMS_IMPLIED.sqs.actions('SendMessage')) {
+          out.push({ action, resource: key, why: `the on-failure queue of ${r.logicalId} is encrypted (${KMS_IMPLIED.sqs.source})`, context: { 'kms:ViaService': `sqs.${key.split(':')[3]}.amazonaws.com` } });
+        }
+      }
+    }
+  }
+  return out;
 }
 
 /** CloudWatch Logs itself uses the log group's key when the function logs (see {@link cloudWatchLogsMayUseKey}). */
@@ -480,6 +540,11 @@ function logsServiceUsesKey(app: DeployedApp, fn: FunctionView): Judgement[] {
   });
 }
 
+/** Services whose authorisation a local run cannot record, and why. */
+export const NOT_RECORDABLE: Readonly<Record<string, string>> = {
+  'kafka-cluster': 'MSK IAM authentication happens inside the broker protocol; the local Kafka broker has none',
+};
+
 /** The report as text: denials and problems first, then unused grants, then a count per role. */
 export function formatReport(report: IamReport): string {
   const lines: string[] = [];
@@ -495,8 +560,14 @@ export function formatReport(report: IamReport): string {
     }
   }
   for (const [role, actions] of Object.entries(report.unused)) {
-    if (actions.length > 0) {
-      lines.push(`UNUSED  ${role}: ${actions.join(', ')}`);
+    const unobservable = actions.filter((a) => a.split(':')[0] in NOT_RECORDABLE);
+    const unused = actions.filter((a) => !unobservable.includes(a));
+    if (unused.length > 0) {
+      lines.push(`UNUSED  ${role}: ${unused.join(', ')}`);
+    }
+    if (unobservable.length > 0) {
+      const why = [...new Set(unobservable.map((a) => NOT_RECORDABLE[a.split(':')[0]]))].join('; ');
+      lines.push(`UNSEEN  ${role}: ${unobservable.join(', ')} (${why})`);
     }
   }
   const byRole = new Map<string, { ok: number; denied: number }>();
