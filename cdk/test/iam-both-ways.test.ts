@@ -104,6 +104,9 @@ describe('IAM checker over the deployed app', () => {
     expect(denials([...consumerWork, ...producerWork]).filter((d) => d.startsWith('consumer ') && !d.includes('service logs.'))).toEqual([]);
     expect(report.judgements.filter((j) => j.action === 'kms:GenerateDataKey').length).toBeGreaterThan(0);
     expect(report.judgements.some((j) => j.action === 'logs:PutLogEvents')).toBe(true);
+    // A read of a missing object answered 404 needs s3:ListBucket (else S3 answers 403).
+    const missing = { ...consumerWork[3], status: 404 };
+    expect(check([missing, ...producerWork]).judgements.filter((j) => j.action === 's3:ListBucket').map((j) => j.allowed)).toEqual([true]);
   });
 
   test('reading a writer schema by version id works for the consumer (through the registry role) and the producer', () => {

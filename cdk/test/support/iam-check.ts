@@ -55,6 +55,10 @@ export const AWS_EXCEPTIONS = {
       + 'ListObjectsV2 as s3:ListBucket on the bucket',
     source: 'Amazon S3 user guide, "Actions, resources, and condition keys for Amazon S3" (required permissions per API)',
   },
+  s3MissingKeyNeedsList: {
+    rule: 'a GetObject or HeadObject of a missing key answers 404 only with s3:ListBucket on the bucket, else 403 AccessDenied',
+    source: 'Amazon S3 API reference, GetObject and HeadObject, "Permissions"',
+  },
   dynamodbBatchPerTable: {
     rule: 'BatchGetItem and BatchWriteItem are authorised per table named in RequestItems; TransactWriteItems per item action',
     source: 'Amazon DynamoDB developer guide, "Using IAM policy conditions for fine-grained access control" / API permissions reference',
@@ -292,7 +296,11 @@ function authorisations(call: RecordedCall, map: ResourceMap): Needed[] {
         ListObjectsV2: ['s3:ListBucket', arnOf(bucket)], ListObjects: ['s3:ListBucket', arnOf(bucket)],
       };
       const [action, resource] = actions[op] ?? [`s3:${op}`, `arn:aws:s3:::${name}`];
-      return [{ action, resource, key: bucket, exception: ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'HeadObject', 'ListObjectsV2'].includes(op) ? 's3MultipartAsPutObject' : undefined }];
+      const out: Needed[] = [{ action, resource, key: bucket, exception: ['CreateMultipartUpload', 'UploadPart', 'CompleteMultipartUpload', 'HeadObject', 'ListObjectsV2'].includes(op) ? 's3MultipartAsPutObject' : undefined }];
+      if (call.status === 404 && (op === 'GetObject' || op === 'HeadObject')) {
+        out.push({ action: 's3:ListBucket', resource: arnOf(bucket), exception: 's3MissingKeyNeedsList' });
+      }
+      return out;
     }
     case 'sqs': {
       const queue = map.queue(String(res.QueueUrl ?? res.QueueName));
