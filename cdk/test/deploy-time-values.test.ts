@@ -169,6 +169,31 @@ describe('template evaluator', () => {
     expect(() => deployOne(node0 as Json, { ...CN_ENV, stackName: 'again' })).toThrow(/has no attribute NodeInfoList\.0/);
   });
 
+  test('a custom resource with an inline Node.js handler runs against the world\'s SDK answers', () => {
+    const handler = [
+      'const { KafkaClient, ListNodesCommand } = require("@aws-sdk/client-kafka");',
+      'exports.handler = async (event) => {',
+      '  const page = await new KafkaClient({}).send(new ListNodesCommand({ ClusterArn: event.ResourceProperties.ClusterArn }));',
+      '  const data = {};',
+      '  for (const n of page.NodeInfoList) { data[`Broker${n.BrokerNodeInfo.BrokerId}Host`] = n.BrokerNodeInfo.Endpoints[0]; }',
+      '  if (Object.keys(data).length !== Number(event.ResourceProperties.BrokerCount)) { throw new Error("broker count"); }',
+      '  return { PhysicalResourceId: event.ResourceProperties.ClusterArn, Data: data };',
+      '};',
+    ].join('\n');
+    const template = (count: number) => ({
+      Resources: {
+        S1: { Type: 'AWS::EC2::Subnet', Properties: { CidrBlock: '10.10.0.0/24', AvailabilityZone: 'us-east-1a', VpcId: 'v' } },
+        C: { Type: 'AWS::MSK::Cluster', Properties: { ClusterName: 'demo-cluster-1', NumberOfBrokerNodes: 2, BrokerNodeGroupInfo: { ClientSubnets: [{ Ref: 'S1' }] } } },
+        H: { Type: 'AWS::Lambda::Function', Properties: { Runtime: 'nodejs24.x', Handler: 'index.handler', Code: { ZipFile: handler }, Role: 'r' } },
+        Framework: { Type: 'AWS::Lambda::Function', Properties: { Runtime: 'nodejs24.x', Code: { S3Bucket: 'b', S3Key: 'k' }, Role: 'r', Environment: { Variables: { USER_ON_EVENT_FUNCTION_ARN: { 'Fn::GetAtt': ['H', 'Arn'] } } } } },
+        Brokers: { Type: 'Custom::MskBrokers', Properties: { ServiceToken: { 'Fn::GetAtt': ['Framework', 'Arn'] }, ClusterArn: { Ref: 'C' }, BrokerCount: count } },
+      },
+      Outputs: { Host: { Value: { 'Fn::GetAtt': ['Brokers', 'Broker2Host'] } } },
+    });
+    expect(String(deployOne(template(2)).outputs.Host)).toMatch(/^b-2\.democluster1\.[a-z0-9]{6}\.c2\.kafka\.us-east-1\.amazonaws\.com$/);
+    expect(() => deployOne(template(3))).toThrow(/the custom resource handler failed: broker count/);
+  });
+
   test('broker hosts follow MSK\'s format: the cluster label loses its hyphens', () => {
     expect(mskBrokerHost('demo-cluster-1', 'seed', 1, 'us-east-1')).toMatch(/^b-1\.democluster1\.[a-z0-9]{6}\.c2\.kafka\.us-east-1\.amazonaws\.com$/);
     expect(mskBrokerHost('techx-tf4-orders', 'seed', 2, 'cn-north-1')).toMatch(/^b-2\.techxtf4orders\.[a-z0-9]{6}\.c2\.kafka\.cn-north-1\.amazonaws\.com\.cn$/);

@@ -4,6 +4,7 @@
  * pipeline's templates can run into. A type or attribute that is not modelled fails loudly, so a
  * new resource is added here instead of passing unchecked.
  */
+import { spawnSync } from 'node:child_process';
 import {
   addressInCidr, hashText, mskBrokerHost, PartitionFacts, UPPER_ALNUM, ALNUM, uuid, zonesOf,
 } from './aws-world';
@@ -86,6 +87,8 @@ export class WorldState {
   readonly endpoints = new Map<string, InterfaceEndpointState>();
   readonly zones = new Map<string, { name: string; account: string }>();
   readonly records: { zoneId: string; name: string; type: string; aliasDnsName?: string; aliasZoneId?: string }[] = [];
+  /** Lambda functions by ARN: inline code (Code.ZipFile), runtime and environment. */
+  readonly functions = new Map<string, { code?: string; runtime?: string; environment: Record<string, string> }>();
   /** Order in which kafka:ListNodes lists brokers; AWS documents none. */
   listNodesOrder: 'ascending' | 'descending' = 'ascending';
 
@@ -443,9 +446,15 @@ const MODELS: Record<string, Model> = {
     // The Arn attribute ends in ":*" (AWS::Logs::LogGroup return values).
     return { ref: name, attributes: { Arn: h.arn('logs', `log-group:${name}:*`) } };
   },
-  'AWS::Lambda::Function': (_c, _w, h) => {
+  'AWS::Lambda::Function': (_c, w, h) => {
     const name = h.str('FunctionName') ?? h.name(64);
-    return { ref: name, attributes: { Arn: h.arn('lambda', `function:${name}`), 'SnapStartResponse.ApplyOn': 'None' } };
+    const arn = h.arn('lambda', `function:${name}`);
+    w.functions.set(arn, {
+      code: ((h.prop('Code') ?? {}) as Json).ZipFile as string | undefined,
+      runtime: h.str('Runtime'),
+      environment: (((h.prop('Environment') ?? {}) as Json).Variables ?? {}) as Record<string, string>,
+    });
+    return { ref: name, attributes: { Arn: arn, 'SnapStartResponse.ApplyOn': 'None' } };
   },
   'AWS::Lambda::Permission': (_c, _w, h) => ({ ref: h.name(64), attributes: {} }),
   'AWS::Lambda::EventSourceMapping': (c, _w, h) => {
@@ -567,9 +576,84 @@ const MODELS: Record<string, Model> = {
   'AWS::CDK::Metadata': (_c, _w, h) => ({ ref: h.hex(12), attributes: {} }),
 };
 
-/** CloudFormation custom resources without a model of their own answer only Ref. */
-function customResource(_c: CreateContext, _w: WorldState, h: Helpers): CreatedResource {
-  return { ref: `${h.hex(12)}`, attributes: {} };
+/**
+ * Other custom resources: when the handler behind the service token (directly, or through the CDK
+ * provider framework's USER_ON_EVENT_FUNCTION_ARN) is inline Node.js code, it runs here against an
+ * AWS SDK that answers from this world, and its Data become the attributes, as CloudFormation would
+ * take them. Any other handler (e.g. the Rust topic-admin) answers only Ref.
+ */
+function customResource(c: CreateContext, w: WorldState, h: Helpers): CreatedResource {
+  const token = String(h.prop('ServiceToken') ?? '');
+  let handler = w.functions.get(token);
+  const userHandler = handler?.environment.USER_ON_EVENT_FUNCTION_ARN;
+  if (userHandler) {
+    handler = w.functions.get(userHandler);
+  }
+  if (!handler?.code || !String(handler.runtime ?? '').startsWith('nodejs')) {
+    return { ref: `${h.hex(12)}`, attributes: {} };
+  }
+  const properties: Json = {};
+  for (const [k, v] of Object.entries(c.properties)) {
+    if (k !== 'ServiceToken') {
+      // CloudFormation hands custom resources their properties as strings.
+      properties[k] = typeof v === 'number' || typeof v === 'boolean' ? String(v) : v;
+    }
+  }
+  const response = runInlineHandler(handler.code, {
+    RequestType: 'Create', ResourceType: c.type, LogicalResourceId: c.logicalId, ResourceProperties: properties,
+    StackId: `arn:${c.partition.partition}:cloudformation:${c.env.region}:${c.env.account}:stack/${c.env.stackName}/x`,
+  }, w, c.where);
+  const data = (response.Data ?? {}) as Record<string, unknown>;
+  const size = Buffer.byteLength(JSON.stringify(data));
+  if (size > 4096) {
+    throw new DeployError(`${c.where}: the custom resource response is ${size} bytes; CloudFormation accepts at most 4096`);
+  }
+  return { ref: String(response.PhysicalResourceId ?? h.hex(12)), attributes: data };
+}
+
+/**
+ * Runs an inline Node.js handler to completion in a child Node.js process (the deploy is
+ * synchronous), with `@aws-sdk/client-kafka` answering from this world's clusters.
+ */
+function runInlineHandler(code: string, event: Json, w: WorldState, where: string): Json {
+  const answers: Record<string, Json> = {};
+  for (const cluster of w.clusters) {
+    answers[cluster.arn] = { ListNodes: listNodesResponse(cluster, w.listNodesOrder), GetBootstrapBrokers: bootstrapBrokersResponse(cluster) };
+  }
+  const runner = `
+    const input = JSON.parse(require('fs').readFileSync(0, 'utf8'));
+    class Command { constructor(input) { this.input = input; } }
+    const kafka = {
+      ListNodesCommand: class extends Command { get name() { return 'ListNodes'; } },
+      GetBootstrapBrokersCommand: class extends Command { get name() { return 'GetBootstrapBrokers'; } },
+      KafkaClient: class { async send(c) {
+        const cluster = input.answers[c.input.ClusterArn];
+        if (!cluster) { throw new Error('NotFoundException: no cluster ' + c.input.ClusterArn); }
+        if (!(c.name in cluster)) { throw new Error('kafka:' + c.name + ' is not modelled'); }
+        return cluster[c.name];
+      } },
+    };
+    const sandboxRequire = (name) => {
+      if (name === '@aws-sdk/client-kafka') { return kafka; }
+      throw new Error('the inline handler requires ' + name + ', which the deploy world does not provide');
+    };
+    const module = { exports: {} };
+    new Function('require', 'module', 'exports', input.code)(sandboxRequire, module, module.exports);
+    Promise.resolve().then(() => module.exports.handler(input.event)).then(
+      (value) => process.stdout.write(JSON.stringify({ value })),
+      (error) => process.stdout.write(JSON.stringify({ error: String(error && error.message || error) })));
+  `;
+  const run = spawnSync(process.execPath, ['-e', runner], { input: JSON.stringify({ code, event, answers }), encoding: 'utf8', timeout: 30_000 });
+  let result: { value?: Json; error?: string };
+  try {
+    result = JSON.parse(run.stdout) as { value?: Json; error?: string };
+  } catch {
+    throw new DeployError(`${where}: the inline custom resource handler did not answer: ${run.stderr.slice(0, 500)}`);
+  }
+  if (result.error !== undefined) {
+    throw new DeployError(`${where}: the custom resource handler failed: ${result.error}`);
+  }
+  return result.value ?? {};
 }
 
 export function createResource(world: WorldState, ctx: CreateContext): CreatedResource {
