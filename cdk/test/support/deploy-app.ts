@@ -3,7 +3,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { CloudFormationStackArtifact } from 'aws-cdk-lib/cx-api';
-import { mergeConfig, parseConfig } from '../../lib/config';
+import { ConfigError, mergeConfig, parseConfig } from '../../lib/config';
+import { REGION_ZONES } from './aws-world';
 import { loadContracts } from '../../lib/contracts';
 import { buildPipeline } from '../../lib/pipeline';
 import { cdkJsonContext } from '../helpers';
@@ -60,6 +61,24 @@ export function synthesize(raw: Json): { name: string; template: Json; account?:
   return out;
 }
 
+/**
+ * Synthesizes; when the config validation asks for zones by AZ ID (as it must across accounts,
+ * where zone names differ), answers the way its message tells a user to: the region's first zone
+ * IDs for the producer, the consumer's defaulting to them.
+ */
+function synthesizeAsConfigAsks(raw: Json, region: string): ReturnType<typeof synthesize> {
+  try {
+    return synthesize(raw);
+  } catch (error) {
+    const asksForIds = error instanceof ConfigError && error.problems.some((p) => /availabilityZoneIds/.test(p) && !/unknown key/.test(p));
+    if (!asksForIds) {
+      throw error;
+    }
+    const ids = REGION_ZONES[region]?.ids.slice(0, 3);
+    return synthesize(mergeConfig(raw, { producer: { availabilityZoneIds: ids } }));
+  }
+}
+
 export interface StackTemplate {
   readonly name: string;
   readonly template: Json;
@@ -82,7 +101,7 @@ export function synthesizeVariant(variant: DeployVariant): StackTemplate[] {
   const located = (templates: ReturnType<typeof synthesize>): StackTemplate[] => templates.map((t) => ({
     name: t.name, template: t.template, account: t.account ?? PRODUCER_ACCOUNT, region: t.region ?? variant.region,
   }));
-  const first = located(synthesize(base));
+  const first = located(synthesizeAsConfigAsks(base, variant.region));
   if (!variant.crossAccount) {
     return first;
   }
@@ -95,7 +114,7 @@ export function synthesizeVariant(variant: DeployVariant): StackTemplate[] {
     }
     throw error;
   }
-  const second = located(synthesize(mergeConfig(base, { consumer: { handshakeSecretArn: handshakeArn } })));
+  const second = located(synthesizeAsConfigAsks(mergeConfig(base, { consumer: { handshakeSecretArn: handshakeArn } }), variant.region));
   return [...first, ...second.filter((t) => !first.some((f) => f.name === t.name))];
 }
 

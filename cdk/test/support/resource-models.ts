@@ -574,6 +574,26 @@ const MODELS: Record<string, Model> = {
   },
   'AWS::CloudWatch::Dashboard': (_c, _w, h) => ({ ref: h.str('DashboardName') ?? h.name(255), attributes: {} }),
   'AWS::CDK::Metadata': (_c, _w, h) => ({ ref: h.hex(12), attributes: {} }),
+  'AWS::ApplicationAutoScaling::ScalableTarget': (_c, _w, h) => {
+    const id = `${h.str('ResourceId')}|${h.str('ScalableDimension')}|${h.str('ServiceNamespace')}`;
+    return { ref: id, attributes: { Id: id } };
+  },
+  'AWS::ApplicationAutoScaling::ScalingPolicy': (c, _w, h) => {
+    const arn = h.arn('autoscaling', `scalingPolicy:${uuid(`${c.logicalId}/policy`)}:resource/${h.str('ServiceNamespace') ?? 'kafka'}/policyName/${h.str('PolicyName') ?? c.logicalId}`);
+    return { ref: arn, attributes: { Arn: arn } };
+  },
+  'AWS::SSM::Parameter': (_c, _w, h) => {
+    const name = h.str('Name') ?? `CFN-${h.name(200)}`;
+    return { ref: name, attributes: { Type: h.str('Type') ?? 'String', Value: h.str('Value') ?? '' } };
+  },
+  'AWS::Lambda::Version': (_c, _w, h) => ({
+    ref: `${h.str('FunctionName')}:1`, attributes: { Version: '1', FunctionArn: `${h.str('FunctionName')}:1` },
+  }),
+  'AWS::Lambda::Alias': (_c, _w, h) => ({ ref: `${h.str('FunctionName')}:${h.str('Name')}`, attributes: { AliasArn: `${h.str('FunctionName')}:${h.str('Name')}` } }),
+  'AWS::Logs::ResourcePolicy': (_c, _w, h) => ({ ref: h.str('PolicyName') ?? h.name(255), attributes: {} }),
+  'AWS::Logs::SubscriptionFilter': (_c, _w, h) => ({ ref: h.name(512), attributes: {} }),
+  'AWS::SecretsManager::RotationSchedule': (_c, _w, h) => ({ ref: h.str('SecretId'), attributes: {} }),
+  'AWS::EC2::VPCEndpointConnectionNotification': simple('vpce-nfn-'),
 };
 
 /**
