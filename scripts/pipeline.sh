@@ -12,6 +12,9 @@
 #                                       (default: scripts/local/pipeline-requests.json, fixed seeds)
 #   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port
 #   PIPELINE_TIMEOUT=900                seconds to wait for the mappings to catch up
+#   PIPELINE_RECORD_AWS_CALLS=file      the functions reach moto through a recording proxy (port
+#                                       PIPELINE_LAMBDA_PORT+1) that writes every call as a JSON line
+#                                       (the IAM check, scripts/test.sh stage iam, reads it)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -32,7 +35,7 @@ for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
     --verify) VERIFY=1 ;;
-    -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -107,6 +110,9 @@ start_functions() {
   fi
   # The functions read the same names as on AWS, pointed at the local stack.
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' >"$RUN_DIR/lambda.env"
+  if [[ -n "${PIPELINE_RECORD_AWS_CALLS:-}" ]]; then
+    start_recording_proxy
+  fi
   echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
   # RUST_LOG reaches the functions through the env file only: with RUST_LOG in its own environment,
   # cargo lambda watch logs each function's whole environment, passwords included.
@@ -120,6 +126,27 @@ start_functions() {
     sleep 0.5
   done
   echo "cargo lambda watch on http://127.0.0.1:$LAMBDA_PORT (log: $LOG_DIR/lambda-watch.log)" >&2
+}
+
+# The functions' AWS calls go through a pass-through proxy that records each one (caller process,
+# service, operation, resources); only the functions use it, so the recording holds their calls only.
+start_recording_proxy() {
+  local port=$((LAMBDA_PORT + 1)) owner
+  if owner="$(ss -Hltnp "sport = :$port" | head -n1)" && [[ -n "$owner" ]]; then
+    die "recording proxy: port $port is in use ($owner)"
+  fi
+  mkdir -p "$(dirname "$PIPELINE_RECORD_AWS_CALLS")"
+  : >"$PIPELINE_RECORD_AWS_CALLS"
+  background record-proxy "$LOG_DIR/record-proxy.log" "$PYTHON" scripts/local/faults/throttle_proxy.py \
+    --port "$port" --upstream "$AWS_ENDPOINT_URL" --rate 0 --stats "$RUN_DIR/record-proxy-stats.json" \
+    --record "$PIPELINE_RECORD_AWS_CALLS"
+  local deadline=$((SECONDS + 30))
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    ((SECONDS < deadline)) || die "recording proxy did not start; see $LOG_DIR/record-proxy.log"
+    sleep 0.2
+  done
+  sed -i "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=http://127.0.0.1:$port|" "$RUN_DIR/lambda.env"
+  echo "recording the functions' AWS calls to $PIPELINE_RECORD_AWS_CALLS (proxy 127.0.0.1:$port)" >&2
 }
 
 # One mapping per contract topic, with the contract's consumer group and ESM defaults.

@@ -24,7 +24,7 @@ export PIPELINE_KAFKA_PORT="${PIPELINE_TEST_KAFKA_PORT:-39092}"
 export PIPELINE_MOTO_PORT="${PIPELINE_TEST_MOTO_PORT:-35000}"
 export PIPELINE_PG_PORT="${PIPELINE_TEST_PG_PORT:-35432}"
 
-STAGES=(setup static stack rust e2e faults security cdk scan fuzz bench bundled)
+STAGES=(setup static stack rust e2e iam faults security cdk scan fuzz bench bundled)
 ONLY="${PIPELINE_TEST_ONLY:-${STAGES[*]}}"
 
 log() { printf '\n[test] %s\n' "$*" >&2; }
@@ -60,7 +60,20 @@ stage_rust() {
 
 # The whole local pipeline with fixed seeds, checked against a ground truth read from the topics:
 # every record accounted for exactly once, aggregates equal to an independent recomputation.
-stage_e2e() { PIPELINE_LAMBDA_PORT="${PIPELINE_TEST_LAMBDA_PORT:-39000}" scripts/pipeline.sh --verify; }
+# The functions' AWS calls are recorded for the iam stage.
+AWS_CALLS="$PIPELINE_LOCAL_DIR/report/aws-calls.jsonl"
+stage_e2e() {
+  rm -f "$AWS_CALLS"
+  PIPELINE_LAMBDA_PORT="${PIPELINE_TEST_LAMBDA_PORT:-39000}" PIPELINE_RECORD_AWS_CALLS="$AWS_CALLS" scripts/pipeline.sh --verify
+}
+
+# IAM both ways: every AWS call the functions made in e2e is judged against the synthesized
+# policies of the role each runs as on AWS (and the role it assumes, and the KMS calls encrypted
+# resources imply); grants no call used are listed. Fails on a denial or an empty recording.
+stage_iam() {
+  npx ts-node --transpile-only --project cdk/tsconfig.json cdk/scripts/check-iam.ts \
+    "$AWS_CALLS" "$PIPELINE_LOCAL_DIR/run/lambda.env"
+}
 
 # Redelivery, crashes, outages, throttling, poison records and bad producer input, each checked
 # against the same independent ground truth as e2e (docs/guarantees.md).

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fault-injecting HTTP proxy in front of moto, for the throttling fault test only.
+"""A fault-injecting and recording HTTP proxy in front of moto, for the fault tests and the IAM check.
 
 It forwards every request to the upstream endpoint unchanged, except that a seeded random share of
 the calls to the throttled services is answered, without reaching moto, with the error AWS itself
@@ -20,8 +20,15 @@ throttled calls per service are written to --stats as JSON (rewritten after ever
 With --rate 0 it is a plain pass-through, which the outage test stops and restarts to make the
 AWS endpoint refuse connections. Binds 127.0.0.1 only.
 
+With --record FILE it also appends one JSON line per request, for the IAM check (scripts/test.sh stage
+`iam`): the calling process (found from the client's socket), the SigV4 service, region and access key,
+the operation (X-Amz-Target, the query protocol's Action, or S3's method and path) and the resources the
+request names; STS AssumeRole answers add the assumed role's access key, so later calls signed with it
+are known to run as that role.
+
   throttle_proxy.py --port 49015 --upstream http://127.0.0.1:45000 --rate 0.2 --seed 7 --stats f.json \
       --burst dynamodb:10:20
+  throttle_proxy.py --port 49016 --upstream http://127.0.0.1:45000 --rate 0 --stats f.json --record calls.jsonl
 """
 
 from __future__ import annotations
@@ -33,13 +40,14 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 import threading
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+SCOPE = re.compile(r"Credential=([^/]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "content-length", "expect"}
 
@@ -60,9 +68,98 @@ def throttle_response(service: str, choice: int) -> tuple[int, dict[str, str], b
     return 503, {"Content-Type": "application/xml", "x-amz-request-id": request_id}, body.encode()
 
 
+# JSON request fields that name the resource an operation acts on (DynamoDB, SQS, Secrets Manager, Glue, KMS).
+RESOURCE_FIELDS = ("TableName", "QueueUrl", "QueueName", "SecretId", "SchemaVersionId", "SchemaId", "RegistryId",
+                   "RegistryName", "SchemaName", "KeyId", "LogGroupName")
+
+
+def s3_operation(method: str, path: str, query: dict[str, list[str]]) -> tuple[str, dict]:
+    """The S3 REST operation and its bucket and key, for a path-style request."""
+    parts = path.lstrip("/").split("/", 1)
+    bucket = urllib.parse.unquote(parts[0]) if parts[0] else None
+    key = urllib.parse.unquote(parts[1]) if len(parts) > 1 and parts[1] else None
+    resource = {k: v for k, v in {"Bucket": bucket, "Key": key}.items() if v is not None}
+    if key is None:
+        if method == "GET":
+            return ("ListObjectsV2" if query.get("list-type") == ["2"] else "ListObjects"), resource
+        return {"HEAD": "HeadBucket", "PUT": "CreateBucket", "DELETE": "DeleteBucket"}.get(method, method), resource
+    if "uploads" in query:
+        return "CreateMultipartUpload", resource
+    if "uploadId" in query:
+        if method == "PUT":
+            return "UploadPart", resource
+        return {"POST": "CompleteMultipartUpload", "DELETE": "AbortMultipartUpload", "GET": "ListParts"}.get(method, method), resource
+    if "tagging" in query:
+        return f"{'Get' if method == 'GET' else 'Put'}ObjectTagging", resource
+    return {"GET": "GetObject", "HEAD": "HeadObject", "PUT": "PutObject", "DELETE": "DeleteObject"}.get(method, method), resource
+
+
+def describe_request(method: str, path: str, headers, body: bytes) -> dict:
+    """Service, region, access key, operation and named resources of one signed AWS request."""
+    match = SCOPE.search(headers.get("Authorization", ""))
+    access_key, region, service = match.groups() if match else (None, None, "unsigned")
+    split = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(split.query, keep_blank_values=True)
+    operation, resource = None, {}
+    target = headers.get("X-Amz-Target")
+    if target:
+        operation = target.rsplit(".", 1)[-1]
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = {}
+        resource = {k: payload[k] for k in RESOURCE_FIELDS if k in payload}
+        if isinstance(payload.get("RequestItems"), dict):
+            resource["Tables"] = sorted(payload["RequestItems"])
+        if isinstance(payload.get("TransactItems"), list):
+            # Each item is authorised as its own action (Put -> dynamodb:PutItem, ...) on its table.
+            resource["Items"] = sorted({(kind, body.get("TableName")) for item in payload["TransactItems"]
+                                        for kind, body in item.items() if isinstance(body, dict)})
+    elif service == "s3":
+        operation, resource = s3_operation(method, split.path, query)
+    else:
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace")) if body else {}
+        form.update(query)
+        if "Action" in form:
+            operation = form["Action"][0]
+            resource = {k: v[0] for k, v in form.items() if k in ("RoleArn", "QueueUrl", "RoleSessionName")}
+    return {"service": service, "region": region, "access_key": access_key, "operation": operation or method,
+            "resource": resource}
+
+
+def assumed_role_keys(data: bytes) -> str | None:
+    """The AccessKeyId of an STS AssumeRole answer (XML, or JSON with the awsJson protocol)."""
+    text = data.decode("utf-8", "replace")
+    match = re.search(r"<AccessKeyId>([^<]+)</AccessKeyId>", text) or re.search(r'"AccessKeyId"\s*:\s*"([^"]+)"', text)
+    return match.group(1) if match else None
+
+
+def client_process(port: int) -> dict:
+    """The process that owns the client end of a loopback connection (ss -p; the proxy runs as that user or root)."""
+    try:
+        out = subprocess.run(["ss", "-Htnp", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                             text=True, timeout=5, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    match = re.search(r'users:\(\("([^"]+)",pid=(\d+)', out)
+    return {"process": match.group(1), "pid": int(match.group(2))} if match else {}
+
+
+class Recorder:
+    """Appends one JSON line per request; one lock keeps lines whole."""
+
+    def __init__(self, path: str):
+        self.out = open(path, "a", buffering=1)  # noqa: SIM115 - open for the server's lifetime
+        self.lock = threading.Lock()
+
+    def write(self, entry: dict) -> None:
+        with self.lock:
+            self.out.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
 class Proxy:
     def __init__(self, upstream: str, rate: float, services: set[str], seed: int, stats_path: str,
-                 bursts: dict[str, tuple[int, int]]):
+                 bursts: dict[str, tuple[int, int]], recorder: Recorder | None = None):
         parsed = urllib.parse.urlsplit(upstream)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self.rate, self.services, self.stats_path, self.bursts = rate, services, stats_path, bursts
@@ -72,6 +169,7 @@ class Proxy:
         self.lock = threading.Lock()
         self.stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.local = threading.local()
+        self.recorder = recorder
 
     def decide(self, service: str) -> int | None:
         """A throttle variant when this call is to be throttled, else None."""
@@ -144,10 +242,27 @@ def make_handler(proxy: Proxy):
             length = int(self.headers.get("Content-Length") or 0)
             return self.rfile.read(length) if length else b""
 
+        def caller(self) -> dict:
+            # One handler per connection: look the client process up once.
+            if not hasattr(self, "_caller"):
+                self._caller = client_process(self.client_address[1])
+            return self._caller
+
+        def record(self, body: bytes, status: int, data: bytes) -> None:
+            if proxy.recorder is None:
+                return
+            entry = describe_request(self.command, self.path, self.headers, body)
+            entry.update(caller=self.caller(), status=status)
+            if entry["service"] == "sts" and entry["operation"] == "AssumeRole" and status == 200:
+                entry["assumed_access_key"] = assumed_role_keys(data)
+            proxy.recorder.write(entry)
+
         def handle_any(self) -> None:
+            if proxy.recorder is not None:
+                self.caller()  # while the client still holds the connection
             body = self.read_body()
             match = SCOPE.search(self.headers.get("Authorization", ""))
-            service = match.group(1) if match else "unsigned"
+            service = match.group(3) if match else "unsigned"
             variant = proxy.decide(service)
             if variant is not None:
                 status, headers, data = throttle_response(service, variant)
@@ -158,6 +273,7 @@ def make_handler(proxy: Proxy):
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                self.record(body, status, data)
             else:
                 forwarded = [(k, v) for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP]
                 try:
@@ -177,6 +293,7 @@ def make_handler(proxy: Proxy):
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(data)
+                self.record(body, status, data)
             proxy.write_stats()
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_any
@@ -194,6 +311,7 @@ def main() -> None:
     parser.add_argument("--stats", required=True)
     parser.add_argument("--burst", action="append", default=[], metavar="SERVICE:AFTER:COUNT",
                         help="throttle COUNT consecutive calls to SERVICE after its AFTER-th call")
+    parser.add_argument("--record", help="append one JSON line per request (service, operation, resources, caller)")
     args = parser.parse_args()
     if not 0 <= args.rate < 1:
         sys.exit("--rate must be in [0, 1)")
@@ -201,7 +319,8 @@ def main() -> None:
     for burst in args.burst:
         service, after, count = burst.split(":")
         bursts[service] = (int(after), int(count))
-    proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts)
+    recorder = Recorder(args.record) if args.record else None
+    proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts, recorder)
     proxy.write_stats()
     server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(proxy))
     server.daemon_threads = True
