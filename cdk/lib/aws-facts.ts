@@ -127,6 +127,20 @@ export const KAFKA_CONNECTIONS_MAX_IDLE_SECONDS = 540;
  */
 export const AZ_ID_PATTERN = /^([a-z]{2,}\d)-az\d+$/;
 
+/**
+ * Regions where the zone letters a, b and c do not all exist for every account, so default zone
+ * names cannot be derived from the region: cn-north-1 (Beijing) has zones a, b and d; in
+ * ap-northeast-1 (Tokyo) and us-west-1 (N. California) the letters an account sees depend on the
+ * account (Tokyo accounts see a, c and d, or a, b and c; N. California accounts see two of a, b
+ * and c). Source: EC2 user guide, "Regions and Zones" / "AZ IDs for your AWS resources", which list
+ * each region's AZ IDs and note that names map to IDs per account.
+ */
+export const REGIONS_WITHOUT_DEFAULT_ZONE_LETTERS: Readonly<Record<string, string>> = {
+  'cn-north-1': 'its zones are cn-north-1a, cn-north-1b and cn-north-1d (AZ IDs cnn1-az1, cnn1-az2, cnn1-az4)',
+  'ap-northeast-1': 'the zone letters differ between accounts (AZ IDs apne1-az1, apne1-az2, apne1-az4)',
+  'us-west-1': 'accounts see two zones whose letters differ between accounts (AZ IDs usw1-az1, usw1-az3)',
+};
+
 const REGION_WORD_CODES: Readonly<Record<string, string>> = {
   east: 'e', west: 'w', north: 'n', south: 's', central: 'c',
   northeast: 'ne', northwest: 'nw', southeast: 'se', southwest: 'sw', gov: 'g',

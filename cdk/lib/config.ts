@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
   AZ_ID_PATTERN, azIdPrefixOf, CFN_MAX_DYNAMIC_REFERENCES, kafkaVersionProblem, MSK_STORAGE_AUTO_SCALING, recommendedKafkaVersion,
+  REGIONS_WITHOUT_DEFAULT_ZONE_LETTERS,
 } from './aws-facts';
 import { consumerDynamicReferenceCount, maxBrokersWithinDynamicReferenceLimit } from './constructs/handshake';
 import { PipelineContracts, TopicContract, allTopics } from './contracts';
@@ -280,6 +281,13 @@ function readSide(r: Reader, raw: Raw, where: string, fallback: CliEnvironment, 
     r.problems.push(`${where}: set availabilityZoneIds or availabilityZones, not both`);
   }
   const zoneKind: ZoneKind = ids !== undefined ? 'id' : 'name';
+  const noDefaultLetters = REGIONS_WITHOUT_DEFAULT_ZONE_LETTERS[region];
+  if (ids === undefined && names === undefined && noDefaultLetters !== undefined) {
+    r.problems.push(
+      `${where}: region ${region} has no default zones (${noDefaultLetters}): set ${where}.availabilityZoneIds to AZ IDs `
+      + 'listed by aws ec2 describe-availability-zones --query "AvailabilityZones[].[ZoneName,ZoneId]"',
+    );
+  }
   const availabilityZones = ids ?? names
     ?? ['a', 'b', 'c'].slice(0, defaultAzCount).map((suffix) => `${region}${suffix}`);
   const key = zoneKind === 'id' ? 'availabilityZoneIds' : 'availabilityZones';

@@ -294,6 +294,24 @@ describe('zones by AZ ID', () => {
       .toMatch(/producer: set availabilityZoneIds or availabilityZones, not both/);
   });
 
+  test('a region without zones a, b and c for every account asks for zones instead of guessing letters', () => {
+    const oneAccount = (region: string, side: Record<string, unknown> = {}) => ({
+      producer: { account: PRODUCER_ACCOUNT, region, ...side },
+      consumer: { account: PRODUCER_ACCOUNT, region },
+    });
+    expect(problemsOf(oneAccount('cn-north-1'))).toEqual([
+      expect.stringMatching(/^producer: region cn-north-1 has no default zones \(its zones are cn-north-1a, cn-north-1b and cn-north-1d.*set producer.availabilityZoneIds/),
+      expect.stringMatching(/^consumer: region cn-north-1 has no default zones/),
+    ]);
+    expect(problemsOf(oneAccount('ap-northeast-1'))[0]).toMatch(/set producer.availabilityZoneIds/);
+    // Zones given by ID answer it on both sides (the consumer defaults to the producer's first two).
+    expect(parseConfig(oneAccount('cn-north-1', { availabilityZoneIds: ['cnn1-az1', 'cnn1-az2', 'cnn1-az4'] }), contracts, {}).consumer)
+      .toMatchObject({ availabilityZones: ['cnn1-az1', 'cnn1-az2'], zoneKind: 'id' });
+    // Regions whose accounts all have a, b and c keep the defaults.
+    expect(parseConfig(oneAccount('eu-west-1'), contracts, {}).producer.availabilityZones)
+      .toEqual(['eu-west-1a', 'eu-west-1b', 'eu-west-1c']);
+  });
+
   test('China regions: cnn1 IDs in cn-north-1', () => {
     const config = parseConfig({
       producer: { account: PRODUCER_ACCOUNT, region: 'cn-north-1', availabilityZoneIds: ['cnn1-az1', 'cnn1-az2'] },

@@ -101,8 +101,10 @@ export class ProducerStack extends Stack {
 
     // --- Producer function ---------------------------------------------------------------
     const functionKey = pipelineKey(this, 'FunctionKey', {
-      description: 'Producer function environment and its EventBridge dead-letter queue',
+      description: 'Producer function environment, its log group and its EventBridge dead-letter queue',
       retain: false,
+      // The function's log group is encrypted with this key: CloudWatch Logs must be allowed to use it.
+      allowCloudWatchLogs: true,
     });
     const securityGroup = new ec2.SecurityGroup(this, 'ProducerSecurityGroup', {
       vpc: props.vpc,
