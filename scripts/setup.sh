@@ -103,11 +103,20 @@ setup_cargo_fuzz() {
     log "   cargo-fuzz $CARGO_FUZZ_VERSION present ($CARGO_FUZZ_ROOT/bin/cargo-fuzz)"
     return
   fi
-  log "   building cargo-fuzz $CARGO_FUZZ_VERSION (about 2 min, cached afterwards)"
-  cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$CARGO_FUZZ_ROOT" \
-    --target-dir "$PIPELINE_CACHE/cargo-fuzz/build"
-  rm -rf "$PIPELINE_CACHE/cargo-fuzz/build"
-  cargo_fuzz_ok || die "cargo-fuzz built but does not report version $CARGO_FUZZ_VERSION"
+  # Two setups at once would share the build dir and one install fails copying the other's binary.
+  mkdir -p "$CARGO_FUZZ_ROOT"
+  exec 8>"$PIPELINE_CACHE/cargo-fuzz.lock"
+  flock 8
+  if cargo_fuzz_ok; then
+    log "   cargo-fuzz $CARGO_FUZZ_VERSION present after waiting for another setup"
+  else
+    log "   building cargo-fuzz $CARGO_FUZZ_VERSION (about 2 min, cached afterwards)"
+    cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root "$CARGO_FUZZ_ROOT" \
+      --target-dir "$PIPELINE_CACHE/cargo-fuzz/build"
+    rm -rf "$PIPELINE_CACHE/cargo-fuzz/build"
+    cargo_fuzz_ok || die "cargo-fuzz built but does not report version $CARGO_FUZZ_VERSION"
+  fi
+  flock -u 8
 }
 
 find_pg_bin() {
