@@ -265,7 +265,7 @@ figure_pipeline() {
   [[ "$PROFILE" == release ]] && flags=(--release)
   mkdir -p "$dir"
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' |
-    grep -v '^KAFKA_BOOTSTRAP_SERVERS=' >"$dir/lambda.env"
+    grep -v -e '^KAFKA_BOOTSTRAP_SERVERS=' -e '^PIPELINE_PG_ADMIN_' >"$dir/lambda.env"
   printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nRUST_LOG="%s"\n' "$bootstrap" "${BENCH_LAMBDA_RUST_LOG:-warn}" >>"$dir/lambda.env"
   setsid cargo-lambda lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$dir/lambda.env" >"$dir/lambda-watch.log" 2>&1 </dev/null &

@@ -9,6 +9,12 @@
 #   scripts/local-stack.sh start|stop COMPONENT    one of: kafka moto postgres (fault tests use these)
 #   scripts/local-stack.sh pause|resume COMPONENT  SIGSTOP/SIGCONT: an outage that keeps the state
 #   scripts/local-stack.sh reset              down, then delete .local/ data (topics, tables, rows)
+#   scripts/local-stack.sh provision-database NAME   migrations + the consumer role's grants in NAME
+#
+# PostgreSQL is provisioned as on AWS: the admin (PIPELINE_PG_USER, owner of the databases) applies
+# the migrations and creates the contract's consumer role (password PIPELINE_PG_CONSUMER_PASSWORD)
+# with db-admin-local; stack.env gives the consumer that role (PG_USER/PG_PASSWORD) and the tools
+# the admin (PIPELINE_PG_ADMIN_USER/PIPELINE_PG_ADMIN_PASSWORD).
 #
 # Ports (override with env): PIPELINE_KAFKA_PORT=19092 PIPELINE_MOTO_PORT=15000 PIPELINE_PG_PORT=15432
 # PIPELINE_LOCAL_DIR moves the data (default <repo>/.local); PIPELINE_STACK_TIMEOUT (s) bounds each wait.
@@ -28,6 +34,7 @@ MOTO_PORT="${PIPELINE_MOTO_PORT:-15000}"
 PG_PORT="${PIPELINE_PG_PORT:-15432}"
 PG_USER="${PIPELINE_PG_USER:-pipeline}"
 PG_PASSWORD="${PIPELINE_PG_PASSWORD:-pipeline-local}"
+PG_CONSUMER_PASSWORD="${PIPELINE_PG_CONSUMER_PASSWORD:-pipeline-consumer-local}"
 AWS_REGION_LOCAL="${PIPELINE_AWS_REGION:-us-east-1}"
 TIMEOUT="${PIPELINE_STACK_TIMEOUT:-60}"
 HOST=127.0.0.1
@@ -273,10 +280,23 @@ signal_component() {
 }
 
 # ── provisioning ─────────────────────────────────────────────────────────────
+# The deploy-time step of AWS (the db-admin custom resource), for one local database.
+provision_database() {
+  local database="$1"
+  mkdir -p "$LOG_DIR"
+  (cd "$REPO_ROOT" && DB_ADMIN_PASSWORD="$PG_PASSWORD" DB_ADMIN_ROLE_PASSWORD="$PG_CONSUMER_PASSWORD" \
+    cargo run -q -p db-admin --bin db-admin-local -- --host "$HOST" --port "$PG_PORT" --database "$database" \
+    --admin-user "$PG_USER" --role "$(contract_value postgres.consumerRole)") \
+    >>"$LOG_DIR/db-admin.log" 2>&1 || { tail -n 20 "$LOG_DIR/db-admin.log" >&2; die "postgres: provisioning $database failed; see $LOG_DIR/db-admin.log"; }
+  log "postgres: $database provisioned: $(tail -n1 "$LOG_DIR/db-admin.log")"
+}
+
 provision() {
+  provision_database "$(contract_value postgres.database)"
   "$PYTHON" "$REPO_ROOT/scripts/local/provision.py" \
     --kafka "$HOST:$KAFKA_PORT" --aws-endpoint "http://$HOST:$MOTO_PORT" --region "$AWS_REGION_LOCAL" \
-    --pg-host "$HOST" --pg-port "$PG_PORT" --pg-user "$PG_USER" --pg-password "$PG_PASSWORD" \
+    --pg-host "$HOST" --pg-port "$PG_PORT" --pg-user "$(contract_value postgres.consumerRole)" \
+    --pg-password "$PG_CONSUMER_PASSWORD" --pg-admin-user "$PG_USER" --pg-admin-password "$PG_PASSWORD" \
     --env-file "$ENV_FILE"
 }
 
@@ -352,6 +372,7 @@ main() {
     pause) signal_component "${2:?component}" STOP ;;
     resume) signal_component "${2:?component}" CONT ;;
     provision) check_prerequisites; provision ;;
+    provision-database) [[ -n "${2:-}" ]] || die "usage: $0 provision-database NAME"; provision_database "$2" ;;
     reset)
       with_lock cmd_down
       log "deleting $LOCAL_DIR/{tansu,run,logs}, $PG_DIR and the env file"

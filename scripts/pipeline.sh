@@ -108,8 +108,9 @@ start_functions() {
   if owner="$(ss -Hltnp "sport = :$LAMBDA_PORT" | head -n1)" && [[ -n "$owner" ]]; then
     die "cargo lambda watch: port $LAMBDA_PORT is in use ($owner): stop it or set PIPELINE_LAMBDA_PORT"
   fi
-  # The functions read the same names as on AWS, pointed at the local stack.
-  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' >"$RUN_DIR/lambda.env"
+  # The functions read the same names as on AWS, pointed at the local stack; the PostgreSQL admin
+  # stays with the tools (the consumer runs as its least-privilege role, PG_USER).
+  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v -e '^#' -e '^PIPELINE_PG_ADMIN_' >"$RUN_DIR/lambda.env"
   if [[ -n "${PIPELINE_RECORD_AWS_CALLS:-}" ]]; then
     start_recording_proxy
   fi

@@ -55,7 +55,7 @@ export interface PipelineContracts {
     readonly oversizePoisonPrefix: string;
   };
   readonly queues: { readonly poison: string; readonly onFailure: string };
-  readonly postgres: { readonly database: string; readonly salesTable: string; readonly inventoryTable: string };
+  readonly postgres: { readonly database: string; readonly salesTable: string; readonly inventoryTable: string; readonly consumerRole: string };
   readonly defaults: {
     readonly windowSeconds: number;
     readonly esmBatchSize: number;
@@ -167,6 +167,7 @@ export function parseContracts(raw: unknown): PipelineContracts {
     throw new ContractError('queues.poison must end with .fifo (it is a FIFO queue)');
   }
   requireString(c.postgres?.database, 'postgres.database');
+  requireString(c.postgres?.consumerRole, 'postgres.consumerRole');
   requirePositiveInt(c.defaults?.windowSeconds, 'defaults.windowSeconds');
   requirePositiveInt(c.defaults?.esmBatchSize, 'defaults.esmBatchSize');
   if (typeof c.defaults?.esmBatchingWindowSeconds !== 'number' || c.defaults.esmBatchingWindowSeconds < 0) {

@@ -36,7 +36,7 @@ if [[ -n "${SYNTH_STACKS:-}" ]]; then
   read -r -a stacks <<<"$SYNTH_STACKS"
   selection=("${stacks[@]}" --exclusively)
 else
-  for crate in producer consumer topic-admin; do
+  for crate in producer consumer topic-admin db-admin; do
     [[ -f "functions/$crate/Cargo.toml" ]] || {
       log "functions/$crate is missing: a full bundled synth needs every function crate (or set SYNTH_STACKS)"
       exit 1

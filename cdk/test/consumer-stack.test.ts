@@ -1,5 +1,9 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { CFN_MAX_DYNAMIC_REFERENCES } from '../lib/aws-facts';
+import { SCHEMA_SOURCE, schemaHash } from '../lib/constructs/database-schema';
 import {
   consumerDynamicReferenceCount, ESM_BOOTSTRAP_BROKERS, HANDSHAKE_KEYS, maxBrokersWithinDynamicReferenceLimit,
 } from '../lib/constructs/handshake';
@@ -262,6 +266,105 @@ describe('consumer-stack (cross-account)', () => {
     });
     for (const [, ingress] of resourcesOf(template, 'AWS::EC2::SecurityGroupIngress')) {
       expect(ingress.CidrIp).not.toBe('0.0.0.0/0');
+    }
+  });
+});
+
+describe('consumer-stack: the schema is owned at deploy time, the consumer runs as a least-privilege role', () => {
+  const { pipeline } = synthOnce(CROSS_ACCOUNT);
+  const template = Template.fromStack(pipeline.consumer!);
+  const { contracts } = pipeline;
+  const env = contracts.envVars;
+  const resources = template.toJSON().Resources as Record<string, { Type: string; DependsOn?: string[]; Properties: Record<string, unknown>; Metadata?: Record<string, unknown> }>;
+  const masterSecret = logicalIdOf(template, 'AWS::SecretsManager::SecretTargetAttachment', 'DatabaseInstanceSecretAttachment');
+  const consumerSecret = logicalIdOf(template, 'AWS::SecretsManager::Secret', 'DatabaseConsumerSecret');
+  const schema = logicalIdOf(template, 'Custom::PipelineDatabaseSchema', 'DatabaseSchema');
+  const policyOf = (rolePrefix: string) => iamStatements(template)
+    .filter(({ resource }) => resource.startsWith(rolePrefix))
+    .map(({ statement }) => statement);
+
+  test('a custom resource applies the migrations through the proxy with the master secret, keyed by the schema source hash', () => {
+    const proxy = logicalIdOf(template, 'AWS::RDS::DBProxy', 'DatabaseInstanceProxy');
+    expect(resources[schema].Properties).toEqual(expect.objectContaining({
+      MasterSecretArn: { Ref: masterSecret },
+      AppSecretArn: { Ref: consumerSecret },
+      Host: { 'Fn::GetAtt': [proxy, 'Endpoint'] },
+      Port: '5432',
+      Database: contracts.postgres.database,
+      Tls: 'require',
+      SchemaHash: schemaHash(),
+    }));
+    // It runs once the proxy has the instance as its target.
+    expect(resources[schema].DependsOn).toEqual(expect.arrayContaining([
+      logicalIdOf(template, 'AWS::RDS::DBProxyTargetGroup', 'DatabaseInstanceProxy'),
+      logicalIdOf(template, 'AWS::RDS::DBInstance', 'DatabaseInstance'),
+    ]));
+  });
+
+  test('a changed migration or grant changes the SchemaHash property', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'schema-hash-'));
+    const copy = path.join(dir, 'postgres_schema.rs');
+    fs.writeFileSync(copy, fs.readFileSync(SCHEMA_SOURCE));
+    expect(schemaHash(copy)).toBe(schemaHash());
+    fs.appendFileSync(copy, '\n// a new migration\n');
+    expect(schemaHash(copy)).not.toBe(schemaHash());
+    expect(schemaHash()).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  test('every event source mapping waits for the schema custom resource', () => {
+    const mappings = resourcesOf(template, 'AWS::Lambda::EventSourceMapping');
+    expect(mappings).toHaveLength(pipeline.config.topics.length);
+    for (const [id] of mappings) {
+      expect(resources[id].DependsOn).toContain(schema);
+    }
+  });
+
+  test('the proxy knows both secrets; the consumer secret is generated, CMK-encrypted, for the contract role', () => {
+    template.hasResourceProperties('AWS::RDS::DBProxy', {
+      Auth: [
+        Match.objectLike({ AuthScheme: 'SECRETS', SecretArn: { Ref: masterSecret } }),
+        Match.objectLike({ AuthScheme: 'SECRETS', SecretArn: { Ref: consumerSecret } }),
+      ],
+    });
+    const secret = consumerSecret;
+    expect(resources[secret].Properties).toEqual(expect.objectContaining({
+      KmsKeyId: { 'Fn::GetAtt': [logicalIdOf(template, 'AWS::KMS::Key', 'DatabaseKey'), 'Arn'] },
+      GenerateSecretString: expect.objectContaining({
+        SecretStringTemplate: JSON.stringify({ username: contracts.postgres.consumerRole }),
+        GenerateStringKey: 'password',
+      }),
+    }));
+    const nag = text(resources[secret].Metadata);
+    expect(nag).toContain('AwsSolutions-SMG4');
+    expect(nag).toContain('rotation function');
+  });
+
+  test('the consumer reads only its own secret; the master secret is for db-admin alone', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function').find(([id]) => id.startsWith('ConsumerFunction'));
+    expect((fn?.[1].Environment as { Variables: Record<string, unknown> }).Variables[env.pgSecretArn]).toEqual({ Ref: consumerSecret });
+    const consumerPolicy = policyOf('ConsumerRole');
+    const reads = consumerPolicy.find((s) => s.Sid === 'ReadDatabaseAndScramCredentials');
+    expect(asArray(reads?.Resource).map(text)).toEqual([
+      text({ Ref: consumerSecret }),
+      text({ Ref: logicalIdOf(template, 'AWS::SecretsManager::Secret', 'ScramCredentials') }),
+    ]);
+    expect(text(consumerPolicy)).not.toContain(masterSecret);
+    const admin = policyOf('DatabaseSchemaHandlerRole').find((s) => s.Sid === 'ReadMasterAndConsumerDatabaseSecrets');
+    expect(admin?.Action).toBe('secretsmanager:GetSecretValue');
+    expect(asArray(admin?.Resource).map(text).sort()).toEqual([text({ Ref: masterSecret }), text({ Ref: consumerSecret })].sort());
+    // Nothing else in the stack may read the master secret (the proxy's role aside).
+    const readers = iamStatements(template)
+      .filter(({ statement }) => text(statement.Resource).includes(masterSecret))
+      .map(({ resource }) => resource.replace(/[0-9A-F]{8}$/, ''));
+    expect([...new Set(readers)].sort()).toEqual(['DatabaseInstanceProxyIAMRoleDefaultPolicy', 'DatabaseSchemaHandlerRoleDefaultPolicy']);
+  });
+
+  test('db-admin reaches only the proxy on 5432 and Secrets Manager on 443', () => {
+    const sg = logicalIdOf(template, 'AWS::EC2::SecurityGroup', 'DatabaseSchemaSecurityGroup');
+    const egress = resourcesOf(template, 'AWS::EC2::SecurityGroupEgress').filter(([, e]) => text(e.GroupId).includes(sg));
+    expect(egress.map(([, e]) => e.FromPort).sort()).toEqual([443, 5432]);
+    for (const [, e] of egress) {
+      expect(e.CidrIp).toBeUndefined();
     }
   });
 });

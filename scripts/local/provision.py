@@ -5,8 +5,12 @@ and writes the env file that tools and tests source.
 Kafka topics (tansu), DynamoDB tables, the S3 bucket, SQS queues, the Glue registry and the
 committed schema versions (moto). Names come only from the contract; a rerun changes nothing.
 
+PostgreSQL is provisioned before this runs (scripts/local-stack.sh, db-admin-local); --pg-user is
+the consumer's role, --pg-admin-user the owner of the databases.
+
 Usage: provision.py --kafka HOST:PORT --aws-endpoint URL --region R --pg-host H --pg-port P
-                    --pg-user U --pg-password PW --env-file PATH
+                    --pg-user U --pg-password PW --pg-admin-user A --pg-admin-password APW
+                    --env-file PATH
 """
 
 from __future__ import annotations
@@ -204,6 +208,9 @@ def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[st
         (names["pgPort"], str(args.pg_port)),
         (names["pgUser"], args.pg_user),
         (names["pgPassword"], args.pg_password),
+        # The owner of the databases, for local tools and tests (the consumer never gets it).
+        ("PIPELINE_PG_ADMIN_USER", args.pg_admin_user),
+        ("PIPELINE_PG_ADMIN_PASSWORD", args.pg_admin_password),
         (names["pgDatabase"], contract["postgres"]["database"]),
         (names["sensorTopic"], topics["sensorReadings"]["name"]),
         (names["storeTopic"], topics["storeEvents"]["name"]),
@@ -235,6 +242,8 @@ def main() -> None:
     parser.add_argument("--pg-port", required=True, type=int)
     parser.add_argument("--pg-user", required=True)
     parser.add_argument("--pg-password", required=True)
+    parser.add_argument("--pg-admin-user", required=True)
+    parser.add_argument("--pg-admin-password", required=True)
     parser.add_argument("--env-file", required=True)
     args = parser.parse_args()
 

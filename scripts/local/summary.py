@@ -108,9 +108,9 @@ def postgres_counts() -> dict:
     for table in (pg["salesTable"], pg["inventoryTable"]):
         query = f'SELECT count(*) FROM "{table}"'
         result = subprocess.run(
-            ["psql", "-X", "-tA", "-h", env(NAMES["pgHost"]), "-p", env(NAMES["pgPort"]), "-U", env(NAMES["pgUser"]),
+            ["psql", "-X", "-tA", "-h", env(NAMES["pgHost"]), "-p", env(NAMES["pgPort"]), "-U", env("PIPELINE_PG_ADMIN_USER"),
              "-d", env(NAMES["pgDatabase"]), "-c", query],
-            env={**os.environ, "PGPASSWORD": env(NAMES["pgPassword"])},
+            env={**os.environ, "PGPASSWORD": env("PIPELINE_PG_ADMIN_PASSWORD")},
             capture_output=True, text=True, check=False,
         )
         counts[table] = int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip().isdigit() else None

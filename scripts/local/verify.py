@@ -262,9 +262,9 @@ def scan(dynamodb, table: str) -> list[dict]:
 
 def pg_coordinates(table: str) -> list[tuple[str, int, int]]:
     result = subprocess.run(
-        ["psql", "-X", "-tA", "-F", ",", "-h", env(NAMES["pgHost"]), "-p", env(NAMES["pgPort"]), "-U", env(NAMES["pgUser"]),
+        ["psql", "-X", "-tA", "-F", ",", "-h", env(NAMES["pgHost"]), "-p", env(NAMES["pgPort"]), "-U", env("PIPELINE_PG_ADMIN_USER"),
          "-d", env(NAMES["pgDatabase"]), "-c", f'SELECT "topic", "partition", "offset" FROM "{table}"'],
-        env={**os.environ, "PGPASSWORD": env(NAMES["pgPassword"])}, capture_output=True, text=True, check=False,
+        env={**os.environ, "PGPASSWORD": env("PIPELINE_PG_ADMIN_PASSWORD")}, capture_output=True, text=True, check=False,
     )
     if result.returncode != 0:
         if "does not exist" in result.stderr:

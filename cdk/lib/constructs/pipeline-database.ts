@@ -11,6 +11,8 @@ export interface PipelineDatabaseProps {
   readonly vpc: ec2.IVpc;
   readonly subnets: ec2.SubnetSelection;
   readonly databaseName: string;
+  /** The consumer's least-privilege login role (contract postgres.consumerRole). */
+  readonly consumerRoleName: string;
   readonly config: RdsConfig;
   readonly key: kms.IKey;
   /** Interface endpoints' security group (the proxy reads its secret through Secrets Manager). */
@@ -25,11 +27,17 @@ export const POSTGRES_PORT = 5432;
  * Performance Insights encrypted with a CMK, TLS enforced, credentials generated into Secrets
  * Manager. An RDS Proxy (TLS required) pools connections, so a burst of concurrent Lambda
  * invocations does not exhaust the small instance's connection slots, and presents a certificate
- * the consumer verifies against the Amazon roots it already trusts.
+ * the consumer verifies against the Amazon roots it already trusts. Two credentials: the master
+ * user (only the db-admin custom resource uses it, to own the schema) and the consumer's role,
+ * whose password is generated into a secret of its own; the proxy knows both.
  */
 export class PipelineDatabase extends Construct {
   readonly instance: rds.DatabaseInstance;
+  /** The RDS-generated master user secret (schema owner; db-admin only). */
   readonly secret: secretsmanager.ISecret;
+  /** The consumer role's secret (`username`, `password`), generated here. */
+  readonly consumerSecret: rds.DatabaseSecret;
+  readonly proxy: rds.DatabaseProxy;
   /** Host the function connects to: the proxy. */
   readonly endpointHost: string;
   /** Security group that must admit the function on POSTGRES_PORT. */
@@ -96,17 +104,23 @@ export class PipelineDatabase extends Construct {
       'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole]',
       'Enhanced monitoring requires the AWS managed monitoring role policy; RDS assumes it, not our code',
     );
-    const generatedSecret = this.instance.node.findChild('Secret');
-    acknowledge(
-      generatedSecret,
-      'AwsSolutions-SMG4',
-      'Automatic rotation is not wired yet: it needs a rotation function in this isolated VPC (docs/deploy.md lists it as follow-up)',
-    );
-    checkovSkip(
-      generatedSecret.node.defaultChild as secretsmanager.CfnSecret,
-      'CKV2_AWS_57',
-      'Rotation is a documented follow-up (needs a rotation function inside the isolated VPC)',
-    );
+    // The consumer's role: created and granted by db-admin at deploy time (database-schema.ts).
+    this.consumerSecret = new rds.DatabaseSecret(this, 'ConsumerSecret', {
+      username: props.consumerRoleName,
+      encryptionKey: props.key,
+    });
+    for (const generatedSecret of [this.instance.node.findChild('Secret'), this.consumerSecret]) {
+      acknowledge(
+        generatedSecret,
+        'AwsSolutions-SMG4',
+        'Automatic rotation is not wired yet: it needs a rotation function in this isolated VPC (docs/deploy.md lists it as follow-up)',
+      );
+      checkovSkip(
+        generatedSecret.node.defaultChild as secretsmanager.CfnSecret,
+        'CKV2_AWS_57',
+        'Rotation is a documented follow-up (needs a rotation function inside the isolated VPC)',
+      );
+    }
 
     // Always behind the proxy: it pools connections for bursts of Lambda invocations, and its
     // certificate chains to the Amazon roots the consumer trusts (a direct RDS connection would
@@ -119,8 +133,11 @@ export class PipelineDatabase extends Construct {
     proxySecurityGroup.addEgressRule(dbSecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL to the instance');
     proxySecurityGroup.addEgressRule(props.endpointSecurityGroup, ec2.Port.tcp(443), 'Secrets Manager through the VPC endpoint');
     dbSecurityGroup.addIngressRule(proxySecurityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL from the proxy');
-    const proxy = this.instance.addProxy('Proxy', {
-      secrets: [this.secret],
+    // Both secrets: the proxy logs in to the database only as users it holds a secret for, one
+    // secret per database user, whose credentials must match an existing role (RDS User Guide,
+    // "Setting up database credentials for RDS Proxy"). db-admin creates the consumer role.
+    this.proxy = this.instance.addProxy('Proxy', {
+      secrets: [this.secret, this.consumerSecret],
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [proxySecurityGroup],
@@ -128,7 +145,7 @@ export class PipelineDatabase extends Construct {
       iamAuth: false,
       debugLogging: false,
     });
-    this.endpointHost = proxy.endpoint;
+    this.endpointHost = this.proxy.endpoint;
     this.clientFacingSecurityGroup = proxySecurityGroup;
   }
 }

@@ -11,8 +11,8 @@ import { LambdaArchitectureName, LogLevel } from '../config';
 import { REPO_ROOT } from '../contracts';
 import { acknowledge, checkovSkip, markOwned } from './security';
 
-/** The workspace binaries this app deploys (functions/producer, functions/consumer, functions/topic-admin). */
-export type PipelineBinary = 'producer' | 'consumer' | 'topic-admin';
+/** The workspace binaries this app deploys (functions/producer, functions/consumer, functions/topic-admin, functions/db-admin). */
+export type PipelineBinary = 'producer' | 'consumer' | 'topic-admin' | 'db-admin';
 
 export interface PipelineFunctionProps {
   /** Cargo binary in the repository workspace. */

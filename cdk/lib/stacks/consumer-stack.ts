@@ -12,6 +12,7 @@ import { ConsumerData } from '../constructs/consumer-data';
 import { ConsumerMonitoring } from '../constructs/consumer-monitoring';
 import { HANDSHAKE_KEYS, HANDSHAKE_REVISION_TAG, HandshakeSource } from '../constructs/handshake';
 import { MSK_SCRAM_PORT } from '../constructs/msk-ports';
+import { DatabaseSchema } from '../constructs/database-schema';
 import { POSTGRES_PORT, PipelineDatabase } from '../constructs/pipeline-database';
 import { PrivateVpc } from '../constructs/private-vpc';
 import { PipelineFunction } from '../constructs/rust-function';
@@ -41,6 +42,7 @@ export class ConsumerStack extends Stack {
   readonly eventSourceMappings: Readonly<Record<string, lambda.CfnEventSourceMapping>>;
   readonly data: ConsumerData;
   readonly database: PipelineDatabase;
+  readonly databaseSchema: DatabaseSchema;
   readonly scramCredentials: secretsmanager.Secret;
   private readonly zones: readonly string[];
 
@@ -107,10 +109,25 @@ export class ConsumerStack extends Stack {
       vpc,
       subnets: network.subnets,
       databaseName: contracts.postgres.database,
+      consumerRoleName: contracts.postgres.consumerRole,
       config: config.rds,
       key: databaseKey,
       endpointSecurityGroup: network.endpointSecurityGroup,
       retainData: retain,
+    });
+
+    // Migrations and the consumer's role, applied with the master secret before any mapping exists.
+    this.databaseSchema = new DatabaseSchema(this, 'DatabaseSchema', {
+      database: this.database,
+      databaseName: contracts.postgres.database,
+      vpc,
+      subnets: network.subnets,
+      endpointSecurityGroup: network.endpointSecurityGroup,
+      key: operationsKey,
+      secretsKey: databaseKey,
+      architecture: config.lambdaArchitecture,
+      logLevel: config.logLevel,
+      logLevelEnvVar: env.logLevel,
     });
 
     // The SCRAM user for the event source mappings, copied from the handshake by CloudFormation
@@ -171,7 +188,8 @@ export class ConsumerStack extends Stack {
         [env.pgHost]: this.database.endpointHost,
         [env.pgPort]: String(POSTGRES_PORT),
         [env.pgDatabase]: contracts.postgres.database,
-        [env.pgSecretArn]: this.database.secret.secretArn,
+        // The least-privilege role; the master secret is db-admin's alone.
+        [env.pgSecretArn]: this.database.consumerSecret.secretArn,
         [env.pgTls]: 'require',
       },
     });
@@ -220,7 +238,7 @@ export class ConsumerStack extends Stack {
     role.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ReadDatabaseAndScramCredentials',
       actions: ['secretsmanager:GetSecretValue', 'secretsmanager:DescribeSecret'],
-      resources: [this.database.secret.secretArn, this.scramCredentials.secretArn],
+      resources: [this.database.consumerSecret.secretArn, this.scramCredentials.secretArn],
     }));
     role.addToPrincipalPolicy(keyUseStatement([databaseKey, operationsKey], ['kms:Decrypt', 'kms:DescribeKey']));
     role.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -251,8 +269,9 @@ export class ConsumerStack extends Stack {
       });
       // The bootstrap servers are dynamic references: the revision makes CloudFormation re-read them.
       Tags.of(mapping).add(HANDSHAKE_REVISION_TAG, String(config.handshakeRevision));
-      // The pollers use the function role: its permissions and the endpoints must exist first.
-      mapping.node.addDependency(role, network, brokers);
+      // The pollers use the function role: its permissions and the endpoints must exist first;
+      // the first batch needs the schema and the consumer's role.
+      mapping.node.addDependency(role, network, brokers, this.databaseSchema.resource);
       mappings[topic.key] = mapping;
     }
     this.eventSourceMappings = mappings;

@@ -5,8 +5,9 @@
 //!   in one transaction: a replayed batch inserts nothing and changes nothing.
 //! - Money arrives as exact hundredths and is bound as decimal text cast to `NUMERIC(12,2)` /
 //!   `NUMERIC(5,2)`; event times as epoch microseconds added to the epoch, exactly.
-//! - [`PostgresStoreTable::connect`] applies the migrations under a transaction-scoped advisory
-//!   lock, so concurrent cold starts apply each migration once.
+//! - [`PostgresStoreTable::connect`] only checks the schema version: the migrations and the
+//!   application role's grants are applied at deploy time (`crate::postgres_schema`, run by
+//!   db-admin), so the consumer's role needs no DDL rights.
 //! - A broken connection is dropped and re-opened on the next call (credentials are re-read from
 //!   Secrets Manager then, which also follows a rotation).
 //! - TLS (`PG_TLS=require`) verifies the server against the webpki roots plus the trust store
@@ -25,13 +26,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
+use crate::postgres_schema::{check_schema, TableNames};
 use crate::secrets::JsonSecrets;
 
 const COMPONENT: &str = "postgresql";
-
-/// Key of the advisory lock that serialises migrations (any fixed number works; this one spells
-/// "pipeline-migrations" loosely in hex).
-const MIGRATION_LOCK_KEY: i64 = 0x7069_7065_6d69_6772;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PgTls {
@@ -71,7 +69,7 @@ enum PortValue {
     Text(String),
 }
 
-fn rejected(message: impl Into<String>) -> PortError {
+pub(crate) fn rejected(message: impl Into<String>) -> PortError {
     PortError::Rejected {
         component: COMPONENT,
         message: message.into(),
@@ -203,7 +201,7 @@ fn tls_client_config() -> Result<rustls::ClientConfig, PortError> {
 
 /// Connection loss, resource exhaustion, serialization failures, shutdowns and failed logins
 /// (a rotated password is re-read on reconnect) are transient; anything else is a rejection.
-fn classify(error: tokio_postgres::Error) -> PortError {
+pub(crate) fn classify(error: tokio_postgres::Error) -> PortError {
     let message = match error.as_db_error() {
         Some(db) => format!("{}: {}", db.code().code(), db.message()),
         None => error.to_string(),
@@ -231,62 +229,9 @@ fn classify(error: tokio_postgres::Error) -> PortError {
     }
 }
 
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
-
-/// One schema change, applied once per database.
-struct Migration {
-    version: i32,
-    description: &'static str,
-    sql: fn(&TableNames) -> String,
-}
-
-#[derive(Debug, Clone)]
-struct TableNames {
-    sales: String,
-    inventory: String,
-}
-
-fn store_event_table_ddl(table: &str) -> String {
-    let t = quote_ident(table);
-    let constraint = quote_ident(&format!("{table}_record_key"));
-    let index = quote_ident(&format!("{table}_event_time_idx"));
-    format!(
-        r#"CREATE TABLE IF NOT EXISTS {t} (
-    "topic" text NOT NULL,
-    "partition" integer NOT NULL,
-    "offset" bigint NOT NULL,
-    "request_id" text NOT NULL,
-    "store_id" integer NOT NULL,
-    "cust_id" integer NOT NULL,
-    "category" text NOT NULL,
-    "sku" bigint NOT NULL,
-    "price" numeric(12,2) NOT NULL,
-    "qty" integer NOT NULL,
-    "discount" numeric(5,2) NOT NULL,
-    "gift_wrap" boolean NOT NULL,
-    "variant" text NOT NULL,
-    "priority_shipping" boolean NOT NULL,
-    "event_time" timestamptz NOT NULL,
-    "contact_me" text,
-    CONSTRAINT {constraint} UNIQUE ("topic", "partition", "offset")
-);
-CREATE INDEX IF NOT EXISTS {index} ON {t} ("event_time");"#
-    )
-}
-
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "sales and inventory tables, unique per record",
-    sql: |names| {
-        format!(
-            "{}\n{}",
-            store_event_table_ddl(&names.sales),
-            store_event_table_ddl(&names.inventory)
-        )
-    },
-}];
 
 /// The store-event tables.
 pub struct PostgresStoreTable {
@@ -296,7 +241,8 @@ pub struct PostgresStoreTable {
 }
 
 impl PostgresStoreTable {
-    /// Connects and applies pending migrations.
+    /// Connects and checks that the schema is at least the version this code needs; fails with
+    /// an error telling the operator to deploy otherwise.
     pub async fn connect(
         connector: PgConnector,
         sales_table: impl Into<String>,
@@ -305,65 +251,19 @@ impl PostgresStoreTable {
         let table = Self {
             connector,
             client: tokio::sync::Mutex::new(None),
-            names: TableNames {
-                sales: sales_table.into(),
-                inventory: inventory_table.into(),
-            },
+            names: TableNames::new(sales_table, inventory_table),
         };
-        table.migrate().await?;
+        table.check_schema().await?;
         Ok(table)
     }
 
-    /// Applies the migrations not yet recorded in `schema_migrations`; returns the versions applied.
-    pub async fn migrate(&self) -> Result<Vec<i32>, PortError> {
+    /// The schema version found (at least `postgres_schema::schema_version()`).
+    pub async fn check_schema(&self) -> Result<i32, PortError> {
         let mut guard = self.client.lock().await;
         let client = Self::ready(&self.connector, &mut guard).await?;
-        let result = self.migrate_with(client).await;
+        let result = check_schema(client).await;
         Self::forget_if_broken(&mut guard, &result);
         result
-    }
-
-    async fn migrate_with(&self, client: &mut Client) -> Result<Vec<i32>, PortError> {
-        let tx = client.transaction().await.map_err(classify)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-            .await
-            .map_err(classify)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (
-                version integer PRIMARY KEY,
-                description text NOT NULL,
-                applied_at timestamptz NOT NULL DEFAULT now()
-            )",
-        )
-        .await
-        .map_err(classify)?;
-        let applied: Vec<i32> = tx
-            .query("SELECT version FROM schema_migrations", &[])
-            .await
-            .map_err(classify)?
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        let mut newly = Vec::new();
-        for migration in MIGRATIONS.iter().filter(|m| !applied.contains(&m.version)) {
-            tx.batch_execute(&(migration.sql)(&self.names))
-                .await
-                .map_err(classify)?;
-            tx.execute(
-                "INSERT INTO schema_migrations (version, description) VALUES ($1, $2)",
-                &[&migration.version, &migration.description],
-            )
-            .await
-            .map_err(classify)?;
-            tracing::info!(
-                version = migration.version,
-                migration.description,
-                "applied migration"
-            );
-            newly.push(migration.version);
-        }
-        tx.commit().await.map_err(classify)?;
-        Ok(newly)
     }
 
     async fn ready<'a>(

@@ -46,7 +46,8 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
-/// Builds every adapter and applies the PostgreSQL migrations (cold start).
+/// Builds every adapter and checks the PostgreSQL schema version (cold start; the schema is
+/// applied at deploy time).
 pub async fn build<S: SchemaSource>(
     config: &ConsumerConfig,
     sdk: &aws_config::SdkConfig,

@@ -4,8 +4,12 @@
 //! themselves. Then replays everything, whole and in random parts, and requires byte-identical
 //! state. Every run creates its own tables, bucket, queue, registry, secret and database.
 //!
-//! Needs `AWS_ENDPOINT_URL` and `PG_HOST`/`PG_PORT`/`PG_USER`/`PG_PASSWORD`/`PG_DATABASE` (source
-//! `.local/stack.env`); without them the tests skip, unless `PIPELINE_REQUIRE_STACK=1`.
+//! Each run's database is provisioned as on AWS (`postgres_schema::provision`, what db-admin
+//! runs at deploy time) with a role of its own, and the consumer connects as that role.
+//!
+//! Needs `AWS_ENDPOINT_URL`, `PG_HOST`/`PG_PORT`/`PG_DATABASE` and the local admin
+//! `PIPELINE_PG_ADMIN_USER`/`PIPELINE_PG_ADMIN_PASSWORD` (source `.local/stack.env`); without them
+//! the tests skip, unless `PIPELINE_REQUIRE_STACK=1`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -18,7 +22,7 @@ use consumer::app::{self, Consumer};
 use consumer::config::ConsumerConfig;
 use consumer::testkit;
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
-use pipeline_adapters::postgres::{PgConnector, PgSettings, PgTls, PostgresStoreTable};
+use pipeline_adapters::postgres_schema::{provision, AppRole, TableNames};
 use pipeline_contracts::{contracts, schema_text, Compatibility, PIPELINE_JSON};
 use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord};
 use pipeline_domain::model::{SensorReading, StoreEvent, StoreEventType};
@@ -47,10 +51,20 @@ fn required_env(var: &str, test: &str) -> Option<String> {
 }
 
 fn stack_available(test: &str) -> bool {
-    ["AWS_ENDPOINT_URL", "PG_HOST", "PG_PORT", "PG_USER", "PG_DATABASE"]
-        .iter()
-        .all(|var| required_env(var, test).is_some())
+    [
+        "AWS_ENDPOINT_URL",
+        "PG_HOST",
+        "PG_PORT",
+        PG_ADMIN_USER,
+        "PG_DATABASE",
+    ]
+    .iter()
+    .all(|var| required_env(var, test).is_some())
 }
+
+/// The local admin (owner of the databases); the consumer itself runs as a provisioned role.
+const PG_ADMIN_USER: &str = "PIPELINE_PG_ADMIN_USER";
+const PG_ADMIN_PASSWORD: &str = "PIPELINE_PG_ADMIN_PASSWORD";
 
 fn env(var: &str) -> String {
     std::env::var(var).unwrap_or_default()
@@ -114,10 +128,10 @@ async fn pg_admin(database: &str) -> tokio_postgres::Client {
     config
         .host(env("PG_HOST"))
         .port(env("PG_PORT").parse().expect("PG_PORT is a port"))
-        .user(env("PG_USER"))
+        .user(env(PG_ADMIN_USER))
         .dbname(database);
-    if !env("PG_PASSWORD").is_empty() {
-        config.password(env("PG_PASSWORD"));
+    if !env(PG_ADMIN_PASSWORD).is_empty() {
+        config.password(env(PG_ADMIN_PASSWORD));
     }
     let (client, connection) = config
         .connect(tokio_postgres::NoTls)
@@ -209,9 +223,20 @@ async fn stack() -> Stack {
 
     let database = format!("consumer_{run}");
     create_database(&database).await;
+    let role = AppRole {
+        name: format!("consumer_{run}"),
+        password: format!("{run}-password"),
+    };
+    provision(
+        &mut pg_admin(&database).await,
+        &TableNames::new(&c.postgres.sales_table, &c.postgres.inventory_table),
+        &role,
+    )
+    .await
+    .expect("provision the run's database and role");
     let secret = json!({
-        "username": env("PG_USER"),
-        "password": env("PG_PASSWORD"),
+        "username": role.name,
+        "password": role.password,
         "host": env("PG_HOST"),
         "port": env("PG_PORT").parse::<u16>().unwrap(),
         "dbname": database,
@@ -315,6 +340,10 @@ impl Stack {
                 .await;
         }
         drop_database(&self.database).await;
+        let _ = pg_admin(&env("PG_DATABASE"))
+            .await
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"consumer_{}\"", self.run))
+            .await;
     }
 }
 
@@ -1309,57 +1338,4 @@ async fn a_dropped_database_connection_is_reopened_within_the_batch() {
     assert_eq!(total, produced.store_events.len());
     drop(consumer);
     stack.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_cold_starts_apply_each_migration_once() {
-    let test = "concurrent_cold_starts_apply_each_migration_once";
-    if !stack_available(test) {
-        return;
-    }
-    let database = format!("consumer_mig_{}", &Uuid::new_v4().simple().to_string()[..12]);
-    create_database(&database).await;
-    let settings = PgSettings {
-        host: Some(env("PG_HOST")),
-        port: Some(env("PG_PORT").parse().unwrap()),
-        database: Some(database.clone()),
-        user: Some(env("PG_USER")),
-        password: Some(env("PG_PASSWORD")).filter(|p| !p.is_empty()),
-        secret_id: None,
-        tls: PgTls::Disable,
-        application_name: "migration-test".into(),
-    };
-    let c = contracts();
-    let starts = (0..4).map(|_| {
-        let connector = PgConnector::new(settings.clone(), None).unwrap();
-        PostgresStoreTable::connect(connector, &c.postgres.sales_table, &c.postgres.inventory_table)
-    });
-    let tables = futures::future::join_all(starts).await;
-    for table in &tables {
-        assert!(table.is_ok(), "{:?}", table.as_ref().err());
-    }
-    let pg = pg_admin(&database).await;
-    let versions: Vec<i32> = pg
-        .query("SELECT version FROM schema_migrations ORDER BY version", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(versions, vec![1]);
-    let unique: i64 = pg
-        .query_one(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'u' AND conrelid = to_regclass($1)",
-            &[&c.postgres.sales_table],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(unique, 1, "(topic, partition, offset) is unique");
-    assert_eq!(
-        tables[0].as_ref().unwrap().migrate().await.unwrap(),
-        Vec::<i32>::new()
-    );
-    drop((tables, pg));
-    drop_database(&database).await;
 }

@@ -159,6 +159,8 @@ pub struct Postgres {
     pub database: String,
     pub sales_table: String,
     pub inventory_table: String,
+    /// The consumer's least-privilege login role (created at deploy time by db-admin).
+    pub consumer_role: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

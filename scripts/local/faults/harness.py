@@ -64,10 +64,11 @@ def aws_clients(endpoint: str) -> dict:
 
 
 def psql(database: str, sql: str, *, csv: bool = False) -> str:
+    """As the local admin (owner of the databases); the consumer runs as its own role."""
     command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", os.environ[NAMES["pgHost"]], "-p", os.environ[NAMES["pgPort"]],
-               "-U", os.environ[NAMES["pgUser"]], "-d", database]
+               "-U", os.environ["PIPELINE_PG_ADMIN_USER"], "-d", database]
     command += ["-tA"] if not csv else []
-    result = subprocess.run(command + ["-c", sql], env={**os.environ, "PGPASSWORD": os.environ[NAMES["pgPassword"]]},
+    result = subprocess.run(command + ["-c", sql], env={**os.environ, "PGPASSWORD": os.environ["PIPELINE_PG_ADMIN_PASSWORD"]},
                             capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise ScenarioFailed(f"psql on {database}: {result.stderr.strip()}")
@@ -107,6 +108,8 @@ class Namespace:
         self.queue_urls["onFailure"] = sqs.create_queue(QueueName=self.on_failure_queue,
                                                         Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
         psql("postgres", f'CREATE DATABASE "{self.database}"')
+        # What db-admin does at deploy time: migrations and the consumer role's grants.
+        stack("provision-database", self.database)
 
     def delete(self) -> None:
         dynamodb, s3, sqs = self.aws["dynamodb"], self.aws["s3"], self.aws["sqs"]
