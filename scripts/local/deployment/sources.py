@@ -125,6 +125,49 @@ class SinkReader:
 
 
 # ── AWS ─────────────────────────────────────────────────────────────────────
+class CloudWatchTelemetry:
+    """OffsetLag and Errors from CloudWatch AWS/Lambda, the last error line from CloudWatch Logs."""
+
+    def __init__(self, cloudwatch, logs, function: str, log_group: str):
+        self.cloudwatch, self.logs, self.function, self.log_group = cloudwatch, logs, function, log_group
+
+    def read(self, mappings: list[diagnosis.Mapping], since: float, now: dt.datetime | None = None) -> diagnosis.Telemetry:
+        start = dt.datetime.fromtimestamp(since - 60, dt.timezone.utc)
+        end = now or dt.datetime.now(dt.timezone.utc)
+        function = [{"Name": "FunctionName", "Value": self.function}]
+        lags: dict[str, float | None] = {m.uuid: None for m in mappings}
+        source = "CloudWatch AWS/Lambda OffsetLag (Maximum, last 5 minutes)"
+        try:
+            for metric in self.cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="OffsetLag", Dimensions=function)["Metrics"]:
+                points = self.cloudwatch.get_metric_statistics(
+                    Namespace="AWS/Lambda", MetricName="OffsetLag", Dimensions=metric["Dimensions"],
+                    StartTime=end - dt.timedelta(minutes=5), EndTime=end, Period=60, Statistics=["Maximum"])["Datapoints"]
+                latest = max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else None
+                values = {d["Value"] for d in metric["Dimensions"]}
+                per_mapping = [m.uuid for m in mappings if m.uuid in values]
+                # Without a per-mapping dimension the function-wide value stands for every mapping.
+                for uuid in per_mapping or [m.uuid for m in mappings if lags[m.uuid] is None]:
+                    lags[uuid] = latest
+            errors_points = self.cloudwatch.get_metric_statistics(
+                Namespace="AWS/Lambda", MetricName="Errors", Dimensions=function, StartTime=start, EndTime=end,
+                Period=60, Statistics=["Sum"])["Datapoints"]
+            errors: int | None = int(sum(p["Sum"] for p in errors_points))
+        except (ClientError, BotoCoreError) as error:
+            source, errors = f"CloudWatch unavailable: {error}", None
+        last_error = None
+        try:
+            pages = self.logs.get_paginator("filter_log_events").paginate(
+                logGroupName=self.log_group, startTime=int(start.timestamp() * 1000), filterPattern='?ERROR ?"Task timed out"')
+            for page in pages:
+                for event in page.get("events", []):
+                    last_error = event["message"].strip()[:400]
+            log_source = f"CloudWatch Logs {self.log_group}"
+        except (ClientError, BotoCoreError) as error:
+            log_source = f"CloudWatch Logs {self.log_group} unavailable: {error}"
+        return diagnosis.Telemetry(lags, source, errors, "CloudWatch AWS/Lambda Errors (Sum since the check began)",
+                                   last_error, log_source)
+
+
 def stack_outputs(cloudformation, stack: str) -> dict[str, str]:
     try:
         stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
@@ -168,8 +211,8 @@ class AwsDeployment:
                         f"{consumer_stack} (profile {consumer.profile_name})",
         )
         self.sinks = SinkReader(consumer.client("dynamodb"), consumer.client("s3"), sqs, self.target)
-        self.cloudwatch = consumer.client("cloudwatch")
-        self.logs = consumer.client("logs")
+        self.cloudwatch = CloudWatchTelemetry(consumer.client("cloudwatch"), consumer.client("logs"),
+                                              consumer_function, self.log_group)
         self.sqs = sqs
 
     def invoke_producer(self, request: dict) -> dict:
@@ -179,40 +222,7 @@ class AwsDeployment:
         return list_mappings(self.lambda_consumer, self.target.consumer_function)
 
     def telemetry(self, mappings: list[diagnosis.Mapping], since: float) -> diagnosis.Telemetry:
-        start = dt.datetime.fromtimestamp(since - 60, dt.timezone.utc)
-        end = dt.datetime.now(dt.timezone.utc)
-        function = [{"Name": "FunctionName", "Value": self.target.consumer_function}]
-        lags: dict[str, float | None] = {m.uuid: None for m in mappings}
-        source = "CloudWatch AWS/Lambda OffsetLag (Maximum, last 5 minutes)"
-        try:
-            for metric in self.cloudwatch.list_metrics(Namespace="AWS/Lambda", MetricName="OffsetLag", Dimensions=function)["Metrics"]:
-                points = self.cloudwatch.get_metric_statistics(
-                    Namespace="AWS/Lambda", MetricName="OffsetLag", Dimensions=metric["Dimensions"],
-                    StartTime=end - dt.timedelta(minutes=5), EndTime=end, Period=60, Statistics=["Maximum"])["Datapoints"]
-                latest = max(points, key=lambda p: p["Timestamp"])["Maximum"] if points else None
-                values = {d["Value"] for d in metric["Dimensions"]}
-                per_mapping = [m.uuid for m in mappings if m.uuid in values]
-                # Without a per-mapping dimension the function-wide value stands for every mapping.
-                for uuid in per_mapping or [m.uuid for m in mappings if lags[m.uuid] is None]:
-                    lags[uuid] = latest
-            errors_points = self.cloudwatch.get_metric_statistics(
-                Namespace="AWS/Lambda", MetricName="Errors", Dimensions=function, StartTime=start, EndTime=end,
-                Period=60, Statistics=["Sum"])["Datapoints"]
-            errors: int | None = int(sum(p["Sum"] for p in errors_points))
-        except (ClientError, BotoCoreError) as error:
-            source, errors = f"CloudWatch unavailable: {error}", None
-        last_error = None
-        try:
-            pages = self.logs.get_paginator("filter_log_events").paginate(
-                logGroupName=self.log_group, startTime=int(start.timestamp() * 1000), filterPattern='?ERROR ?"Task timed out"')
-            for page in pages:
-                for event in page.get("events", []):
-                    last_error = event["message"].strip()[:400]
-            log_source = f"CloudWatch Logs {self.log_group}"
-        except (ClientError, BotoCoreError) as error:
-            log_source = f"CloudWatch Logs {self.log_group} unavailable: {error}"
-        return diagnosis.Telemetry(lags, source, errors, "CloudWatch AWS/Lambda Errors (Sum since the check began)",
-                                   last_error, log_source)
+        return self.cloudwatch.read(mappings, since)
 
 
 def invoke(client, function: str, request: dict) -> dict:
