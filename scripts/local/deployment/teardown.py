@@ -207,11 +207,19 @@ class Teardown:
         return not remaining, f"{len(remaining)} left: {described}"
 
     def remove_mapping(self, uuid: str) -> None:
+        """Disable, then delete. A mapping that is Creating, Enabling, Updating or Disabling refuses
+        changes (ResourceInUseException), so each step waits for a settled state first."""
         lam = self.consumer.lambda_client
-        state = self.mapping_state(uuid)
+        seen: dict[str, str | None] = {}
+
+        def settled() -> tuple[bool, str]:
+            seen["state"] = self.mapping_state(uuid)
+            return seen["state"] in (None, "Enabled", "Disabled", "Deleting"), f"State {seen['state']}"
+        self.wait(f"mapping {uuid} to settle", settled, self.options.mapping_timeout)
+        state = seen["state"]
         if state is None:
             return
-        if state not in ("Disabled", "Disabling", "Deleting"):
+        if state == "Enabled":
             lam.update_event_source_mapping(UUID=uuid, Enabled=False)
         if state != "Deleting":
             def disabled() -> tuple[bool, str]:

@@ -99,8 +99,10 @@ class Teardown(unittest.TestCase):
             {"FunctionName": FUNCTION})
 
     def stub_removal(self):
-        for m in self.mappings:
+        for index, m in enumerate(self.mappings):
             uuid = {"UUID": m["UUID"]}
+            if index == 0:  # one is still being updated: it must settle before it is disabled
+                self.lambda_stub.add_response("get_event_source_mapping", {**uuid, "State": "Updating"}, uuid)
             self.lambda_stub.add_response("get_event_source_mapping", {**uuid, "State": "Enabled"}, uuid)
             self.lambda_stub.add_response("update_event_source_mapping", {**uuid, "State": "Disabling"}, {**uuid, "Enabled": False})
             self.lambda_stub.add_response("get_event_source_mapping", {**uuid, "State": "Disabling"}, uuid)
