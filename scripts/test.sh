@@ -24,7 +24,7 @@ export PIPELINE_KAFKA_PORT="${PIPELINE_TEST_KAFKA_PORT:-39092}"
 export PIPELINE_MOTO_PORT="${PIPELINE_TEST_MOTO_PORT:-35000}"
 export PIPELINE_PG_PORT="${PIPELINE_TEST_PG_PORT:-35432}"
 
-STAGES=(setup static stack rust e2e iam faults security cdk scan fuzz bench bundled)
+STAGES=(setup static stack rust e2e iam deploy faults security cdk scan fuzz bench bundled)
 ONLY="${PIPELINE_TEST_ONLY:-${STAGES[*]}}"
 
 log() { printf '\n[test] %s\n' "$*" >&2; }
@@ -75,6 +75,22 @@ stage_iam() {
     "$AWS_CALLS" "$PIPELINE_LOCAL_DIR/run/lambda.env"
 }
 
+# The post-deploy check (scripts/check-deployment.sh) pointed at the local pipeline, each ESM
+# emulator answering the Lambda API's mapping reads: it must pass, then fail naming the broken
+# mapping's problem when one reads a topic that does not exist. Its unit tests (recorded AWS
+# responses; teardown order and waits against moto) run first.
+stage_deploy() {
+  local python="$REPO_ROOT/.venv/bin/python" target
+  "$python" -m unittest discover -s scripts/local/deployment/tests -t scripts/local
+  for crate in esm-emulator producer consumer; do
+    cargo build --quiet -p "$crate"
+  done
+  target="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  PYTHONPATH="$REPO_ROOT/scripts/local" "$python" scripts/local/deployment/local_stage.py --esm "$target/debug/esm-emulator" \
+    --port-base $((${PIPELINE_TEST_LAMBDA_PORT:-39000} + 50)) --env-file "$PIPELINE_LOCAL_DIR/stack.env" \
+    --logdir "$PIPELINE_LOCAL_DIR/logs" --rundir "$PIPELINE_LOCAL_DIR/run"
+}
+
 # Redelivery, crashes, outages, throttling, poison records and bad producer input, each checked
 # against the same independent ground truth as e2e (docs/guarantees.md).
 stage_faults() { scripts/faults.sh; }
@@ -95,7 +111,7 @@ stage_bench() { scripts/bench.sh --smoke; }
 stage_bundled() { bash cdk/scripts/synth-bundled.sh; }
 
 stop_stack() {
-  if wanted stack || wanted e2e || wanted faults || wanted security; then
+  if wanted stack || wanted e2e || wanted deploy || wanted faults || wanted security; then
     scripts/local-stack.sh down >/dev/null 2>&1 || true
   fi
 }

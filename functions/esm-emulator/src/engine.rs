@@ -19,7 +19,9 @@ use crate::ports::{
     FailureDestination, InvokeError, InvokeOutcome, Invoker, PartitionLag, RecordSource, SourceError,
 };
 use crate::retry::RetryDecision;
-use crate::status::{BatchOutcome, BatchReport, Counters, MappingState, MappingStatus, Reporter, SpanReport};
+use crate::status::{
+    BatchOutcome, BatchReport, MappingState, MappingStatus, ProcessingResult, Reporter, SpanReport,
+};
 
 /// How long one poll waits when nothing is buffered; bounds how quickly a stop is noticed.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -103,16 +105,7 @@ where
     ) -> Self {
         let envelope = EventEnvelope::new(config.event_source.clone(), config.bootstrap_servers.clone());
         let assembler = BatchAssembler::new(envelope, config.batch_size, config.max_payload_bytes);
-        let status = MappingStatus {
-            topic: config.topic.clone(),
-            consumer_group: config.consumer_group.clone(),
-            function_name: config.function_name.clone(),
-            state: MappingState::Starting,
-            counters: Counters::default(),
-            partitions: Vec::new(),
-            total_lag: 0,
-            updated_at: now_iso(),
-        };
+        let status = MappingStatus::starting(&config.topic, &config.consumer_group, &config.function_name);
         Self {
             config,
             source,
@@ -148,6 +141,8 @@ where
     /// Runs until stopped, until idle for `exit_when_idle`, or until a fatal error.
     pub async fn run(mut self) -> Result<MappingStatus, EngineError> {
         let mut idle_since: Option<Instant> = None;
+        // Connected: from here on the mapping is Enabled (the API's `Creating` ends here).
+        self.set_state(MappingState::Polling);
         self.refresh_lag(true).await?;
         while !self.stop.is_stopped() {
             match self.gather().await? {
@@ -348,9 +343,10 @@ where
             self.status.counters.invocations += 1;
             match self.invoker.invoke(payload.to_vec()).await {
                 Ok(InvokeOutcome::Success) => {
+                    self.status.last_processing_result = ProcessingResult::Ok;
                     return Ok(Delivery::Delivered {
                         attempts: failed_attempts + 1,
-                    })
+                    });
                 }
                 Ok(InvokeOutcome::FunctionError {
                     status_code,
@@ -360,6 +356,7 @@ where
                     failed_attempts += 1;
                     unavailable_streak = 0;
                     self.status.counters.function_errors += 1;
+                    self.status.last_processing_result = ProcessingResult::FunctionCallFailed;
                     warn!(topic = %self.config.topic, failed_attempts, status_code, %function_error, %message, "function error");
                     match self.config.retry.after_failure(failed_attempts) {
                         RetryDecision::GiveUp => {
@@ -511,6 +508,8 @@ where
                 Err(error) => {
                     attempt += 1;
                     warn!(%error, attempt, "commit failed; retrying");
+                    self.status.last_processing_result = ProcessingResult::ConnectionError(error.to_string());
+                    self.reporter.status(&self.status);
                     if self.stop.is_stopped() {
                         return false;
                     }
@@ -535,12 +534,25 @@ where
             Err(error) => {
                 // Unknown lag is not zero lag: an idle exit must not happen on stale numbers.
                 warn!(%error, "cannot read partition lag; keeping the last known values");
+                self.status.last_processing_result = ProcessingResult::ConnectionError(error.to_string());
                 self.lag_known = false;
                 self.lag_refreshed = Some(Instant::now());
+                self.reporter.status(&self.status);
                 return Ok(());
             }
         };
         self.lag_known = true;
+        if matches!(
+            self.status.last_processing_result,
+            ProcessingResult::ConnectionError(_)
+        ) {
+            // The brokers answer again; what the mapping did last is what it reports again.
+            self.status.last_processing_result = if self.status.counters.invocations > 0 {
+                ProcessingResult::Ok
+            } else {
+                ProcessingResult::NoRecordsProcessed
+            };
+        }
         self.status.total_lag = partitions.iter().map(|p| p.lag.max(0)).sum();
         self.status.partitions = partitions;
         self.status.updated_at = now_iso();
@@ -1007,6 +1019,66 @@ mod tests {
         task.await.unwrap().unwrap();
         assert!(f.calls.lock().unwrap().len() > 1);
         assert_eq!(log.committed(), None);
+    }
+
+    #[tokio::test]
+    async fn last_processing_result_follows_function_errors_outages_and_successes() {
+        let log = FakeLog::with_records(4, 10);
+        // Two failed attempts, then success: every status written while retrying says so.
+        let f = function(2, &log);
+        let mut reporter = MemoryReporter::default();
+        let status = Mapping::new(
+            config(10, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(FakeQueue::default()),
+            &mut reporter,
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        let results: Vec<String> = reporter
+            .statuses
+            .iter()
+            .map(|s| s.last_processing_result.aws_text())
+            .collect();
+        assert_eq!(results.first().map(String::as_str), Some("No records processed"));
+        assert!(
+            results.contains(&"PROBLEM: Function call failed".to_string()),
+            "{results:?}"
+        );
+        assert_eq!(status.last_processing_result.aws_text(), "OK");
+        assert_eq!(status.state.aws_state(), "Disabled");
+        assert!(
+            reporter
+                .statuses
+                .iter()
+                .all(|s| s.state.aws_state() != "Creating"),
+            "a connected mapping is Enabled from its first status on"
+        );
+
+        // A broker outage while committing is a connection error until the brokers answer again.
+        let log = FakeLog::with_records(2, 10);
+        log.inner.lock().unwrap().broker_down_for = 2;
+        let f = function(0, &log);
+        let mut reporter = MemoryReporter::default();
+        let status = Mapping::new(
+            config(10, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(FakeQueue::default()),
+            &mut reporter,
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        assert!(reporter.statuses.iter().any(|s| s
+            .last_processing_result
+            .aws_text()
+            .starts_with("PROBLEM: Connection error.")));
+        assert_eq!(status.last_processing_result, ProcessingResult::Ok);
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@
 //! is separate from the edges (rdkafka, the Lambda Invoke API, SQS), which live in [`adapters`].
 
 pub mod adapters;
+pub mod aws_api;
 pub mod batch;
 pub mod config;
 pub mod engine;
@@ -17,13 +18,15 @@ pub mod status;
 pub use config::{MappingConfig, MappingSettings};
 pub use engine::{EngineError, Mapping, StopFlag};
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use adapters::kafka::KafkaSource;
 use adapters::lambda::LambdaInvoker;
 use adapters::sqs::SqsDestination;
 use faults::FaultPlan;
-use status::{MappingStatus, Reporter};
+use ports::SourceError;
+use status::{MappingStatus, Reporter, SharedStatus, SharingReporter};
 
 /// Where the edges are.
 #[derive(Debug, Clone)]
@@ -52,26 +55,113 @@ pub async fn run_mapping_with_faults<R: Reporter>(
     stop: StopFlag,
     faults: FaultPlan,
 ) -> Result<MappingStatus, EngineError> {
-    let source = KafkaSource::connect(&config)?;
-    let invoker = LambdaInvoker::new(
-        endpoints.invoke_endpoint.as_deref(),
-        &endpoints.region,
+    run_mapping_served(config, endpoints, reporter, stop, faults, ServeOptions::default()).await
+}
+
+/// How a long-running mapping behaves beyond the mapping itself.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// Answer the Lambda API's mapping reads here ([`aws_api`]).
+    pub api: Option<tokio::net::TcpListener>,
+    /// Keep trying to reach the brokers and the topic at this interval, as an AWS mapping does
+    /// (it stays `Enabled` and reports the problem in `LastProcessingResult`); `None` fails at once.
+    pub retry_connect_every: Option<Duration>,
+}
+
+/// [`run_mapping_with_faults`], optionally serving the mapping API and retrying the first connection.
+pub async fn run_mapping_served<R: Reporter>(
+    config: MappingConfig,
+    endpoints: &Endpoints,
+    reporter: R,
+    stop: StopFlag,
+    faults: FaultPlan,
+    options: ServeOptions,
+) -> Result<MappingStatus, EngineError> {
+    let shared: SharedStatus = Arc::new(Mutex::new(MappingStatus::starting(
+        &config.topic,
+        &config.consumer_group,
         &config.function_name,
-        endpoints.invoke_timeout,
-    )
+    )));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    let api = options.api.map(|listener| {
+        let description = aws_api::MappingDescription::from_config(&config, started);
+        tokio::spawn(adapters::mapping_api::serve(
+            listener,
+            description,
+            shared.clone(),
+        ))
+    });
+    let mut reporter = SharingReporter::new(reporter, shared);
+    let result = async {
+        let Some(source) = connect(&config, options.retry_connect_every, &mut reporter, &stop).await? else {
+            let mut status =
+                MappingStatus::starting(&config.topic, &config.consumer_group, &config.function_name);
+            status.state = status::MappingState::Stopped;
+            return Ok(status);
+        };
+        let invoker = LambdaInvoker::new(
+            endpoints.invoke_endpoint.as_deref(),
+            &endpoints.region,
+            &config.function_name,
+            endpoints.invoke_timeout,
+        )
+        .await;
+        let destination = match &config.on_failure_queue_url {
+            Some(url) => {
+                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new(endpoints.region.clone()))
+                    .load()
+                    .await;
+                Some(SqsDestination::new(&sdk, url, &config.consumer_group))
+            }
+            None => None,
+        };
+        Mapping::new(config, source, invoker, destination, &mut reporter, stop)
+            .with_faults(faults)
+            .run()
+            .await
+    }
     .await;
-    let destination = match &config.on_failure_queue_url {
-        Some(url) => {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .region(aws_config::Region::new(endpoints.region.clone()))
-                .load()
-                .await;
-            Some(SqsDestination::new(&sdk, url, &config.consumer_group))
+    if let Some(api) = api {
+        api.abort();
+    }
+    result
+}
+
+/// Connects to the topic; with a retry interval, keeps trying (reporting why it cannot) until it
+/// connects or a stop is requested (`None`).
+async fn connect<R: Reporter>(
+    config: &MappingConfig,
+    retry_every: Option<Duration>,
+    reporter: &mut R,
+    stop: &StopFlag,
+) -> Result<Option<KafkaSource>, EngineError> {
+    let mut status = MappingStatus::starting(&config.topic, &config.consumer_group, &config.function_name);
+    loop {
+        let error = match KafkaSource::connect(config) {
+            Ok(source) => return Ok(Some(source)),
+            Err(error) => error,
+        };
+        let Some(every) = retry_every else {
+            return Err(error.into());
+        };
+        tracing::warn!(%error, retry_in = ?every, "cannot start polling; retrying like an AWS mapping does");
+        status.state = status::MappingState::Connecting;
+        status.last_processing_result = match &error {
+            SourceError::TopicNotFound { topic, servers } => {
+                status::ProcessingResult::TopicNotFound(format!("{topic} is not on {servers}"))
+            }
+            SourceError::Kafka(message) => status::ProcessingResult::ConnectionError(message.clone()),
+        };
+        reporter.status(&status);
+        let until = tokio::time::Instant::now() + every;
+        while tokio::time::Instant::now() < until {
+            if stop.is_stopped() {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        None => None,
-    };
-    Mapping::new(config, source, invoker, destination, reporter, stop)
-        .with_faults(faults)
-        .run()
-        .await
+    }
 }

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
+use esm_emulator::adapters::mapping_api;
 use esm_emulator::adapters::report::JsonLinesReporter;
 use esm_emulator::faults::{FaultPlan, INJECTED_CRASH_EXIT_CODE};
-use esm_emulator::{run_mapping_with_faults, Endpoints, EngineError, MappingSettings, StopFlag};
+use esm_emulator::{run_mapping_served, Endpoints, EngineError, MappingSettings, ServeOptions, StopFlag};
 use tracing::{error, info};
 
 #[derive(Debug, Parser)]
@@ -70,6 +71,14 @@ struct Cli {
     /// Also print every status refresh on stdout, not only batches.
     #[arg(long)]
     print_status: bool,
+    /// Answer the Lambda API's ListEventSourceMappings / GetEventSourceMapping for this mapping
+    /// here (loopback only), e.g. 127.0.0.1:43190; point an AWS client's Lambda endpoint at it.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    mapping_api_address: Option<std::net::SocketAddr>,
+    /// When the brokers or the topic cannot be reached at start, keep retrying at this interval
+    /// (as an AWS mapping does, reporting the problem) instead of exiting.
+    #[arg(long, value_name = "SECONDS")]
+    retry_connect_secs: Option<f64>,
     /// Exit once every partition has been caught up for this many seconds.
     #[arg(long)]
     exit_when_idle_secs: Option<f64>,
@@ -157,6 +166,24 @@ async fn run(cli: Cli) -> Result<(), RunError> {
     let config = settings
         .validate()
         .map_err(|e| RunError::Failed(format!("invalid mapping: {e}")))?;
+    let api = match cli.mapping_api_address {
+        Some(address) => {
+            let listener = mapping_api::bind(address)
+                .await
+                .map_err(|e| RunError::Failed(e.to_string()))?;
+            info!(%address, "serving the Lambda event source mapping reads");
+            Some(listener)
+        }
+        None => None,
+    };
+    let options = ServeOptions {
+        api,
+        retry_connect_every: cli
+            .retry_connect_secs
+            .map(|s| seconds(s, "--retry-connect-secs"))
+            .transpose()?
+            .filter(|d| !d.is_zero()),
+    };
     let endpoints = Endpoints {
         invoke_endpoint: (!cli.aws).then_some(cli.invoke_endpoint),
         invoke_timeout: Duration::from_secs(cli.invoke_timeout_secs),
@@ -180,7 +207,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
         on_signal.stop();
     });
     let reporter = JsonLinesReporter::new(cli.status_file, cli.print_status);
-    let status = match run_mapping_with_faults(config, &endpoints, reporter, stop, faults).await {
+    let status = match run_mapping_served(config, &endpoints, reporter, stop, faults, options).await {
         Ok(status) => status,
         Err(EngineError::InjectedCrash { batches }) => return Err(RunError::InjectedCrash(batches)),
         Err(other) => return Err(RunError::Failed(other.to_string())),

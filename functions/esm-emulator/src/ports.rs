@@ -23,6 +23,9 @@ pub struct PartitionLag {
 pub enum SourceError {
     #[error("kafka: {0}")]
     Kafka(String),
+    /// The brokers answered, but the topic is not in their metadata.
+    #[error("topic {topic} not found on {servers}")]
+    TopicNotFound { topic: String, servers: String },
 }
 
 pub trait RecordSource: Send {

@@ -620,3 +620,113 @@ async fn a_restart_resumes_from_committed_offsets_and_latest_skips_the_backlog()
     seen.sort();
     assert_eq!(seen, vec![(0, 5), (1, 5)]);
 }
+
+/// One GET against the emulator's mapping API: (status code, JSON body).
+async fn api_get(address: std::net::SocketAddr, target: &str) -> (u16, Value) {
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    let request = format!("GET {target} HTTP/1.1\r\nHost: {address}\r\nAccept: application/json\r\n\r\n");
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    socket.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8(response).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, serde_json::from_str(body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mapping_api_reports_a_missing_topic_until_it_exists_like_aws() {
+    let Some(stack) = stack("the_mapping_api_reports_a_missing_topic") else {
+        return;
+    };
+    let topic = unique("late-topic");
+    let function = fake_function(|_| Answer::Ok, None).await;
+    let mut settings = settings(&stack, &topic, &unique("late-group"));
+    settings.exit_when_idle = None;
+    let listener = esm_emulator::adapters::mapping_api::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    let stop = StopFlag::default();
+    let endpoints = Endpoints {
+        invoke_endpoint: Some(function.endpoint.clone()),
+        invoke_timeout: Duration::from_secs(60),
+        region: stack.region.clone(),
+    };
+    let options = esm_emulator::ServeOptions {
+        api: Some(listener),
+        retry_connect_every: Some(Duration::from_millis(300)),
+    };
+    let config = settings.validate().unwrap();
+    let stopper = stop.clone();
+    let mapping = tokio::spawn(async move {
+        esm_emulator::run_mapping_served(
+            config,
+            &endpoints,
+            MemoryReporter::default(),
+            stopper,
+            esm_emulator::faults::FaultPlan::default(),
+            options,
+        )
+        .await
+    });
+    let list = "/2015-03-31/event-source-mappings/?FunctionName=consumer";
+    let wait_for = |wanted: &'static str| async move {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = api_get(address, list).await;
+            assert_eq!(status, 200, "{body}");
+            let mapping = body["EventSourceMappings"][0].clone();
+            if mapping["LastProcessingResult"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(wanted)
+            {
+                return mapping;
+            }
+            assert!(Instant::now() < deadline, "no {wanted:?} in 60 s: {mapping}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    // The topic does not exist: the mapping stays Enabled and says so, as an AWS mapping does.
+    let missing = wait_for("PROBLEM: Topic not found.").await;
+    assert_eq!(missing["State"], "Enabled");
+    assert_eq!(missing["Topics"], serde_json::json!([topic]));
+    assert_eq!(missing["StateTransitionReason"], "USER_INITIATED");
+    let uuid = missing["UUID"].as_str().unwrap().to_string();
+    let (status, got) = api_get(address, &format!("/2015-03-31/event-source-mappings/{uuid}")).await;
+    assert_eq!((status, got["UUID"].as_str()), (200, Some(uuid.as_str())));
+    assert_eq!(
+        api_get(
+            address,
+            "/2015-03-31/event-source-mappings/00000000-0000-0000-0000-000000000000"
+        )
+        .await
+        .0,
+        404
+    );
+
+    // Once the topic exists the mapping connects by itself and delivers.
+    create_topic(&stack, &topic, 1).await;
+    produce(
+        &stack,
+        &topic,
+        &[Produced {
+            partition: 0,
+            key: None,
+            value: b"{\"n\":1}".to_vec(),
+        }],
+    )
+    .await;
+    let delivered = wait_for("OK").await;
+    assert_eq!(delivered["State"], "Enabled");
+    assert_eq!(delivered["UUID"], uuid, "the same mapping");
+    assert_eq!(events(&function.calls.lock().unwrap()).len(), 1);
+    stop.stop();
+    let status = tokio::time::timeout(Duration::from_secs(30), mapping)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.counters.records_delivered, 1);
+}

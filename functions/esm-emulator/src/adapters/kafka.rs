@@ -71,10 +71,11 @@ impl KafkaSource {
             .flat_map(|t| t.partitions().iter().map(|p| p.id()))
             .collect();
         if partitions.is_empty() {
-            return Err(SourceError::Kafka(format!(
-                "topic {} has no partitions on {} (does it exist? scripts/local-stack.sh up creates the contract topics)",
-                config.topic, config.bootstrap_servers
-            )));
+            // scripts/local-stack.sh up creates the contract topics; topic-admin does on AWS.
+            return Err(SourceError::TopicNotFound {
+                topic: config.topic.clone(),
+                servers: config.bootstrap_servers.clone(),
+            });
         }
         let mut wanted = TopicPartitionList::new();
         for &partition in &partitions {

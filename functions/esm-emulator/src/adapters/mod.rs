@@ -1,6 +1,7 @@
-//! Edges: Kafka (rdkafka), the Lambda Invoke API, SQS and the report sinks.
+//! Edges: Kafka (rdkafka), the Lambda Invoke API, SQS, the report sinks and the mapping API endpoint.
 
 pub mod kafka;
 pub mod lambda;
+pub mod mapping_api;
 pub mod report;
 pub mod sqs;
