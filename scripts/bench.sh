@@ -222,6 +222,9 @@ figure_footprint() {
     record "$BIN/pipeline-bench" lambda --name "consumer-rss-$fmt" --event "$OUT/events/batch-6mb.$fmt.json" \
       --runs "$LAMBDA_RUNS" --log "$OUT/consumer-lambda.log" -- "$consumer"
   done
+  # The worst batch for memory (zlib documents and store events at the consumer's bounds), through
+  # the batch loop in process: the bound it proves is the consumer's, not the local stack's.
+  record "$BIN/pipeline-bench" memory --batch-bytes "$BATCH_BYTES"
   record "$BIN/pipeline-bench" lambda --name consumer-init --runs "$((LAMBDA_RUNS * 2))" \
     --log "$OUT/consumer-lambda.log" -- "$consumer"
   "$PYTHON" bench/python/seed_baseline.py table --create "$seed_table"

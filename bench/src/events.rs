@@ -28,7 +28,7 @@ pub const START_TIME_MS: i64 = 1_767_225_600_000;
 pub const INTERVAL_MS: i64 = 1_000;
 pub const SEED: u64 = 20_260_101;
 /// The Lambda synchronous payload limit, which the event source mapping fills at most.
-pub const PAYLOAD_CAP_BYTES: usize = 6 * 1024 * 1024;
+pub use pipeline_domain::limits::LAMBDA_MAX_INVOKE_PAYLOAD_BYTES as PAYLOAD_CAP_BYTES;
 
 /// A publisher that only records: partition by murmur2 of the key (as the Kafka adapter does),
 /// offsets counted per partition from 0.

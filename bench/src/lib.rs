@@ -7,5 +7,6 @@ pub mod dynamo;
 pub mod events;
 pub mod lambda_api;
 pub mod manifest;
+pub mod memory;
 pub mod produce;
 pub mod timing;

@@ -68,6 +68,12 @@ enum Command {
         #[arg(long, default_value = "stack")]
         broker_label: String,
     },
+    /// Figure 4, memory: peak RSS of the consumer's batch loop on the worst batch that fits
+    /// --batch-bytes (zlib Avro documents and store events at the consumer's bounds), in process.
+    Memory {
+        #[arg(long, default_value_t = pipeline_bench::events::PAYLOAD_CAP_BYTES)]
+        batch_bytes: usize,
+    },
     /// Figure 4: spawns a function against a local Lambda runtime API; prints the cold init
     /// (spawn to first poll) and, with --event, the peak RSS over one invocation.
     Lambda {
@@ -154,6 +160,26 @@ fn main() -> anyhow::Result<()> {
             dump,
             broker_label,
         } => rt.block_on(produce(devices, readings_per_device, runs, dump, broker_label)),
+        Command::Memory { batch_bytes } => {
+            let f = pipeline_bench::memory::measure(&rt, batch_bytes)?;
+            eprintln!(
+                "[memory] worst batch: {} records, {} bytes, {} stored, {} poison {:?}; peak RSS {:.1} MiB (before the batch {:.1} MiB)",
+                f.records,
+                f.event_bytes,
+                f.summary.store_events + f.summary.generic_events,
+                f.summary.poison,
+                f.summary.poison_by_reason,
+                f.peak_rss_mib,
+                f.baseline_rss_mib
+            );
+            emit(
+                json!({"figure": "memory", "impl": "ours", "case": "worst-6mb", "records": f.records,
+                        "bytes": f.event_bytes, "poison": f.summary.poison,
+                        "stored": f.summary.store_events + f.summary.generic_events,
+                        "max_rss_mib": f.peak_rss_mib, "baseline_rss_mib": f.baseline_rss_mib}),
+            );
+            Ok(())
+        }
         Command::Lambda {
             name,
             event,

@@ -17,6 +17,7 @@ tests (scripts/faults.sh) call `check()` with queue contents they drained themse
 from __future__ import annotations
 
 import collections
+import datetime
 import gzip
 import io
 import json
@@ -26,6 +27,7 @@ import pathlib
 import struct
 import subprocess
 import sys
+import time
 import uuid
 import zlib
 
@@ -193,13 +195,39 @@ def decode_value(value: bytes | None, registry: Registry):
     return json.loads(value)
 
 
+# The consumer's event-time bound (pipeline_domain::consume::EventTimeBounds): 2000-01-01T00:00:00Z
+# to one day after the invocation (here: now, which is later than any invocation).
+EARLIEST_EVENT_TIME_MS = 946_684_800_000
+MAX_AHEAD_MS = 24 * 3600 * 1000
+
+
+def seed_timestamp_ms(value) -> int:
+    """Seed S1's `timestamp`: ISO-8601, UTC when it has no offset, floored to the millisecond."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("event_time")
+    parsed = datetime.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    delta = parsed - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return (delta.days * 86_400 + delta.seconds) * 1000 + delta.microseconds // 1000
+
+
 def sensor_reading(payload) -> tuple[str, int, float]:
     if not isinstance(payload, dict):
         raise ValueError("not an object")
-    device, event_time, temperature = payload.get("device_id"), payload.get("event_time"), payload.get("temperature")
+    device, temperature = payload.get("device_id"), payload.get("temperature")
+    # The seed S1 mapping (functions/consumer/README.md, "Seed payloads").
+    if isinstance(device, int) and not isinstance(device, bool):
+        device = str(device)
+    event_time = payload.get("event_time") if "event_time" in payload else seed_timestamp_ms(payload.get("timestamp"))
     if not isinstance(device, str) or not device:
         raise ValueError("device_id")
     if isinstance(event_time, bool) or not isinstance(event_time, int):
+        raise ValueError("event_time")
+    now_ms = int(time.time() * 1000)
+    if not EARLIEST_EVENT_TIME_MS <= event_time <= now_ms + MAX_AHEAD_MS:
         raise ValueError("event_time")
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not math.isfinite(temperature):
         raise ValueError("temperature")

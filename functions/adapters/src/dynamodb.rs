@@ -8,30 +8,36 @@
 //! the highest applied offset. Writes are conditional on `count` (see `pipeline_domain::window`).
 //!
 //! # Explicit event item format
-//! Keys from `tables.genericEvents` (`source` = `topic-partition`, `offset`), then `topic`,
-//! `partition`, `timestamp`, `format`, optional `key` (base64 as delivered) and
-//! `schema_version_id`, and `payload`: the decoded document as native DynamoDB types.
+//! Built by the domain (`pipeline_domain::dynamodb_item::generic_event_item`), which also sizes it
+//! by DynamoDB's formula: keys from `tables.genericEvents` (`source` = `topic-partition`,
+//! `offset`), then `topic`, `partition`, `timestamp`, `format`, optional `key` (base64 as
+//! delivered) and `schema_version_id`, and `payload`: the decoded document as native DynamoDB
+//! types. Requests respect BatchWriteItem's 25 items and 16 MB; an item over 400 KB is refused
+//! here, before DynamoDB refuses the whole request.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
+use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use pipeline_contracts::Table;
 use pipeline_domain::consume::ports::{GenericEventStore, SaveOutcome, WindowStore};
-use pipeline_domain::consume::{GenericEvent, ValueFormat};
+use pipeline_domain::consume::GenericEvent;
+use pipeline_domain::dynamodb_item::{
+    fits_item_limit, generic_event_item, item_size, AttributeValue as DomainValue, Item,
+};
 use pipeline_domain::ports::PortError;
 use pipeline_domain::window::{format_milli, parse_milli, WindowAggregate, WindowKey};
-use serde_json::Value as Json;
 
 use crate::aws::classify_sdk_error;
 
 const COMPONENT: &str = "dynamodb";
 
-/// BatchGetItem takes at most 100 keys per request.
-const MAX_GET_KEYS: usize = 100;
-/// BatchWriteItem takes at most 25 writes per request.
-const MAX_WRITE_ITEMS: usize = 25;
+use pipeline_domain::limits::{
+    DYNAMODB_BATCH_GET_MAX_KEYS as MAX_GET_KEYS, DYNAMODB_BATCH_WRITE_MAX_BYTES as MAX_WRITE_BYTES,
+    DYNAMODB_BATCH_WRITE_MAX_ITEMS as MAX_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES,
+};
 /// Rounds of re-sending unprocessed keys or items before giving up (transient).
 const UNPROCESSED_ROUNDS: u32 = 8;
 
@@ -48,16 +54,8 @@ pub mod window_attr {
     pub const OFFSETS: &str = "offsets";
 }
 
-/// Non-key attribute names of an explicit-event item.
-pub mod generic_attr {
-    pub const TOPIC: &str = "topic";
-    pub const PARTITION: &str = "partition";
-    pub const TIMESTAMP: &str = "timestamp";
-    pub const FORMAT: &str = "format";
-    pub const KEY: &str = "key";
-    pub const SCHEMA_VERSION_ID: &str = "schema_version_id";
-    pub const PAYLOAD: &str = "payload";
-}
+/// Non-key attribute names of an explicit-event item (the item is built by the domain).
+pub use pipeline_domain::dynamodb_item::generic_attr;
 
 /// Backoff between rounds of unprocessed keys/items: 50 ms doubling, capped at 2 s.
 fn unprocessed_delay(round: u32) -> Duration {
@@ -185,7 +183,8 @@ impl DynamoWindowStore {
 
 impl WindowStore for DynamoWindowStore {
     async fn load(&self, keys: &[WindowKey]) -> Result<Vec<WindowAggregate>, PortError> {
-        // BatchGetItem refuses duplicate keys in one request.
+        // BatchGetItem refuses duplicate keys in one request, takes 100 keys and answers at most
+        // 16 MB; what does not fit comes back as UnprocessedKeys, which the loop asks for again.
         let mut seen = HashSet::new();
         let unique: Vec<&WindowKey> = keys.iter().filter(|k| seen.insert(*k)).collect();
         let mut found = Vec::with_capacity(unique.len());
@@ -265,8 +264,8 @@ impl WindowStore for DynamoWindowStore {
 pub struct DynamoGenericEventStore {
     client: Client,
     table: String,
-    partition_key: String,
-    sort_key: String,
+    /// Key attribute names (`tables.genericEvents`).
+    contract: Table,
 }
 
 impl DynamoGenericEventStore {
@@ -274,83 +273,85 @@ impl DynamoGenericEventStore {
         Self {
             client,
             table: table_name.into(),
-            partition_key: contract.partition_key.clone(),
-            sort_key: contract.sort_key.clone(),
+            contract: contract.clone(),
         }
     }
 
+    /// The SDK item of an event: the domain's item ([`generic_event_item`]), translated.
     pub fn to_item(&self, event: &GenericEvent) -> HashMap<String, AttributeValue> {
-        let c = &event.coordinates;
-        let mut item = HashMap::from([
-            (self.partition_key.clone(), AttributeValue::S(c.topic_partition())),
-            (self.sort_key.clone(), AttributeValue::N(c.offset.to_string())),
-            (generic_attr::TOPIC.into(), AttributeValue::S(c.topic.clone())),
-            (
-                generic_attr::PARTITION.into(),
-                AttributeValue::N(c.partition.to_string()),
-            ),
-            (
-                generic_attr::TIMESTAMP.into(),
-                AttributeValue::N(event.timestamp_ms.to_string()),
-            ),
-            (
-                generic_attr::FORMAT.into(),
-                AttributeValue::S(
-                    match event.format {
-                        ValueFormat::GlueAvro => "glue_avro",
-                        ValueFormat::Json => "json",
-                    }
-                    .into(),
-                ),
-            ),
-            (generic_attr::PAYLOAD.into(), json_to_attribute(&event.document)),
-        ]);
-        if let Some(key) = &event.key_base64 {
-            item.insert(generic_attr::KEY.into(), AttributeValue::S(key.clone()));
-        }
-        if let Some(id) = event.schema_version_id {
-            item.insert(
-                generic_attr::SCHEMA_VERSION_ID.into(),
-                AttributeValue::S(id.to_string()),
-            );
-        }
-        item
+        to_sdk_item(&generic_event_item(event, &self.contract))
     }
 }
 
-/// JSON as native DynamoDB types. The domain has already refused numbers DynamoDB cannot hold,
-/// empty attribute names and documents nested too deep.
-pub fn json_to_attribute(value: &Json) -> AttributeValue {
+/// The domain's item as the SDK's.
+pub fn to_sdk_item(item: &Item) -> HashMap<String, AttributeValue> {
+    item.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()
+}
+
+fn to_sdk(value: &DomainValue) -> AttributeValue {
     match value {
-        Json::Null => AttributeValue::Null(true),
-        Json::Bool(b) => AttributeValue::Bool(*b),
-        Json::Number(n) => AttributeValue::N(n.to_string()),
-        Json::String(s) => AttributeValue::S(s.clone()),
-        Json::Array(items) => AttributeValue::L(items.iter().map(json_to_attribute).collect()),
-        Json::Object(map) => AttributeValue::M(
-            map.iter()
-                .map(|(k, v)| (k.clone(), json_to_attribute(v)))
-                .collect(),
-        ),
+        DomainValue::S(s) => AttributeValue::S(s.clone()),
+        DomainValue::N(n) => AttributeValue::N(n.clone()),
+        DomainValue::B(b) => AttributeValue::B(Blob::new(b.clone())),
+        DomainValue::Bool(b) => AttributeValue::Bool(*b),
+        DomainValue::Null => AttributeValue::Null(true),
+        DomainValue::L(items) => AttributeValue::L(items.iter().map(to_sdk).collect()),
+        DomainValue::M(map) => AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()),
+        DomainValue::Ss(items) => AttributeValue::Ss(items.clone()),
+        DomainValue::Ns(items) => AttributeValue::Ns(items.clone()),
+        DomainValue::Bs(items) => AttributeValue::Bs(items.iter().map(|b| Blob::new(b.clone())).collect()),
     }
+}
+
+// 25 items of at most 400 KB are 10 MB: a full request never reaches BatchWriteItem's 16 MB, so
+// counting items is enough once each item is within its limit.
+const _: () = assert!(MAX_WRITE_ITEMS * DYNAMODB_MAX_ITEM_BYTES <= MAX_WRITE_BYTES);
+
+/// Requests of at most 25 items; an item over 400 KB (DynamoDB's formula) is refused before
+/// anything is sent, as DynamoDB would refuse the whole request.
+fn write_chunks(items: Vec<(Item, String)>) -> Result<Vec<Vec<Item>>, PortError> {
+    for (item, name) in &items {
+        let size = item_size(item);
+        if !fits_item_limit(size) {
+            return Err(rejected(format!(
+                "item {name} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte item limit"
+            )));
+        }
+    }
+    let mut chunks: Vec<Vec<Item>> = Vec::new();
+    for (item, _) in items {
+        match chunks.last_mut() {
+            Some(chunk) if chunk.len() < MAX_WRITE_ITEMS => chunk.push(item),
+            _ => chunks.push(vec![item]),
+        }
+    }
+    Ok(chunks)
 }
 
 impl GenericEventStore for DynamoGenericEventStore {
     async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
         // One write per key: BatchWriteItem refuses duplicate keys in a request.
         let by_coordinates: BTreeMap<_, _> = events.iter().map(|e| (&e.coordinates, e)).collect();
-        let requests: Vec<WriteRequest> = by_coordinates
+        let items = by_coordinates
             .values()
             .map(|event| {
-                PutRequest::builder()
-                    .set_item(Some(self.to_item(event)))
-                    .build()
-                    .map(|put| WriteRequest::builder().put_request(put).build())
-                    .map_err(|e| rejected(e.to_string()))
+                (
+                    generic_event_item(event, &self.contract),
+                    event.coordinates.to_string(),
+                )
             })
-            .collect::<Result<_, _>>()?;
-        for chunk in requests.chunks(MAX_WRITE_ITEMS) {
-            let mut pending = chunk.to_vec();
+            .collect();
+        for chunk in write_chunks(items)? {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|item| {
+                    PutRequest::builder()
+                        .set_item(Some(to_sdk_item(item)))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|e| rejected(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
             let mut round = 0;
             while !pending.is_empty() {
                 if round > 0 {
@@ -383,6 +384,7 @@ impl GenericEventStore for DynamoGenericEventStore {
 mod tests {
     use super::*;
     use pipeline_contracts::contracts;
+    use pipeline_domain::dynamodb_item::json_to_attribute as domain_json_to_attribute;
 
     fn store() -> DynamoWindowStore {
         let config = aws_sdk_dynamodb::Config::builder()
@@ -432,10 +434,39 @@ mod tests {
         ));
     }
 
+    fn item_of(bytes: usize) -> (Item, String) {
+        let item = Item::from([(
+            "payload".into(),
+            DomainValue::S("x".repeat(bytes - "payload".len())),
+        )]);
+        assert_eq!(item_size(&item), bytes);
+        (item, format!("item of {bytes}"))
+    }
+
+    #[test]
+    fn write_requests_hold_25_items_and_refuse_items_over_400_kb() {
+        let sizes = |items: Vec<(Item, String)>| {
+            write_chunks(items).map(|chunks| chunks.iter().map(Vec::len).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            sizes((0..51).map(|_| item_of(100)).collect()),
+            Ok(vec![25, 25, 1])
+        );
+        assert_eq!(
+            sizes((0..26).map(|_| item_of(DYNAMODB_MAX_ITEM_BYTES)).collect()),
+            Ok(vec![25, 1])
+        );
+        let refused = sizes(vec![item_of(10), item_of(DYNAMODB_MAX_ITEM_BYTES + 1)]);
+        assert!(
+            matches!(&refused, Err(PortError::Rejected { message, .. }) if message.contains("409601 bytes")),
+            "{refused:?}"
+        );
+    }
+
     #[test]
     fn json_documents_become_native_attributes() {
         let value = serde_json::json!({"a": [1, 2.5, null, true], "b": {"c": "x"}});
-        let AttributeValue::M(map) = json_to_attribute(&value) else {
+        let AttributeValue::M(map) = to_sdk(&domain_json_to_attribute(&value)) else {
             panic!()
         };
         assert_eq!(

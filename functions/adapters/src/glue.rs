@@ -13,11 +13,12 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
+use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionOutput;
 use aws_sdk_glue::types::{
     Compatibility as GlueCompatibility, DataFormat, RegistryId, SchemaId, SchemaVersionNumber,
     SchemaVersionStatus,
 };
-use pipeline_domain::ports::{PortError, SchemaSource};
+use pipeline_domain::ports::{PortError, SchemaSource, SchemaVersion};
 use pipeline_domain::produce::{RegisteredVersion, RegistryWriteError, SchemaRegistryWriter};
 use pipeline_domain::schema::{
     check_compatibility, mode_name, parse_mode, versions_to_check, Compatibility, ExistingVersion,
@@ -355,9 +356,12 @@ struct DescribedSchema {
 }
 
 impl SchemaSource for GlueSchemaRegistry {
-    async fn schema_definition(&self, version_id: Uuid) -> Result<String, PortError> {
+    /// `GetSchemaVersion` by id. The version's `DataFormat` and `Status` are reported as they are:
+    /// a JSON or Protobuf version, or one that is not AVAILABLE, makes its records poison in the
+    /// consumer. Only a failure to answer (throttling, network, authorisation) is an error here.
+    async fn schema_version(&self, version_id: Uuid) -> Result<SchemaVersion, PortError> {
         if let Some(definition) = self.cached(version_id) {
-            return Ok(definition.to_string());
+            return Ok(SchemaVersion::available_avro(definition.to_string()));
         }
         let result = self
             .client
@@ -382,39 +386,33 @@ impl SchemaSource for GlueSchemaRegistry {
             }
             Err(e) => return Err(classify_sdk_error(COMPONENT, &e)),
         };
-        match output.status() {
-            Some(SchemaVersionStatus::Available) | None => {}
-            Some(SchemaVersionStatus::Pending) => {
-                return Err(PortError::Transient {
-                    component: COMPONENT,
-                    message: format!("schema version {version_id} is still PENDING"),
-                })
-            }
-            Some(other) => {
-                return Err(PortError::Rejected {
-                    component: COMPONENT,
-                    message: format!("schema version {version_id} is {}", other.as_str()),
-                })
-            }
+        let version = schema_version_of(version_id, &output)?;
+        if version.data_format == SchemaVersion::AVRO && version.status == SchemaVersion::AVAILABLE {
+            // Definitions are immutable, so an AVAILABLE version's text is kept for ever.
+            self.remember(version_id, &version.definition);
         }
-        if let Some(format) = output.data_format() {
-            if *format != DataFormat::Avro {
-                return Err(PortError::Rejected {
-                    component: COMPONENT,
-                    message: format!(
-                        "schema version {version_id} holds {} data, not AVRO",
-                        format.as_str()
-                    ),
-                });
-            }
-        }
-        let definition = output.schema_definition().ok_or_else(|| PortError::Rejected {
-            component: COMPONENT,
-            message: format!("schema version {version_id} has no definition"),
-        })?;
-        self.remember(version_id, definition);
-        Ok(definition.to_string())
+        Ok(version)
     }
+}
+
+/// The fields of a `GetSchemaVersion` answer that decide what a record means. A missing format or
+/// status is read as AVRO and AVAILABLE (moto leaves them out for versions it created itself).
+fn schema_version_of(version_id: Uuid, output: &GetSchemaVersionOutput) -> Result<SchemaVersion, PortError> {
+    let definition = output.schema_definition().ok_or_else(|| PortError::Rejected {
+        component: COMPONENT,
+        message: format!("schema version {version_id} has no definition"),
+    })?;
+    Ok(SchemaVersion {
+        definition: definition.to_string(),
+        data_format: output
+            .data_format()
+            .map_or(SchemaVersion::AVRO, |f| f.as_str())
+            .to_string(),
+        status: output
+            .status()
+            .map_or(SchemaVersion::AVAILABLE, |s| s.as_str())
+            .to_string(),
+    })
 }
 
 impl SchemaRegistryWriter for GlueSchemaRegistry {
@@ -503,5 +501,69 @@ fn not_found(what: String) -> PortError {
     PortError::NotFound {
         component: COMPONENT,
         what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: Uuid = Uuid::from_u128(0x6c3b_7f5e_2a41_4d8e_9b0c_1f2e_3d4c_5b6a);
+
+    fn output(format: Option<DataFormat>, status: Option<SchemaVersionStatus>) -> GetSchemaVersionOutput {
+        GetSchemaVersionOutput::builder()
+            .schema_version_id(ID.to_string())
+            .schema_definition(r#"{"type":"string"}"#)
+            .schema_arn("arn:aws-cn:glue:cn-north-1:123456789012:schema/pipeline/sensor-readings")
+            .set_data_format(format)
+            .set_status(status)
+            .version_number(3)
+            .build()
+    }
+
+    #[test]
+    fn format_and_status_are_reported_not_turned_into_errors() {
+        for (format, status, expected) in [
+            (
+                Some(DataFormat::Avro),
+                Some(SchemaVersionStatus::Available),
+                ("AVRO", "AVAILABLE"),
+            ),
+            (
+                Some(DataFormat::Json),
+                Some(SchemaVersionStatus::Available),
+                ("JSON", "AVAILABLE"),
+            ),
+            (
+                Some(DataFormat::Protobuf),
+                Some(SchemaVersionStatus::Available),
+                ("PROTOBUF", "AVAILABLE"),
+            ),
+            (
+                Some(DataFormat::Avro),
+                Some(SchemaVersionStatus::Failure),
+                ("AVRO", "FAILURE"),
+            ),
+            (
+                Some(DataFormat::Avro),
+                Some(SchemaVersionStatus::Deleting),
+                ("AVRO", "DELETING"),
+            ),
+            (
+                Some(DataFormat::Avro),
+                Some(SchemaVersionStatus::Pending),
+                ("AVRO", "PENDING"),
+            ),
+            (None, None, ("AVRO", "AVAILABLE")),
+        ] {
+            let version = schema_version_of(ID, &output(format, status)).unwrap();
+            assert_eq!((version.data_format.as_str(), version.status.as_str()), expected);
+            assert_eq!(version.definition, r#"{"type":"string"}"#);
+        }
+        let no_definition = GetSchemaVersionOutput::builder().build();
+        assert!(matches!(
+            schema_version_of(ID, &no_definition),
+            Err(PortError::Rejected { .. })
+        ));
     }
 }

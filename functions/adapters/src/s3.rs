@@ -3,7 +3,7 @@
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use pipeline_domain::consume::ports::ObjectStore;
+use pipeline_domain::consume::ports::{check_object_size, ObjectStore};
 use pipeline_domain::ports::PortError;
 
 use crate::aws::classify_sdk_error;
@@ -66,6 +66,7 @@ impl ObjectStore for S3Objects {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &'static str) -> Result<(), PortError> {
+        check_object_size(key, bytes.len())?;
         self.client
             .put_object()
             .bucket(&self.bucket)

@@ -1,17 +1,20 @@
 //! SQS FIFO as the domain's [`PoisonSink`].
 //!
-//! Messages go out with `SendMessageBatch` (at most 10 entries and 256 KiB per request), grouped
-//! per `topic-partition` and deduplicated per record (ids from
+//! Messages go out with `SendMessageBatch` (at most 10 entries and 256 KiB per request, from
+//! `pipeline_domain::limits`), grouped per `topic-partition` and deduplicated per record (ids from
 //! [`PoisonMessage::group_id`]/[`PoisonMessage::deduplication_id`]), so a replayed batch within
 //! the queue's five-minute deduplication window adds nothing. Entries SQS fails without blaming the
 //! sender are re-sent with backoff. A message too large for SQS is written whole to S3 at a
-//! deterministic key and replaced in the queue by a pointer carrying the coordinates and reason.
+//! deterministic key and replaced in the queue by a pointer carrying the coordinates and the
+//! (capped) reason, by the domain's [`PoisonMessage::delivery`], which the in-memory fake uses too.
+//! Every body is checked against SQS's message size here, before sending: moto accepts messages
+//! SQS refuses, so the local stack would not catch an oversized one.
 
 use std::time::Duration;
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use aws_sdk_sqs::Client;
-use pipeline_domain::consume::ports::{ObjectStore, OffloadedContent, PoisonMessage, PoisonSink};
+use pipeline_domain::consume::ports::{ObjectStore, PoisonMessage, PoisonSink, QueueDelivery};
 use pipeline_domain::ports::PortError;
 
 use crate::aws::classify_sdk_error;
@@ -19,11 +22,10 @@ use crate::s3::S3Objects;
 
 const COMPONENT: &str = "sqs";
 
-/// SQS caps a message, and the sum of a batch, at 256 KiB.
-const MAX_REQUEST_BYTES: usize = 256 * 1024;
-/// Bodies above this are offloaded; the margin covers the per-entry overhead SQS counts.
-pub const MAX_INLINE_BODY_BYTES: usize = 240 * 1024;
-const MAX_ENTRIES: usize = 10;
+use pipeline_domain::limits::{
+    sqs_message_bytes, SQS_MAX_BATCH_BYTES as MAX_REQUEST_BYTES, SQS_MAX_BATCH_ENTRIES as MAX_ENTRIES,
+    SQS_MAX_MESSAGE_BYTES,
+};
 /// Re-sends of entries SQS failed on its side before giving up (transient).
 const FAILED_ENTRY_ROUNDS: u32 = 5;
 
@@ -54,45 +56,41 @@ impl SqsPoisonSink {
 
     /// The body to enqueue, offloading the full message to S3 when it is too large.
     async fn body_for(&self, message: &PoisonMessage) -> Result<String, PortError> {
-        let body = queue_safe(serialize(message)?);
-        if body.len() <= MAX_INLINE_BODY_BYTES {
-            return Ok(body);
-        }
-        let key = message.offload_key(&self.oversize_prefix);
-        let size = body.len();
-        self.oversize
-            .put(&key, body.into_bytes(), "application/json")
-            .await?;
-        let pointer = PoisonMessage {
-            key_base64: None,
-            value_base64: None,
-            headers: None,
-            offloaded: Some(OffloadedContent {
-                bucket: self.oversize.bucket().to_string(),
+        let delivery = message
+            .delivery(self.oversize.bucket(), &self.oversize_prefix)
+            .map_err(|e| PortError::Rejected {
+                component: COMPONENT,
+                message: e.to_string(),
+            })?;
+        let body = match delivery {
+            QueueDelivery::Inline(body) => body,
+            QueueDelivery::Offload {
                 key,
-                size,
-            }),
-            ..message.clone()
+                full_body,
+                pointer_body,
+            } => {
+                self.oversize
+                    .put(&key, full_body.into_bytes(), "application/json")
+                    .await?;
+                pointer_body
+            }
         };
-        Ok(queue_safe(serialize(&pointer)?))
+        check_size(&body)?;
+        Ok(body)
     }
 }
 
-fn serialize(message: &PoisonMessage) -> Result<String, PortError> {
-    serde_json::to_string(message).map_err(|e| PortError::Rejected {
-        component: COMPONENT,
-        message: format!("poison message does not serialize: {e}"),
-    })
-}
-
-/// SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. JSON escapes
-/// control characters already; the non-characters U+FFFE/U+FFFF could still come from reason text.
-fn queue_safe(body: String) -> String {
-    if body.chars().all(|c| !matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
-        body
-    } else {
-        body.replace(['\u{FFFE}', '\u{FFFF}'], "\u{FFFD}")
+/// SQS refuses a message over its `MaximumMessageSize`; refusing it here says why, where moto
+/// would have accepted it.
+fn check_size(body: &str) -> Result<(), PortError> {
+    let size = sqs_message_bytes(body, &[]);
+    if size > SQS_MAX_MESSAGE_BYTES {
+        return Err(PortError::Rejected {
+            component: COMPONENT,
+            message: format!("message of {size} bytes exceeds SQS's {SQS_MAX_MESSAGE_BYTES}-byte limit"),
+        });
     }
+    Ok(())
 }
 
 struct Entry {
@@ -230,8 +228,25 @@ mod tests {
     }
 
     #[test]
-    fn bodies_are_made_safe_for_sqs() {
-        assert_eq!(queue_safe("a\u{FFFF}b".into()), "a\u{FFFD}b");
-        assert_eq!(queue_safe("plain".into()), "plain");
+    fn packing_fills_a_request_up_to_the_byte_limit_exactly() {
+        let sizes: Vec<usize> = pack(vec![entry(MAX_REQUEST_BYTES - 10), entry(10), entry(1)])
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, vec![2, 1]);
+    }
+
+    #[test]
+    fn bodies_over_the_sqs_limit_are_refused_before_sending() {
+        assert_eq!(check_size(&"x".repeat(SQS_MAX_MESSAGE_BYTES)), Ok(()));
+        // 300 KB: what moto accepts and SQS refuses.
+        assert!(matches!(
+            check_size(&"x".repeat(300 * 1000)),
+            Err(PortError::Rejected { .. })
+        ));
+        assert!(matches!(
+            check_size(&"x".repeat(SQS_MAX_MESSAGE_BYTES + 1)),
+            Err(PortError::Rejected { .. })
+        ));
     }
 }

@@ -6,7 +6,7 @@ mod support;
 use aws_credential_types::provider::ProvideCredentials;
 use pipeline_adapters::glue::{assumed_role_credentials, glue_client, GlueSchemaRegistry};
 use pipeline_contracts::contracts;
-use pipeline_domain::ports::{PortError, SchemaSource};
+use pipeline_domain::ports::{PortError, SchemaSource, SchemaVersion};
 use pipeline_domain::produce::{RegistryWriteError, SchemaRegistryWriter};
 use pipeline_domain::schema::{Compatibility, CompatibilityError};
 
@@ -112,11 +112,17 @@ async fn reads_definitions_by_version_id_and_reports_unknown_ids_as_not_found() 
     // A fresh adapter (empty cache) reads the definition from the registry.
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
     let reader = GlueSchemaRegistry::new(glue_client(&sdk, None).await, registry.registry_name());
-    assert_eq!(reader.schema_definition(registered.version_id).await.unwrap(), v1);
-    assert_eq!(reader.schema_definition(registered.version_id).await.unwrap(), v1);
+    // The answer carries the version's format and status as the registry reports them (from the
+    // registry, then from the cache).
+    for _ in 0..2 {
+        assert_eq!(
+            reader.schema_version(registered.version_id).await.unwrap(),
+            SchemaVersion::available_avro(v1.clone())
+        );
+    }
 
     let unknown = uuid::Uuid::new_v4();
-    match reader.schema_definition(unknown).await {
+    match reader.schema_version(unknown).await {
         Err(PortError::NotFound { what, .. }) => assert!(what.contains(&unknown.to_string())),
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -202,7 +208,14 @@ async fn reads_through_an_assumed_cross_account_role() {
     let role_name = support::unique("registry-reader");
     let role = format!("arn:aws:iam::123456789012:role/{role_name}");
     let reader = GlueSchemaRegistry::new(glue_client(&sdk, Some(&role)).await, registry.registry_name());
-    assert_eq!(reader.schema_definition(registered.version_id).await.unwrap(), v1);
+    assert_eq!(
+        reader
+            .schema_version(registered.version_id)
+            .await
+            .unwrap()
+            .definition,
+        v1
+    );
     // moto issues credentials for any role, so prove the credentials the reader is given come from
     // an AssumeRole of that role: STS names their caller as the assumed role.
     let credentials = assumed_role_credentials(&sdk, &role)

@@ -286,3 +286,34 @@ async fn send_message_batch_re_sends_entries_sqs_failed_and_refuses_sender_fault
     let error = poison_sink(&endpoint).send(&messages[..1]).await.unwrap_err();
     assert!(matches!(error, PortError::Rejected { .. }), "{error}");
 }
+
+#[tokio::test]
+async fn a_message_sqs_would_refuse_never_leaves_the_adapter() {
+    // moto accepts a 300 KB message; SQS refuses anything over 256 KiB. A pointer can only be that
+    // large through its reason, which the domain caps, so build one by hand.
+    let mut oversized = poison_message(1);
+    oversized.value_base64 = None;
+    oversized.reason = "r".repeat(300 * 1000);
+    let (endpoint, script) = scripted_endpoint(vec![json!({"Successful": [], "Failed": []})]).await;
+    let error = poison_sink(&endpoint).send(&[oversized]).await.unwrap_err();
+    assert!(matches!(error, PortError::Rejected { .. }), "{error}");
+    assert!(
+        script.lock().unwrap().seen.is_empty(),
+        "nothing was sent to SQS or S3"
+    );
+}
+
+#[tokio::test]
+async fn batch_write_refuses_an_item_over_400_kb_before_sending_anything() {
+    let mut event = generic_event(1);
+    event.key_base64 = Some("k".repeat(400 * 1024));
+    let (endpoint, script) = scripted_endpoint(vec![json!({"UnprocessedItems": {}})]).await;
+    let store = DynamoGenericEventStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint)),
+        "explicit",
+        &contracts().tables.generic_events,
+    );
+    let error = store.put(&[generic_event(0), event]).await.unwrap_err();
+    assert!(matches!(error, PortError::Rejected { .. }), "{error}");
+    assert!(script.lock().unwrap().seen.is_empty());
+}

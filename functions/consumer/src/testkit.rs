@@ -251,6 +251,34 @@ fn explicit_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecor
         .collect()
 }
 
+/// The seed producers' own JSON, as they send it (Python `json.dumps`): seed S1's sensor readings
+/// (integer device id, naive ISO `timestamp`, integer temperature) and seed S3's store events
+/// (`sale_event`, naive ISO `ts`). The consumer reads them through the mapping documented in
+/// `functions/consumer/README.md` ("Seed payloads").
+fn seed_records() -> Vec<KafkaRecord> {
+    let sensors = &contracts().topics.sensor_readings.name;
+    let stores = &contracts().topics.store_events.name;
+    let s1: [&[u8]; 3] = [
+        br#"{"device_id": 1, "timestamp": "2023-05-10T12:00:00.123456", "temperature": 27}"#,
+        br#"{"device_id": 1, "timestamp": "2023-05-10T12:00:20.500000", "temperature": 28}"#,
+        br#"{"device_id": 2, "timestamp": "2023-05-10T12:00:05.000001", "temperature": 19}"#,
+    ];
+    let s3: [&[u8]; 2] = [
+        br#"{"request_id": "9a1c3f52-7d4e-4b8a-8f60-2c5d1e7b9a34", "event_type": "sale_event", "store_id": 3, "cust_id": 512, "category": "Laptops", "sku": 18832, "price": 899.99, "qty": 1, "discount": 5.5, "gift_wrap": false, "variant": "black", "priority_shipping": true, "ts": "2023-05-10T12:01:02.345678", "contact_me": "github.com/miztiik"}"#,
+        br#"{"request_id": "0c7e2b19-5f3a-4d6c-9e81-7a4b3c2d1e0f", "event_type": "inventory_event", "store_id": 3, "cust_id": 0, "category": "Laptops", "sku": 18832, "price": 899.99, "qty": 25, "discount": 0, "gift_wrap": false, "variant": "black", "priority_shipping": false, "ts": "2023-05-10T12:05:00.000000", "contact_me": "github.com/miztiik"}"#,
+    ];
+    let seed_epoch_ms = 1_683_720_000_000; // 2023-05-10T12:00:00Z
+    s1.iter()
+        .enumerate()
+        .map(|(n, value)| record(sensors, 0, 300 + n as i64, seed_epoch_ms, None, Some(value), None))
+        .chain(
+            s3.iter()
+                .enumerate()
+                .map(|(n, value)| record(stores, 1, 300 + n as i64, seed_epoch_ms, None, Some(value), None)),
+        )
+        .collect()
+}
+
 /// One record per way a value can be poison, spread over several partitions and topics.
 fn poison_records(ids: &FixtureSchemaIds) -> Vec<KafkaRecord> {
     let sensors = &contracts().topics.sensor_readings.name;
@@ -330,6 +358,7 @@ pub fn fixtures(ids: &FixtureSchemaIds) -> Vec<Fixture> {
         ("store-events-avro", store_records(ids, true), 0),
         ("explicit-events-json", explicit_records(ids, false), 0),
         ("explicit-events-avro", explicit_records(ids, true), 0),
+        ("seed-payloads", seed_records(), 0),
     ];
     let mixed: Vec<KafkaRecord> = sets.iter().flat_map(|(_, r, _)| r.iter().cloned()).collect();
     let poison = poison_records(ids);

@@ -105,7 +105,11 @@ async fn each_fixture_does_what_its_name_says() {
     }
     let sinks = service.sinks();
     assert!(!sinks.windows.snapshot().is_empty());
-    assert_eq!(sinks.table.snapshot().len(), 8, "4 JSON + 4 Avro store events");
+    assert_eq!(
+        sinks.table.snapshot().len(),
+        10,
+        "4 JSON + 4 Avro store events + 2 in the seed S3 format"
+    );
     assert_eq!(
         sinks.generic.snapshot().len(),
         6,

@@ -27,6 +27,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 use uuid::Uuid;
 
+use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
 use crate::event::{KafkaRecord, RawHeader, RecordFieldError, TimestampType};
 use crate::model::{RecordCoordinates, SensorReading, StoreEvent};
 use crate::payload::{
@@ -36,19 +37,15 @@ use crate::payload::{
 use crate::window::WindowError;
 use crate::wire::{classify, WireError, WireValue, GLUE_HEADER_LEN, GLUE_HEADER_VERSION};
 
-/// Largest record value (after base64) the consumer accepts. Sensor readings and store events are
-/// a few hundred bytes; explicit events must fit a DynamoDB item. Larger values are poison.
-pub const MAX_VALUE_BYTES: usize = 256 * 1024;
+pub use crate::limits::MAX_RECORD_VALUE_BYTES as MAX_VALUE_BYTES;
+use crate::limits::{
+    DYNAMODB_MAX_ITEM_BYTES, DYNAMODB_MAX_NESTING_DEPTH, DYNAMODB_MAX_PARTITION_KEY_BYTES,
+    MAX_ARCHIVE_LINE_BYTES, MAX_POISON_REASON_BYTES,
+};
 
-/// Largest JSON rendering of an explicit event stored as a DynamoDB item; the item limit is
-/// 400 KB including attribute names and the keys, so this leaves headroom.
-pub const MAX_GENERIC_DOCUMENT_BYTES: usize = 350 * 1024;
-
-/// DynamoDB nests documents at most 32 levels deep.
-const MAX_DOCUMENT_DEPTH: usize = 32;
-
-/// DynamoDB partition keys are at most 2048 bytes.
-const MAX_DEVICE_ID_BYTES: usize = 1024;
+/// Device ids are the window table's partition key; half of DynamoDB's limit leaves room for any
+/// future prefix.
+const MAX_DEVICE_ID_BYTES: usize = DYNAMODB_MAX_PARTITION_KEY_BYTES / 2;
 
 /// Which payload each topic carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +93,10 @@ pub enum WriterSchema {
     NotFound,
     /// The registry returned a definition that does not parse as Avro.
     Unusable(String),
+    /// The version holds JSON Schema or Protobuf data (the Glue header is the same for all three).
+    NotAvro(String),
+    /// The version is not AVAILABLE (PENDING, FAILURE, DELETING): its data cannot be trusted.
+    NotAvailable(String),
 }
 
 pub type WriterSchemas = HashMap<Uuid, WriterSchema>;
@@ -153,6 +154,17 @@ pub enum PoisonReason {
     UnknownSchemaVersion(Uuid),
     #[error("schema version {id} is not a usable Avro schema: {problem}")]
     UnusableSchema { id: Uuid, problem: String },
+    #[error("schema version {id} holds {format} data; this consumer reads AVRO only")]
+    UnsupportedSchemaFormat { id: Uuid, format: String },
+    #[error("schema version {id} has status {status}, not AVAILABLE")]
+    SchemaVersionNotAvailable { id: Uuid, status: String },
+    #[error("{field} {event_time_ms} ms is outside the plausible range [{earliest_ms}, {latest_ms}] ms")]
+    ImplausibleEventTime {
+        field: &'static str,
+        event_time_ms: i64,
+        earliest_ms: i64,
+        latest_ms: i64,
+    },
     #[error("{0}")]
     Payload(PayloadError),
     #[error("{0}")]
@@ -171,15 +183,36 @@ impl PoisonReason {
             PoisonReason::Wire(WireError::UnknownFormat(_)) => "unknown_wire_format",
             PoisonReason::Wire(WireError::TruncatedHeader(_)) => "truncated_header",
             PoisonReason::Wire(WireError::UnsupportedCompression(_)) => "unsupported_compression",
-            PoisonReason::Wire(WireError::Inflate(_) | WireError::InflatedTooLarge) => "bad_compressed_body",
+            PoisonReason::Wire(WireError::InflatedTooLarge { .. }) => "too_large",
+            PoisonReason::Wire(WireError::Inflate(_)) => "bad_compressed_body",
             PoisonReason::UnknownSchemaVersion(_) => "unknown_schema_version",
             PoisonReason::UnusableSchema { .. } => "unusable_schema",
+            PoisonReason::UnsupportedSchemaFormat { .. } => "unsupported_schema_format",
+            PoisonReason::SchemaVersionNotAvailable { .. } => "schema_version_not_available",
+            PoisonReason::ImplausibleEventTime { .. } => "implausible_event_time",
             PoisonReason::Payload(PayloadError::Json(_)) => "bad_json",
             PoisonReason::Payload(PayloadError::Avro(_)) => "bad_avro",
             PoisonReason::Payload(PayloadError::Field { .. }) => "bad_field",
             PoisonReason::Payload(PayloadError::NotARecord { .. }) => "not_a_record",
             PoisonReason::Window(_) => "unplaceable_in_window",
         }
+    }
+
+    /// The reason as sent to the failure queue and logged: at most [`MAX_POISON_REASON_BYTES`],
+    /// cut at a character boundary. Our own messages never quote the record's value; the cut bounds
+    /// what libraries (Avro, JSON, base64) say.
+    pub fn message(&self) -> String {
+        let mut text = self.to_string();
+        if text.len() > MAX_POISON_REASON_BYTES {
+            const ELLIPSIS: &str = "…";
+            let mut end = MAX_POISON_REASON_BYTES - ELLIPSIS.len();
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push_str(ELLIPSIS);
+        }
+        text
     }
 }
 
@@ -299,6 +332,14 @@ fn decode_inner(
             }
             .and_then(check_store_event_fits_sinks)
             .map_err(PoisonReason::Payload)?;
+            // Bounding each line bounds each archive block (BLOCK_OFFSETS lines at most).
+            let line = archive::line_bytes(&coordinates, &event);
+            if line > MAX_ARCHIVE_LINE_BYTES {
+                return Err(PoisonReason::TooLarge {
+                    size: line,
+                    limit: MAX_ARCHIVE_LINE_BYTES,
+                });
+            }
             Ok(Decoded::Store { coordinates, event })
         }
         Payload::Generic => {
@@ -321,15 +362,67 @@ fn decode_inner(
                 }
             };
             check_document_fits_dynamodb(&document).map_err(PoisonReason::Payload)?;
-            Ok(Decoded::Generic(GenericEvent {
+            let event = GenericEvent {
                 coordinates,
                 timestamp_ms: record.timestamp,
                 key_base64: record.key.clone(),
                 format,
                 schema_version_id,
                 document,
-            }))
+            };
+            let size = item_size(&generic_event_item(&event, &contracts().tables.generic_events));
+            if !fits_item_limit(size) {
+                return Err(PoisonReason::TooLarge {
+                    size,
+                    limit: DYNAMODB_MAX_ITEM_BYTES,
+                });
+            }
+            Ok(Decoded::Generic(event))
         }
+    }
+}
+
+/// The event times the consumer accepts, relative to the invocation's clock. A reading or store
+/// event stamped before 2000-01-01T00:00:00Z or more than a day after the invocation started is a
+/// producer bug (a wrong unit, an unset clock); it would open a window or archive date nobody looks
+/// at, so it becomes `implausible_event_time` poison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTimeBounds {
+    pub earliest_ms: i64,
+    pub max_ahead_ms: i64,
+}
+
+impl Default for EventTimeBounds {
+    fn default() -> Self {
+        Self {
+            earliest_ms: 946_684_800_000,
+            max_ahead_ms: 24 * 3600 * 1000,
+        }
+    }
+}
+
+/// Checks a decoded record's event time against `bounds` at `now_ms` (epoch ms). Explicit events
+/// carry no event time of ours and always pass.
+pub fn check_event_time(
+    decoded: &Decoded,
+    bounds: &EventTimeBounds,
+    now_ms: i64,
+) -> Result<(), PoisonReason> {
+    let (field, event_time_ms) = match decoded {
+        Decoded::Sensor { reading, .. } => ("event_time", reading.event_time),
+        Decoded::Store { event, .. } => ("ts", event.ts_micros.div_euclid(1000)),
+        Decoded::Generic(_) => return Ok(()),
+    };
+    let latest_ms = now_ms.saturating_add(bounds.max_ahead_ms);
+    if (bounds.earliest_ms..=latest_ms).contains(&event_time_ms) {
+        Ok(())
+    } else {
+        Err(PoisonReason::ImplausibleEventTime {
+            field,
+            event_time_ms,
+            earliest_ms: bounds.earliest_ms,
+            latest_ms,
+        })
     }
 }
 
@@ -339,6 +432,14 @@ fn writer_schema(schemas: &WriterSchemas, id: Uuid) -> Result<Arc<Schema>, Poiso
         Some(WriterSchema::Unusable(problem)) => Err(PoisonReason::UnusableSchema {
             id,
             problem: problem.clone(),
+        }),
+        Some(WriterSchema::NotAvro(format)) => Err(PoisonReason::UnsupportedSchemaFormat {
+            id,
+            format: format.clone(),
+        }),
+        Some(WriterSchema::NotAvailable(status)) => Err(PoisonReason::SchemaVersionNotAvailable {
+            id,
+            status: status.clone(),
         }),
         Some(WriterSchema::NotFound) | None => Err(PoisonReason::UnknownSchemaVersion(id)),
     }
@@ -397,13 +498,14 @@ fn check_store_event_fits_sinks(event: StoreEvent) -> Result<StoreEvent, Payload
     Ok(event)
 }
 
-/// DynamoDB numbers: at most 38 significant digits, magnitude in [1e-130, 1e126).
+/// DynamoDB numbers: at most 38 significant digits, magnitude in [1e-130, 1e126); nesting at most
+/// 32 levels. The item size is checked on the whole item (see [`crate::dynamodb_item`]).
 fn check_document_fits_dynamodb(document: &Json) -> Result<(), PayloadError> {
     fn walk(value: &Json, depth: usize) -> Result<(), PayloadError> {
-        if depth > MAX_DOCUMENT_DEPTH {
+        if depth > DYNAMODB_MAX_NESTING_DEPTH {
             return Err(invalid(
                 "document",
-                format!("nested deeper than {MAX_DOCUMENT_DEPTH} levels"),
+                format!("nested deeper than {DYNAMODB_MAX_NESTING_DEPTH} levels"),
             ));
         }
         match value {
@@ -430,13 +532,6 @@ fn check_document_fits_dynamodb(document: &Json) -> Result<(), PayloadError> {
         }
     }
     walk(document, 1)?;
-    let size = serde_json::to_vec(document).map_or(usize::MAX, |v| v.len());
-    if size > MAX_GENERIC_DOCUMENT_BYTES {
-        return Err(invalid(
-            "document",
-            format!("{size} bytes as JSON, at most {MAX_GENERIC_DOCUMENT_BYTES}"),
-        ));
-    }
     Ok(())
 }
 

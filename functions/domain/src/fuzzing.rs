@@ -20,8 +20,8 @@ use crate::consume::archive::{decode_block, encode_block, group_into_blocks};
 use crate::consume::ports::{PoisonMessage, StoreEventRow, SQS_ID_MAX_LEN};
 use crate::consume::{
     decode_record, glue_schema_version_id, Decoded, Poison, TopicRoutes, WriterSchema, WriterSchemas,
-    MAX_GENERIC_DOCUMENT_BYTES,
 };
+use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
 use crate::event::{KafkaEvent, KafkaRecord, RawHeader, TimestampType};
 use crate::payload::{
     avro_to_json, decode_avro, encode_avro, reader_schema, sensor_from_avro, sensor_from_json,
@@ -216,6 +216,10 @@ pub fn check_wire_frame(data: &[u8]) {
                         assert_eq!(&*body, &data[GLUE_HEADER_LEN..]);
                     }
                     assert!(body.len() as u64 <= MAX_INFLATED_BYTES);
+                    if parsed.compression == Compression::Zlib {
+                        let compressed = data.len() - GLUE_HEADER_LEN;
+                        assert!(body.len() as u64 <= crate::wire::inflate_limit(compressed));
+                    }
                     // Re-framing the body uncompressed gives it back. (Not re-deflated: that tests
                     // the producer's encoder, which the unit tests cover, and costs more than the
                     // whole decode.)
@@ -493,8 +497,11 @@ fn check_decoded(record: &KafkaRecord, decoded: Decoded) {
             }
         }
         Decoded::Generic(event) => {
-            let json = serde_json::to_vec(&event.document).expect("JSON of a document");
-            assert!(json.len() <= MAX_GENERIC_DOCUMENT_BYTES);
+            let item = generic_event_item(&event, &pipeline_contracts::contracts().tables.generic_events);
+            assert!(
+                fits_item_limit(item_size(&item)),
+                "an accepted event fits a DynamoDB item"
+            );
             assert_eq!(event.key_base64, record.key);
             assert_eq!(event.timestamp_ms, record.timestamp);
         }

@@ -5,8 +5,10 @@
 
 pub mod avro_bounds;
 pub mod consume;
+pub mod dynamodb_item;
 pub mod event;
 pub mod fuzzing;
+pub mod limits;
 pub mod model;
 pub mod payload;
 pub mod ports;

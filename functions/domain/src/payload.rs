@@ -146,13 +146,35 @@ impl Fields {
 
     fn long(&mut self, field: &'static str) -> Result<i64, PayloadError> {
         match self.take(field)? {
-            Value::Long(v) | Value::TimestampMillis(v) | Value::TimestampMicros(v) => Ok(v),
+            Value::Long(v) => Ok(v),
             Value::Int(v) => Ok(v.into()),
             other => Err(field_error(
                 field,
                 format!("expected long, got {}", avro_kind(&other)),
             )),
         }
+    }
+
+    /// A point in time in `unit`, converted from whatever unit the writer's logical type says
+    /// (`timestamp-millis`/`-micros`/`-nanos` and their `local-` forms, read as UTC). A plain long
+    /// or int is taken to be in `unit` already.
+    fn timestamp(&mut self, field: &'static str, unit: TimeUnit) -> Result<i64, PayloadError> {
+        let (value, written) = match self.take(field)? {
+            Value::Long(v) => (v, unit),
+            Value::Int(v) => (v.into(), unit),
+            Value::TimestampMillis(v) | Value::LocalTimestampMillis(v) => (v, TimeUnit::Millis),
+            Value::TimestampMicros(v) | Value::LocalTimestampMicros(v) => (v, TimeUnit::Micros),
+            Value::TimestampNanos(v) | Value::LocalTimestampNanos(v) => (v, TimeUnit::Nanos),
+            other => {
+                return Err(field_error(
+                    field,
+                    format!("expected a timestamp, got {}", avro_kind(&other)),
+                ))
+            }
+        };
+        written
+            .convert(value, unit)
+            .ok_or_else(|| field_error(field, "timestamp overflows 64 bits in the target unit"))
     }
 
     fn int(&mut self, field: &'static str) -> Result<i32, PayloadError> {
@@ -216,6 +238,34 @@ impl Fields {
                 field,
                 format!("expected decimal, got {}", avro_kind(&other)),
             )),
+        }
+    }
+}
+
+/// Units of Avro timestamp logical types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeUnit {
+    Millis,
+    Micros,
+    Nanos,
+}
+
+impl TimeUnit {
+    fn per_second(self) -> i64 {
+        match self {
+            TimeUnit::Millis => 1_000,
+            TimeUnit::Micros => 1_000_000,
+            TimeUnit::Nanos => 1_000_000_000,
+        }
+    }
+
+    /// `value` in `self` as `target`, flooring towards the past when the target is coarser.
+    fn convert(self, value: i64, target: TimeUnit) -> Option<i64> {
+        let (from, to) = (self.per_second(), target.per_second());
+        if from >= to {
+            Some(value.div_euclid(from / to))
+        } else {
+            value.checked_mul(to / from)
         }
     }
 }
@@ -292,7 +342,7 @@ pub fn sensor_from_avro(value: Value) -> Result<SensorReading, PayloadError> {
     let mut f = Fields::from_value(value)?;
     let reading = SensorReading {
         device_id: f.string("device_id")?,
-        event_time: f.long("event_time")?,
+        event_time: f.timestamp("event_time", TimeUnit::Millis)?,
         temperature: f.double("temperature")?,
         humidity: f.optional_double("humidity")?,
     };
@@ -346,12 +396,49 @@ pub fn sensor_from_json(bytes: &[u8]) -> Result<SensorReading, PayloadError> {
     sensor_from_json_tree(bytes)
 }
 
-/// The general path: any JSON document, each problem named.
+/// The general path: any JSON document, each problem named. It also reads the seed producer S1's
+/// shape, `{"device_id": 1, "timestamp": "2023-05-10T12:00:00.123456", "temperature": 27}`: an
+/// integer `device_id` is rendered as its decimal string, and without `event_time` the time is
+/// `timestamp`, an ISO-8601 date-time (UTC when it has no offset, floored to the millisecond) or
+/// integer epoch milliseconds.
 fn sensor_from_json_tree(bytes: &[u8]) -> Result<SensorReading, PayloadError> {
     let mut object = json_object(bytes)?;
+    let device_id = match json_take(&mut object, "device_id")? {
+        Json::String(s) => s,
+        Json::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        other => {
+            return Err(field_error(
+                "device_id",
+                format!("expected a string or an integer, got {}", json_kind(&other)),
+            ))
+        }
+    };
+    let event_time = if object.contains_key("event_time") {
+        json_i64(&mut object, "event_time")?
+    } else {
+        match json_take(&mut object, "timestamp").map_err(|_| field_error("event_time", "missing"))? {
+            Json::Number(n) => n
+                .as_i64()
+                .ok_or_else(|| field_error("timestamp", "expected integer epoch milliseconds"))?,
+            Json::String(s) => parse_iso_micros(&s)
+                .map(|micros| micros.div_euclid(1000))
+                .ok_or_else(|| {
+                    field_error(
+                        "timestamp",
+                        format!("not an ISO-8601 date-time ({} bytes)", s.len()),
+                    )
+                })?,
+            other => {
+                return Err(field_error(
+                    "timestamp",
+                    format!("expected a date-time, got {}", json_kind(&other)),
+                ))
+            }
+        }
+    };
     let reading = SensorReading {
-        device_id: json_string(&mut object, "device_id")?,
-        event_time: json_i64(&mut object, "event_time")?,
+        device_id,
+        event_time,
         temperature: json_f64(&mut object, "temperature")?,
         humidity: match object.remove("humidity") {
             None | Some(Json::Null) => None,
@@ -396,14 +483,27 @@ pub fn store_event_from_avro(value: Value) -> Result<StoreEvent, PayloadError> {
         gift_wrap: f.boolean("gift_wrap")?,
         variant: f.string("variant")?,
         priority_shipping: f.boolean("priority_shipping")?,
-        ts_micros: f.long("ts")?,
+        ts_micros: f.timestamp("ts", TimeUnit::Micros)?,
         contact_me: f.optional_string("contact_me")?,
     })
 }
 
+/// The seed producer S3 writes `sale_event` (its README says `sales_event`, our symbol): both are
+/// sales. The symbol is never quoted back: reasons do not carry record contents.
 fn parse_event_type(symbol: String) -> Result<StoreEventType, PayloadError> {
-    StoreEventType::from_symbol(&symbol)
-        .ok_or_else(|| field_error("event_type", format!("unknown symbol {symbol:?}")))
+    const SEED_SALES_ALIAS: &str = "sale_event";
+    if symbol == SEED_SALES_ALIAS {
+        return Ok(StoreEventType::Sales);
+    }
+    StoreEventType::from_symbol(&symbol).ok_or_else(|| {
+        field_error(
+            "event_type",
+            format!(
+                "unknown symbol ({} bytes), expected sales_event, sale_event or inventory_event",
+                symbol.len()
+            ),
+        )
+    })
 }
 
 pub fn store_event_to_avro(event: &StoreEvent) -> Value {
@@ -627,8 +727,12 @@ fn json_hundredths(o: &mut serde_json::Map<String, Json>, field: &'static str) -
             ))
         }
     };
-    parse_hundredths(&text)
-        .ok_or_else(|| field_error(field, format!("{text:?} is not a decimal with at most 2 places")))
+    parse_hundredths(&text).ok_or_else(|| {
+        field_error(
+            field,
+            format!("not a decimal with at most 2 places ({} bytes)", text.len()),
+        )
+    })
 }
 
 fn json_timestamp_micros(
@@ -640,7 +744,7 @@ fn json_timestamp_micros(
             .as_i64()
             .ok_or_else(|| field_error(field, "expected integer epoch microseconds")),
         Json::String(s) => parse_iso_micros(&s)
-            .ok_or_else(|| field_error(field, format!("{s:?} is not an ISO-8601 date-time"))),
+            .ok_or_else(|| field_error(field, format!("not an ISO-8601 date-time ({} bytes)", s.len()))),
         other => Err(field_error(
             field,
             format!("expected a timestamp, got {}", json_kind(&other)),
@@ -652,8 +756,10 @@ fn parse_iso_micros(text: &str) -> Option<i64> {
     if let Ok(with_offset) = chrono::DateTime::parse_from_rfc3339(text) {
         return Some(with_offset.timestamp_micros());
     }
-    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
+    // Naive times (no offset) are UTC; Python's isoformat() and str() separators both occur.
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(text, format).ok())
         .map(|naive| naive.and_utc().timestamp_micros())
 }
 

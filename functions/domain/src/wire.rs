@@ -23,8 +23,20 @@ pub const GLUE_COMPRESSION_NONE: u8 = 0x00;
 pub const GLUE_COMPRESSION_ZLIB: u8 = 0x05;
 pub const GLUE_HEADER_LEN: usize = 18;
 
-/// Upper bound on an inflated body, so a tiny zlib bomb cannot exhaust the function's memory.
-pub const MAX_INFLATED_BYTES: u64 = 16 * 1024 * 1024;
+/// Upper bound on an inflated body, so a tiny zlib bomb cannot exhaust the function's memory
+/// (see [`crate::limits::MAX_DECODED_RECORD_BYTES`]).
+pub const MAX_INFLATED_BYTES: u64 = crate::limits::MAX_DECODED_RECORD_BYTES as u64;
+
+/// A body may inflate to at most this many times its compressed size (see
+/// [`crate::limits::MAX_INFLATE_RATIO`]).
+pub const MAX_INFLATE_RATIO: u64 = crate::limits::MAX_INFLATE_RATIO as u64;
+
+/// What a compressed body of `compressed_len` bytes may inflate to.
+pub fn inflate_limit(compressed_len: usize) -> u64 {
+    (compressed_len as u64)
+        .saturating_mul(MAX_INFLATE_RATIO)
+        .min(MAX_INFLATED_BYTES)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -69,8 +81,8 @@ pub enum WireError {
     UnsupportedCompression(u8),
     #[error("zlib body could not be inflated: {0}")]
     Inflate(String),
-    #[error("zlib body inflates beyond {MAX_INFLATED_BYTES} bytes")]
-    InflatedTooLarge,
+    #[error("zlib body of {compressed} bytes inflates beyond {limit} bytes (at most {MAX_INFLATE_RATIO} times its size, {MAX_INFLATED_BYTES} bytes in all)")]
+    InflatedTooLarge { compressed: usize, limit: u64 },
 }
 
 /// Classifies a value by its first byte without copying it.
@@ -126,13 +138,20 @@ fn deflate(bytes: &[u8]) -> Vec<u8> {
 }
 
 fn inflate(bytes: &[u8]) -> Result<Vec<u8>, WireError> {
+    inflate_with_limit(bytes, inflate_limit(bytes.len()))
+}
+
+fn inflate_with_limit(bytes: &[u8], limit: u64) -> Result<Vec<u8>, WireError> {
     let mut out = Vec::new();
-    let mut limited = flate2::read::ZlibDecoder::new(bytes).take(MAX_INFLATED_BYTES + 1);
+    let mut limited = flate2::read::ZlibDecoder::new(bytes).take(limit + 1);
     limited
         .read_to_end(&mut out)
         .map_err(|e| WireError::Inflate(e.to_string()))?;
-    if out.len() as u64 > MAX_INFLATED_BYTES {
-        return Err(WireError::InflatedTooLarge);
+    if out.len() as u64 > limit {
+        return Err(WireError::InflatedTooLarge {
+            compressed: bytes.len(),
+            limit,
+        });
     }
     Ok(out)
 }
@@ -159,10 +178,10 @@ mod tests {
 
     #[test]
     fn zlib_frame_round_trips_and_is_really_compressed() {
-        let body = vec![7u8; 4096];
+        let body = b"device-0042 21.5 ".repeat(100);
         let framed = frame(ID, &body, Compression::Zlib);
         assert_eq!(framed[1], 0x05);
-        assert!(framed.len() < 200, "4 KiB of one byte should deflate well");
+        assert!(framed.len() < 100, "a repeated phrase should deflate well");
         let WireValue::GlueAvro(parsed) = classify(&framed).unwrap() else {
             panic!("not glue")
         };
@@ -207,6 +226,43 @@ mod tests {
         let WireValue::GlueAvro(parsed) = classify(&framed).unwrap() else {
             panic!("not glue")
         };
-        assert_eq!(parsed.avro_body(), Err(WireError::InflatedTooLarge));
+        assert!(matches!(
+            parsed.avro_body(),
+            Err(WireError::InflatedTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn a_body_may_inflate_to_its_limit_but_not_past_it() {
+        let body = b"abcdefgh".repeat(1000);
+        let compressed = deflate(&body);
+        let limit = body.len() as u64;
+        assert_eq!(inflate_with_limit(&compressed, limit).unwrap(), body);
+        assert_eq!(
+            inflate_with_limit(&compressed, limit - 1),
+            Err(WireError::InflatedTooLarge {
+                compressed: compressed.len(),
+                limit: limit - 1
+            })
+        );
+    }
+
+    #[test]
+    fn the_limit_is_the_ratio_times_the_compressed_size_capped_per_record() {
+        assert_eq!(inflate_limit(100), 100 * MAX_INFLATE_RATIO);
+        assert_eq!(
+            inflate_limit(MAX_INFLATED_BYTES as usize / MAX_INFLATE_RATIO as usize),
+            MAX_INFLATED_BYTES
+        );
+        assert_eq!(inflate_limit(usize::MAX), MAX_INFLATED_BYTES);
+        // 100 KB of zeros deflate to about 100 bytes: a thousandfold, refused.
+        let framed = frame(ID, &vec![0u8; 100_000], Compression::Zlib);
+        let WireValue::GlueAvro(parsed) = classify(&framed).unwrap() else {
+            panic!("not glue")
+        };
+        assert!(matches!(
+            parsed.avro_body(),
+            Err(WireError::InflatedTooLarge { limit, .. }) if limit < 100_000
+        ));
     }
 }

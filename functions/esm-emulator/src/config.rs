@@ -7,8 +7,8 @@ use thiserror::Error;
 use crate::event::EventSource;
 use crate::retry::RetryPolicy;
 
-/// Lambda's synchronous invocation payload limit.
-pub const MAX_INVOKE_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
+/// Lambda's synchronous invocation payload limit (one home: `pipeline_domain::limits`).
+pub use pipeline_domain::limits::LAMBDA_MAX_INVOKE_PAYLOAD_BYTES as MAX_INVOKE_PAYLOAD_BYTES;
 pub const MAX_BATCH_SIZE: usize = 10_000;
 pub const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
 pub const MAX_RETRY_ATTEMPTS: i64 = 10_000;

@@ -156,9 +156,10 @@ async fn simulated_sensors_in_avro_are_framed_registered_and_keyed_to_stable_par
     // The registry holds the contract's newest definition under that id.
     let definition = h
         .registry_reader
-        .schema_definition(version.version_id)
+        .schema_version(version.version_id)
         .await
-        .unwrap();
+        .unwrap()
+        .definition;
     assert_eq!(definition, contracts().schemas["SensorReading"].latest_text());
     let writer = apache_avro::Schema::parse_str(&definition).unwrap();
 
@@ -250,7 +251,12 @@ async fn store_events_carry_exactly_the_reported_share_of_poison() {
     .unwrap();
     assert_eq!(summary.malformed, 30);
     let version_id = summary.schema_versions[0].version_id;
-    let definition = h.registry_reader.schema_definition(version_id).await.unwrap();
+    let definition = h
+        .registry_reader
+        .schema_version(version_id)
+        .await
+        .unwrap()
+        .definition;
     let writer = apache_avro::Schema::parse_str(&definition).unwrap();
     let fetched = read_topic(&h.producer, &h.producer.settings().store_topic).await;
     assert_eq!(fetched.len(), 150);
@@ -263,9 +269,9 @@ async fn store_events_carry_exactly_the_reported_share_of_poison() {
         let value = r.record.value.as_deref().unwrap();
         let outcome = match classify(value) {
             Ok(WireValue::GlueAvro(frame)) => {
-                match h.registry_reader.schema_definition(frame.schema_version_id).await {
-                    Ok(text) => {
-                        assert_eq!(text, definition);
+                match h.registry_reader.schema_version(frame.schema_version_id).await {
+                    Ok(version) => {
+                        assert_eq!(version.definition, definition);
                         frame
                             .avro_body()
                             .ok()
@@ -321,9 +327,10 @@ async fn explicit_events_are_inferred_registered_reused_and_an_incompatible_chan
     assert_eq!(fetched.len(), 4);
     let definition = h
         .registry_reader
-        .schema_definition(first.schema_versions[0].version_id)
+        .schema_version(first.schema_versions[0].version_id)
         .await
-        .unwrap();
+        .unwrap()
+        .definition;
     let writer = apache_avro::Schema::parse_str(&definition).unwrap();
     for (_, r) in &fetched {
         let WireValue::GlueAvro(frame) = classify(r.record.value.as_deref().unwrap()).unwrap() else {

@@ -16,7 +16,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 
 use super::ports::StoreEventRow;
-use crate::model::StoreEventType;
+use crate::model::{RecordCoordinates, StoreEvent, StoreEventType};
 use crate::payload::store_event_to_json;
 
 /// Offsets per archive block.
@@ -24,8 +24,13 @@ pub const BLOCK_OFFSETS: i64 = 1000;
 
 pub const CONTENT_TYPE: &str = "application/gzip";
 
-/// Refuse to inflate stored blocks beyond this (a block holds at most 1000 small events).
+/// Refuse to inflate stored blocks beyond this.
 const MAX_BLOCK_BYTES: u64 = 64 * 1024 * 1024;
+
+// A block holds at most BLOCK_OFFSETS lines and the decoder refuses longer lines, so no block the
+// consumer writes can grow past what it reads back.
+const _: () =
+    assert!((BLOCK_OFFSETS as u64) * (crate::limits::MAX_ARCHIVE_LINE_BYTES as u64 + 1) <= MAX_BLOCK_BYTES);
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ArchiveError {
@@ -69,6 +74,20 @@ pub struct ArchiveLine {
     pub event: Json,
 }
 
+fn line_of(coordinates: &RecordCoordinates, event: &StoreEvent) -> ArchiveLine {
+    ArchiveLine {
+        topic: coordinates.topic.clone(),
+        partition: coordinates.partition,
+        offset: coordinates.offset,
+        event: store_event_to_json(event),
+    }
+}
+
+/// The length of the record's archive line, newline excluded.
+pub fn line_bytes(coordinates: &RecordCoordinates, event: &StoreEvent) -> usize {
+    serde_json::to_vec(&line_of(coordinates, event)).map_or(usize::MAX, |v| v.len())
+}
+
 /// Groups rows into blocks; within a block, lines are keyed by offset.
 pub fn group_into_blocks(
     rows: &[StoreEventRow],
@@ -86,15 +105,10 @@ pub fn group_into_blocks(
             partition: row.coordinates.partition,
             block_start: row.coordinates.offset.div_euclid(BLOCK_OFFSETS) * BLOCK_OFFSETS,
         };
-        blocks.entry(id).or_default().insert(
-            row.coordinates.offset,
-            ArchiveLine {
-                topic: row.coordinates.topic.clone(),
-                partition: row.coordinates.partition,
-                offset: row.coordinates.offset,
-                event: store_event_to_json(&row.event),
-            },
-        );
+        blocks
+            .entry(id)
+            .or_default()
+            .insert(row.coordinates.offset, line_of(&row.coordinates, &row.event));
     }
     Ok(blocks)
 }
@@ -153,7 +167,6 @@ pub fn decode_block(bytes: &[u8]) -> Result<Vec<ArchiveLine>, ArchiveError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{RecordCoordinates, StoreEvent};
 
     fn row(partition: i32, offset: i64, event_type: StoreEventType, ts_micros: i64) -> StoreEventRow {
         StoreEventRow {

@@ -29,12 +29,13 @@ use super::ports::{
     WindowStore,
 };
 use super::{
-    decode_record, glue_schema_version_id, Decoded, Poison, PoisonReason, RawRecord, TopicRoutes,
-    WriterSchema, WriterSchemas,
+    check_event_time, decode_record, glue_schema_version_id, Decoded, EventTimeBounds, GenericEvent, Poison,
+    PoisonReason, RawRecord, TopicRoutes, WriterSchema, WriterSchemas,
 };
 use crate::event::{KafkaEvent, KafkaRecord};
-use crate::model::RecordCoordinates;
-use crate::ports::{PortError, SchemaSource};
+use crate::limits::MAX_DECODED_CHUNK_BYTES;
+use crate::model::{RecordCoordinates, SensorReading};
+use crate::ports::{PortError, SchemaSource, SchemaVersion};
 use crate::window::{group_readings, merge, MergeOutcome, PendingWindow, WindowAggregate, WindowSpec};
 
 /// Bounded retries with exponential backoff and full jitter over `[delay/2, delay]`.
@@ -104,6 +105,19 @@ pub struct ConsumerSettings {
     pub window_concurrency: usize,
     /// Concurrent archive block read-merge-writes.
     pub archive_concurrency: usize,
+    /// Decoded bytes held before the sinks are written (see [`MAX_DECODED_CHUNK_BYTES`]).
+    pub max_chunk_bytes: usize,
+    /// Event times outside these bounds are poison; `None` accepts any time a sink can hold.
+    pub event_times: Option<EventTimeBounds>,
+    /// The invocation's clock, epoch ms (event times are judged against it).
+    pub clock: fn() -> i64,
+}
+
+/// The system clock, epoch ms.
+pub fn system_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 impl ConsumerSettings {
@@ -115,15 +129,24 @@ impl ConsumerSettings {
             retry: RetryPolicy::default(),
             window_concurrency: 16,
             archive_concurrency: 8,
+            max_chunk_bytes: MAX_DECODED_CHUNK_BYTES,
+            event_times: Some(EventTimeBounds::default()),
+            clock: system_clock_ms,
         }
     }
 }
 
-/// Resolves writer schemas by version id, remembering parsed schemas across invocations.
-/// Only found schemas are cached: an id unknown now may be registered later.
+/// Schema ids looked up at once. An invocation whose batch holds many unknown ids then waits for
+/// about ids/8 registry round trips, not one per id.
+pub const SCHEMA_LOOKUP_CONCURRENCY: usize = 8;
+
+/// Resolves writer schemas by version id. A version's definition and format never change, so parsed
+/// schemas and definite refusals (not Avro, not parseable) are remembered across invocations. "Not
+/// found" and a status other than AVAILABLE can change, so they hold for one invocation only: each
+/// id is asked once per invocation, however many records carry it.
 pub struct SchemaCache<S> {
     source: S,
-    parsed: Mutex<HashMap<Uuid, Arc<Schema>>>,
+    parsed: Mutex<HashMap<Uuid, WriterSchema>>,
 }
 
 impl<S: SchemaSource> SchemaCache<S> {
@@ -138,7 +161,7 @@ impl<S: SchemaSource> SchemaCache<S> {
         &self.source
     }
 
-    fn cached(&self, id: &Uuid) -> Option<Arc<Schema>> {
+    fn cached(&self, id: &Uuid) -> Option<WriterSchema> {
         self.parsed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -146,39 +169,60 @@ impl<S: SchemaSource> SchemaCache<S> {
             .cloned()
     }
 
-    /// Resolves each id; `Err` only for failures other than "not found" (after retries).
+    /// Resolves each id, at most [`SCHEMA_LOOKUP_CONCURRENCY`] at a time; `Err` only when the
+    /// registry could not answer (throttling, network, authorisation), after retries.
     pub async fn resolve(
         &self,
         ids: impl IntoIterator<Item = Uuid>,
         retry: &RetryPolicy,
     ) -> Result<WriterSchemas, PortError> {
         let mut resolved = WriterSchemas::new();
+        let mut missing = BTreeSet::new();
         for id in ids {
-            if let Some(schema) = self.cached(&id) {
-                resolved.insert(id, WriterSchema::Found(schema));
-                continue;
+            match self.cached(&id) {
+                Some(schema) => {
+                    resolved.insert(id, schema);
+                }
+                None => {
+                    missing.insert(id);
+                }
             }
-            let answer = retry
-                .run("schema registry", || self.source.schema_definition(id))
-                .await;
-            let schema = match answer {
-                Ok(definition) => match Schema::parse_str(&definition) {
-                    Ok(schema) => {
-                        let schema = Arc::new(schema);
-                        self.parsed
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .insert(id, schema.clone());
-                        WriterSchema::Found(schema)
-                    }
-                    Err(e) => WriterSchema::Unusable(e.to_string()),
-                },
-                Err(PortError::NotFound { .. }) => WriterSchema::NotFound,
-                Err(other) => return Err(other),
-            };
-            resolved.insert(id, schema);
         }
+        let answers: Vec<(Uuid, WriterSchema)> = futures::stream::iter(missing)
+            .map(|id| async move { self.look_up(id, retry).await.map(|schema| (id, schema)) })
+            .buffer_unordered(SCHEMA_LOOKUP_CONCURRENCY)
+            .try_collect()
+            .await?;
+        resolved.extend(answers);
         Ok(resolved)
+    }
+
+    async fn look_up(&self, id: Uuid, retry: &RetryPolicy) -> Result<WriterSchema, PortError> {
+        let version = match retry
+            .run("schema registry", || self.source.schema_version(id))
+            .await
+        {
+            Ok(version) => version,
+            Err(PortError::NotFound { .. }) => return Ok(WriterSchema::NotFound),
+            Err(other) => return Err(other),
+        };
+        let (schema, permanent) = if version.data_format != SchemaVersion::AVRO {
+            (WriterSchema::NotAvro(version.data_format), true)
+        } else if version.status != SchemaVersion::AVAILABLE {
+            (WriterSchema::NotAvailable(version.status), false)
+        } else {
+            match Schema::parse_str(&version.definition) {
+                Ok(schema) => (WriterSchema::Found(Arc::new(schema)), true),
+                Err(e) => (WriterSchema::Unusable(e.to_string()), true),
+            }
+        };
+        if permanent {
+            self.parsed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, schema.clone());
+        }
+        Ok(schema)
     }
 }
 
@@ -288,26 +332,56 @@ where
             records: event.record_count(),
             ..BatchSummary::default()
         };
-        let mut readings = Vec::new();
-        let mut store_rows = Vec::new();
-        let mut generic = Vec::new();
-        let mut poison = Vec::new();
-        // The sensor records behind `readings`, by position; cloned only if one becomes poison.
-        let mut sensor_records: Vec<&KafkaRecord> = Vec::new();
+        let now_ms = (self.settings.clock)();
+        // Records are decoded in order and the sinks written whenever the decoded data reaches
+        // the budget, so what a batch holds at once is bounded whatever it inflates to.
+        let mut chunk = Chunk::default();
         for record in event.records() {
-            match decode_record(record, routes.payload_for(&record.topic), &schemas) {
+            let decoded = decode_record(record, routes.payload_for(&record.topic), &schemas).and_then(|d| {
+                match self.settings.event_times {
+                    Some(bounds) => check_event_time(&d, &bounds, now_ms)
+                        .map(|()| d)
+                        .map_err(|reason| {
+                            Box::new(Poison {
+                                coordinates: record.coordinates(),
+                                reason,
+                                raw: RawRecord::of(record),
+                            })
+                        }),
+                    None => Ok(d),
+                }
+            });
+            let held = held_bytes(record, &decoded);
+            if !chunk.is_empty() && chunk.held_bytes + held > self.settings.max_chunk_bytes {
+                self.write_chunk(std::mem::take(&mut chunk), &mut summary).await?;
+            }
+            chunk.held_bytes += held;
+            match decoded {
                 Ok(Decoded::Sensor { coordinates, reading }) => {
-                    sensor_records.push(record);
-                    readings.push((coordinates, reading));
+                    chunk.sensor_records.push(record);
+                    chunk.readings.push((coordinates, reading));
                 }
                 Ok(Decoded::Store { coordinates, event }) => {
-                    store_rows.push(StoreEventRow { coordinates, event })
+                    chunk.store_rows.push(StoreEventRow { coordinates, event })
                 }
-                Ok(Decoded::Generic(event)) => generic.push(event),
-                Err(p) => poison.push(*p),
+                Ok(Decoded::Generic(event)) => chunk.generic.push(event),
+                Err(p) => chunk.poison.push(*p),
             }
         }
+        self.write_chunk(chunk, &mut summary).await?;
+        Ok(summary)
+    }
 
+    /// Fans one chunk of decoded records out to the sinks, adding what it did to `summary`.
+    async fn write_chunk(&self, chunk: Chunk<'_>, summary: &mut BatchSummary) -> Result<(), BatchError> {
+        let Chunk {
+            readings,
+            sensor_records,
+            store_rows,
+            generic,
+            mut poison,
+            ..
+        } = chunk;
         let (windows, unplaceable) =
             group_readings(self.settings.window, readings.iter().map(|(c, r)| (c, r)));
         if !unplaceable.is_empty() {
@@ -329,11 +403,11 @@ where
             }
         }
 
-        summary.sensor_readings = readings.len() - summary_unplaceable(&poison);
-        summary.store_events = store_rows.len();
-        summary.generic_events = generic.len();
-        summary.poison = poison.len();
-        summary.windows_touched = windows.len();
+        summary.sensor_readings += readings.len() - summary_unplaceable(&poison);
+        summary.store_events += store_rows.len();
+        summary.generic_events += generic.len();
+        summary.poison += poison.len();
+        summary.windows_touched += windows.len();
         for p in &poison {
             *summary
                 .poison_by_reason
@@ -344,7 +418,7 @@ where
                 partition = p.coordinates.partition,
                 offset = p.coordinates.offset,
                 reason_kind = p.reason.kind(),
-                reason = %p.reason,
+                reason = %p.reason.message(),
                 "poison record sent to the failure queue"
             );
         }
@@ -375,14 +449,14 @@ where
         };
         check(SINK_WINDOWS, windows_result.map(drop));
         check(SINK_ARCHIVE, archive_result.map(drop));
-        summary.rows_inserted = table_result.as_ref().map_or(0, |n| n.unwrap_or(0));
+        summary.rows_inserted += table_result.as_ref().map_or(0, |n| n.unwrap_or(0));
         check(SINK_TABLE, table_result.map(drop));
         check(SINK_GENERIC, generic_result.map(drop));
         check(SINK_POISON, poison_result.map(drop));
-        summary.windows_written = windows_written.load(Ordering::Relaxed);
-        summary.archive_objects_written = objects_written.load(Ordering::Relaxed);
+        summary.windows_written += windows_written.load(Ordering::Relaxed);
+        summary.archive_objects_written += objects_written.load(Ordering::Relaxed);
         if failures.is_empty() {
-            Ok(summary)
+            Ok(())
         } else {
             Err(BatchError::Sinks(failures))
         }
@@ -490,6 +564,62 @@ where
             written.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// Decoded records waiting for their sink writes.
+#[derive(Default)]
+struct Chunk<'a> {
+    readings: Vec<(RecordCoordinates, SensorReading)>,
+    /// The sensor records behind `readings`, by position; cloned only if one becomes poison.
+    sensor_records: Vec<&'a KafkaRecord>,
+    store_rows: Vec<StoreEventRow>,
+    generic: Vec<GenericEvent>,
+    poison: Vec<Poison>,
+    held_bytes: usize,
+}
+
+impl Chunk<'_> {
+    fn is_empty(&self) -> bool {
+        self.readings.is_empty()
+            && self.store_rows.is_empty()
+            && self.generic.is_empty()
+            && self.poison.is_empty()
+    }
+}
+
+/// About what a decoded record holds in memory until its chunk is written: its text and, for
+/// documents, a fixed cost per JSON node. Poison holds a copy of the record as delivered.
+fn held_bytes(record: &KafkaRecord, decoded: &Result<Decoded, Box<Poison>>) -> usize {
+    const PER_VALUE: usize = 64;
+    fn document(value: &serde_json::Value) -> usize {
+        PER_VALUE
+            + match value {
+                serde_json::Value::String(s) => s.len(),
+                serde_json::Value::Array(items) => items.iter().map(document).sum(),
+                serde_json::Value::Object(map) => map.iter().map(|(k, v)| k.len() + document(v)).sum(),
+                _ => 0,
+            }
+    }
+    match decoded {
+        Ok(Decoded::Sensor { reading, .. }) => PER_VALUE + reading.device_id.len(),
+        Ok(Decoded::Store { event, .. }) => {
+            // The row, its archive line and its table row.
+            3 * (16 * PER_VALUE
+                + event.request_id.len()
+                + event.category.len()
+                + event.variant.len()
+                + event.contact_me.as_ref().map_or(0, String::len))
+        }
+        Ok(Decoded::Generic(event)) => {
+            event.key_base64.as_ref().map_or(0, String::len) + document(&event.document)
+        }
+        Err(_) => {
+            // The raw copy and its serialized queue body.
+            2 * (PER_VALUE
+                + record.value.as_ref().map_or(0, String::len)
+                + record.key.as_ref().map_or(0, String::len))
+        }
     }
 }
 

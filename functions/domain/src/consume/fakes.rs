@@ -7,11 +7,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use pipeline_contracts::contracts;
+
 use super::ports::{
-    GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, SaveOutcome, StoreEventRow, StoreEventTable,
-    WindowStore,
+    check_object_size, GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, QueueDelivery, SaveOutcome,
+    StoreEventRow, StoreEventTable, WindowStore,
 };
 use super::GenericEvent;
+use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use crate::limits::DYNAMODB_MAX_ITEM_BYTES;
 use crate::model::{RecordCoordinates, StoreEvent};
 use crate::ports::PortError;
 use crate::window::{WindowAggregate, WindowKey};
@@ -163,6 +167,7 @@ impl ObjectStore for InMemoryObjectStore {
 
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &'static str) -> Result<(), PortError> {
         self.faults.check("object store")?;
+        check_object_size(key, bytes.len())?;
         locked(&self.objects).insert(key.to_string(), bytes);
         self.puts.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -211,6 +216,20 @@ impl InMemoryGenericEventStore {
 impl GenericEventStore for InMemoryGenericEventStore {
     async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
         self.faults.check("generic event store")?;
+        // DynamoDB refuses the whole BatchWriteItem request when one item is too large.
+        let table = &contracts().tables.generic_events;
+        for event in events {
+            let size = item_size(&generic_event_item(event, table));
+            if !fits_item_limit(size) {
+                return Err(PortError::Rejected {
+                    component: "generic event store",
+                    message: format!(
+                        "item {} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte limit",
+                        event.coordinates
+                    ),
+                });
+            }
+        }
         let mut items = locked(&self.items);
         for event in events {
             items.insert(event.coordinates.clone(), event.clone());
@@ -219,26 +238,56 @@ impl GenericEventStore for InMemoryGenericEventStore {
     }
 }
 
-/// A FIFO queue with content-independent deduplication by id, like SQS within its window.
+/// Bucket the fake poison sink pretends to offload oversized messages to.
+pub const FAKE_OFFLOAD_BUCKET: &str = "in-memory-oversize";
+pub const FAKE_OFFLOAD_PREFIX: &str = "oversize-poison/";
+
+/// A FIFO queue with content-independent deduplication by id, like SQS within its window. It
+/// delivers by [`PoisonMessage::delivery`] like the SQS adapter, so a message whose pointer would
+/// not fit SQS is refused here too.
 #[derive(Debug, Default)]
 pub struct InMemoryPoisonSink {
     messages: Mutex<Vec<PoisonMessage>>,
+    /// What SQS would hold: the inline body or the pointer, by deduplication id.
+    queue_bodies: Mutex<BTreeMap<String, String>>,
     pub faults: Faults,
 }
 
 impl InMemoryPoisonSink {
+    /// Every message as an operator reads it back (following offload pointers).
     pub fn snapshot(&self) -> Vec<PoisonMessage> {
         locked(&self.messages).clone()
+    }
+
+    /// The bodies as they sit in the queue (inline messages or pointers), by deduplication id.
+    pub fn queue_bodies(&self) -> BTreeMap<String, String> {
+        locked(&self.queue_bodies).clone()
     }
 }
 
 impl PoisonSink for InMemoryPoisonSink {
     async fn send(&self, messages: &[PoisonMessage]) -> Result<(), PortError> {
         self.faults.check("poison queue")?;
-        let mut queue = locked(&self.messages);
+        let mut planned = Vec::with_capacity(messages.len());
         for message in messages {
-            let id = message.deduplication_id();
-            if !queue.iter().any(|m| m.deduplication_id() == id) {
+            let body = match message.delivery(FAKE_OFFLOAD_BUCKET, FAKE_OFFLOAD_PREFIX) {
+                Ok(QueueDelivery::Inline(body)) => body,
+                Ok(QueueDelivery::Offload { pointer_body, .. }) => pointer_body,
+                Err(e) => {
+                    return Err(PortError::Rejected {
+                        component: "poison queue",
+                        message: e.to_string(),
+                    })
+                }
+            };
+            planned.push((message, body));
+        }
+        let mut queue = locked(&self.messages);
+        let mut bodies = locked(&self.queue_bodies);
+        for (message, body) in planned {
+            if let std::collections::btree_map::Entry::Vacant(slot) = bodies.entry(message.deduplication_id())
+            {
+                slot.insert(body);
                 queue.push(message.clone());
             }
         }

@@ -9,10 +9,12 @@
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
+use thiserror::Error;
 use uuid::Uuid;
 
 use super::{GenericEvent, Poison, RawRecord};
 use crate::event::RawHeader;
+use crate::limits::{sqs_message_bytes, S3_MAX_PUT_OBJECT_BYTES, SQS_MAX_MESSAGE_BYTES};
 use crate::model::{RecordCoordinates, StoreEvent};
 use crate::ports::PortError;
 use crate::window::{WindowAggregate, WindowKey};
@@ -53,6 +55,20 @@ pub trait ObjectStore: Send + Sync {
         bytes: Vec<u8>,
         content_type: &'static str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// S3 takes at most 5 GB in one `PutObject`; the object stores refuse more themselves (the
+/// consumer's archive blocks and poison offloads stay far below it by construction).
+pub fn check_object_size(key: &str, size: usize) -> Result<(), PortError> {
+    if size as u64 > S3_MAX_PUT_OBJECT_BYTES {
+        return Err(PortError::Rejected {
+            component: "object store",
+            message: format!(
+                "{key}: {size} bytes exceed S3's {S3_MAX_PUT_OBJECT_BYTES}-byte PutObject limit"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// A store event together with the record it came from.
@@ -125,7 +141,7 @@ impl PoisonMessage {
             offset: poison.coordinates.offset,
             timestamp: *timestamp,
             reason_kind: poison.reason.kind().to_string(),
-            reason: poison.reason.to_string(),
+            reason: poison.reason.message(),
             key_base64: key.clone(),
             value_base64: value.clone(),
             headers: headers.clone(),
@@ -157,6 +173,82 @@ impl PoisonMessage {
     /// A deterministic object key under `prefix` for the offloaded message.
     pub fn offload_key(&self, prefix: &str) -> String {
         format!("{prefix}{}/{}/{}.json", self.topic, self.partition, self.offset)
+    }
+}
+
+/// How a poison message reaches the queue: inline, or whole in object storage with a pointer in the
+/// queue. Both the SQS adapter and the in-memory fake deliver by this plan, so both refuse what SQS
+/// would refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueDelivery {
+    Inline(String),
+    Offload {
+        key: String,
+        full_body: String,
+        pointer_body: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DeliveryError {
+    #[error("poison message does not serialize: {0}")]
+    Serialize(String),
+    #[error("poison pointer of {size} bytes exceeds SQS's {limit}-byte message limit")]
+    PointerTooLarge { size: usize, limit: usize },
+}
+
+impl PoisonMessage {
+    /// The queue body: JSON, with the characters SQS refuses replaced.
+    pub fn queue_body(&self) -> Result<String, DeliveryError> {
+        serde_json::to_string(self)
+            .map(queue_safe)
+            .map_err(|e| DeliveryError::Serialize(e.to_string()))
+    }
+
+    /// Inline when the body fits an SQS message ([`SQS_MAX_MESSAGE_BYTES`], no attributes are
+    /// sent); otherwise the whole body goes to `bucket` under `offload_prefix` and the queue gets a
+    /// pointer with the coordinates and the (bounded) reason, which must itself fit.
+    pub fn delivery(&self, bucket: &str, offload_prefix: &str) -> Result<QueueDelivery, DeliveryError> {
+        let body = self.queue_body()?;
+        if sqs_message_bytes(&body, &[]) <= SQS_MAX_MESSAGE_BYTES {
+            return Ok(QueueDelivery::Inline(body));
+        }
+        let key = self.offload_key(offload_prefix);
+        let pointer = PoisonMessage {
+            key_base64: None,
+            value_base64: None,
+            headers: None,
+            offloaded: Some(OffloadedContent {
+                bucket: bucket.to_string(),
+                key: key.clone(),
+                size: body.len(),
+            }),
+            ..self.clone()
+        };
+        let pointer_body = pointer.queue_body()?;
+        let size = sqs_message_bytes(&pointer_body, &[]);
+        if size > SQS_MAX_MESSAGE_BYTES {
+            return Err(DeliveryError::PointerTooLarge {
+                size,
+                limit: SQS_MAX_MESSAGE_BYTES,
+            });
+        }
+        Ok(QueueDelivery::Offload {
+            key,
+            full_body: body,
+            pointer_body,
+        })
+    }
+}
+
+/// SQS accepts only #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF (SQS
+/// developer guide, "Amazon SQS message quotas", message content). JSON escapes control characters
+/// already; the non-characters U+FFFE/U+FFFF could still come from reason text.
+pub fn queue_safe(body: String) -> String {
+    if body.chars().all(|c| !matches!(c, '\u{FFFE}' | '\u{FFFF}')) {
+        body
+    } else {
+        body.replace(['\u{FFFE}', '\u{FFFF}'], "\u{FFFD}")
     }
 }
 

@@ -325,7 +325,7 @@ fn every_edge_case_is_poison_with_its_own_reason() {
                 sensor_topic(),
                 0,
                 15,
-                Some(br#"{"device_id":7,"event_time":1,"temperature":1.5}"#),
+                Some(br#"{"device_id":true,"event_time":1,"temperature":1.5}"#),
             ),
             s,
             "bad_field",
@@ -362,7 +362,7 @@ fn field_errors_name_the_field() {
         sensor_topic(),
         0,
         1,
-        Some(br#"{"device_id":7,"event_time":1,"temperature":1.5}"#),
+        Some(br#"{"device_id":true,"event_time":1,"temperature":1.5}"#),
     );
     assert!(poison_kind(decode_record(&json_case, s, &schemas))
         .1
@@ -570,6 +570,8 @@ fn service() -> FakeService {
         contracts().bucket.store_events_prefix.clone(),
     );
     settings.retry = fast_retry();
+    // These tests use small synthetic event times; the plausibility bound has its own tests.
+    settings.event_times = None;
     ConsumerService::new(
         registry(),
         Sinks {
@@ -941,7 +943,7 @@ struct FlakyRegistry {
 }
 
 impl SchemaSource for FlakyRegistry {
-    async fn schema_definition(&self, version_id: Uuid) -> Result<String, PortError> {
+    async fn schema_version(&self, version_id: Uuid) -> Result<crate::ports::SchemaVersion, PortError> {
         if self
             .failures
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -952,7 +954,7 @@ impl SchemaSource for FlakyRegistry {
                 message: "throttled".into(),
             });
         }
-        self.inner.schema_definition(version_id).await
+        self.inner.schema_version(version_id).await
     }
 }
 
@@ -967,6 +969,7 @@ async fn a_registry_outage_fails_the_batch_instead_of_poisoning_it() {
             "p/",
         );
         settings.retry = fast_retry();
+        settings.event_times = None;
         ConsumerService::new(
             FlakyRegistry {
                 inner: registry(),
@@ -1099,3 +1102,5 @@ fn poison_ids_fit_sqs_limits() {
         .collect();
     assert_eq!(ids.len(), 3, "digests stay distinct per offset");
 }
+
+mod limits;
