@@ -6,7 +6,7 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { MSK_BROKER_HOST } from '../aws-facts';
-import { acknowledge, checkovSkip, markOwned } from './security';
+import { acknowledge, acknowledgeProviderFramework, checkovSkip, markOwned } from './security';
 
 export interface BrokerDiscoveryProps {
   readonly clusterArn: string;
@@ -173,16 +173,7 @@ export class BrokerDiscovery extends Construct {
       logGroup: providerLogs,
       providerFunctionEnvEncryption: props.logKey,
     });
-    acknowledge(
-      provider,
-      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      'CDK custom-resource provider framework function; the framework creates its role with the basic execution policy',
-    );
-    acknowledge(
-      provider,
-      'AwsSolutions-L1',
-      'CDK custom-resource provider framework function; aws-cdk-lib pins its Node.js runtime',
-    );
+    acknowledgeProviderFramework(provider);
     acknowledge(
       provider,
       `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(cfnHandler)}.Arn>:*]`,

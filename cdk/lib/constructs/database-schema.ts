@@ -12,7 +12,7 @@ import { LambdaArchitectureName, LogLevel } from '../config';
 import { REPO_ROOT } from '../contracts';
 import { POSTGRES_PORT, PipelineDatabase } from './pipeline-database';
 import { PipelineFunction } from './rust-function';
-import { acknowledge, keyUseStatement } from './security';
+import { acknowledge, acknowledgeProviderFramework, keyUseStatement } from './security';
 
 /**
  * The Rust file that holds the migrations and the application role's grants: its hash is a
@@ -100,16 +100,7 @@ export class DatabaseSchema extends Construct {
       logGroup: providerLogs,
       providerFunctionEnvEncryption: props.key,
     });
-    acknowledge(
-      provider,
-      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      'CDK custom-resource provider framework function; the framework creates its role with the basic execution policy',
-    );
-    acknowledge(
-      provider,
-      'AwsSolutions-L1',
-      'CDK custom-resource provider framework function; aws-cdk-lib pins its Node.js runtime',
-    );
+    acknowledgeProviderFramework(provider);
     const handlerLogicalId = Stack.of(this).getLogicalId(this.handler.function.node.defaultChild as CfnElement);
     acknowledge(
       provider,

@@ -8,7 +8,7 @@ import { Construct } from 'constructs';
 import { LambdaArchitectureName, LogLevel, ResolvedTopic, TopicDeletionPolicy } from '../config';
 import { MSK_IAM_PORT } from './msk-ports';
 import { PipelineFunction } from './rust-function';
-import { acknowledge } from './security';
+import { acknowledge, acknowledgeProviderFramework } from './security';
 
 /** The consumer account's SASL/SCRAM user and the consumer groups its event source mappings use. */
 export interface ConsumerAccess {
@@ -100,16 +100,7 @@ export class KafkaTopics extends Construct {
       logGroup: providerLogs,
       providerFunctionEnvEncryption: props.key,
     });
-    acknowledge(
-      provider,
-      'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
-      'CDK custom-resource provider framework function; the framework creates its role with the basic execution policy',
-    );
-    acknowledge(
-      provider,
-      'AwsSolutions-L1',
-      'CDK custom-resource provider framework function; aws-cdk-lib pins its Node.js runtime',
-    );
+    acknowledgeProviderFramework(provider);
     const handlerLogicalId = Stack.of(this).getLogicalId(this.handler.function.node.defaultChild as CfnElement);
     acknowledge(
       provider,

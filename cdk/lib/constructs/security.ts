@@ -104,3 +104,17 @@ export function nagEnv(scope: IConstruct): { account: string; region: string } {
     region: Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region,
   };
 }
+
+/** Acknowledgements for the function the CDK custom-resource provider framework creates. */
+export function acknowledgeProviderFramework(provider: Construct): void {
+  acknowledge(
+    provider,
+    'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+    'CDK custom-resource provider framework function; the framework creates its role with the basic execution policy',
+  );
+  acknowledge(
+    provider,
+    'AwsSolutions-L1',
+    'CDK custom-resource provider framework function; aws-cdk-lib pins its Node.js runtime',
+  );
+}
