@@ -8,6 +8,7 @@ pub mod consume;
 pub mod event;
 pub mod fuzzing;
 pub mod model;
+pub mod offsets;
 pub mod payload;
 pub mod ports;
 pub mod produce;
