@@ -76,10 +76,10 @@ def scan_windows(dynamodb) -> list[dict]:
     return rows
 
 
-def count_items(dynamodb, table: str) -> int:
+def count_items(dynamodb, table: str, **filters) -> int:
     total, start = 0, None
     while True:
-        kwargs = {"TableName": table, "Select": "COUNT", **({"ExclusiveStartKey": start} if start else {})}
+        kwargs = {"TableName": table, "Select": "COUNT", **filters, **({"ExclusiveStartKey": start} if start else {})}
         page = dynamodb.scan(**kwargs)
         total += page["Count"]
         start = page.get("LastEvaluatedKey")
@@ -242,7 +242,10 @@ def main() -> None:
         "windows": len(rows),
         "sensorReadingsAggregated": sum(r["count"] for r in rows),
         "devices": len({r["device"] for r in rows}),
-        "genericEvents": count_items(dynamodb, generic_table),
+        # The table also holds one partition ledger item per partition, at offset -1.
+        "genericEvents": count_items(dynamodb, generic_table, FilterExpression="#o >= :zero",
+                                     ExpressionAttributeNames={"#o": CONTRACT["tables"]["genericEvents"]["sortKey"]},
+                                     ExpressionAttributeValues={":zero": {"N": "0"}}),
         "s3": s3_counts(s3),
         "postgres": postgres_counts(),
         "queues": queue_depths(sqs),

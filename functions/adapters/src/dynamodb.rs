@@ -5,7 +5,10 @@
 //! N, epoch ms). The other attributes are named by [`window_attr`]: `window_end` (exclusive, epoch
 //! ms), `count`, `sum`/`min`/`max`/`avg` (°C as exact decimals of whole milli-degrees),
 //! `first_event_time`/`last_event_time` (epoch ms) and `offsets`, a map from `topic-partition` to
-//! the highest applied offset. Writes are conditional on `count` (see `pipeline_domain::window`).
+//! the offsets applied, as merged intervals in text (`"0-41,50-99"`, see
+//! `pipeline_domain::offsets`). Items written before the intervals hold a number there, the highest
+//! applied offset; it reads as every offset up to it, which is what it meant then. Writes are
+//! conditional on `count` (see `pipeline_domain::window`).
 //!
 //! # Explicit event item format
 //! Built by the domain (`pipeline_domain::dynamodb_item::generic_event_item`), which also sizes it
@@ -14,6 +17,13 @@
 //! delivered) and `schema_version_id`, and `payload`: the decoded document as native DynamoDB
 //! types. Requests respect BatchWriteItem's 25 items and 16 MB; an item over 400 KB is refused
 //! here, before DynamoDB refuses the whole request.
+//!
+//! # Partition ledger items
+//! The same table holds one ledger item per `topic-partition` of every topic the consumer reads
+//! (see `pipeline_domain::consume::ledger`), at `offset` -1, which no Kafka record has: `kind` =
+//! `partition-ledger`, `lowest_offset`/`lowest_fingerprint`, `highest_offset`/
+//! `highest_fingerprint`. Readers of explicit events skip items with a negative offset. Writes are
+//! conditional on the four values read.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
@@ -22,11 +32,13 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use pipeline_contracts::Table;
-use pipeline_domain::consume::ports::{GenericEventStore, SaveOutcome, WindowStore};
+use pipeline_domain::consume::ledger::{LedgerMark, PartitionLedger};
+use pipeline_domain::consume::ports::{GenericEventStore, PartitionLedgerStore, SaveOutcome, WindowStore};
 use pipeline_domain::consume::GenericEvent;
 use pipeline_domain::dynamodb_item::{
     fits_item_limit, generic_event_item, item_size, AttributeValue as DomainValue, Item,
 };
+use pipeline_domain::offsets::OffsetSet;
 use pipeline_domain::ports::PortError;
 use pipeline_domain::window::{format_milli, parse_milli, WindowAggregate, WindowKey};
 
@@ -52,6 +64,19 @@ pub mod window_attr {
     pub const FIRST_EVENT_TIME: &str = "first_event_time";
     pub const LAST_EVENT_TIME: &str = "last_event_time";
     pub const OFFSETS: &str = "offsets";
+}
+
+/// The `offset` of a partition's ledger item: below every Kafka offset.
+pub const LEDGER_OFFSET: i64 = -1;
+
+/// Non-key attribute names of a partition ledger item.
+pub mod ledger_attr {
+    pub const KIND: &str = "kind";
+    pub const KIND_VALUE: &str = "partition-ledger";
+    pub const LOWEST_OFFSET: &str = "lowest_offset";
+    pub const LOWEST_FINGERPRINT: &str = "lowest_fingerprint";
+    pub const HIGHEST_OFFSET: &str = "highest_offset";
+    pub const HIGHEST_FINGERPRINT: &str = "highest_fingerprint";
 }
 
 /// Non-key attribute names of an explicit-event item (the item is built by the domain).
@@ -122,9 +147,9 @@ impl DynamoWindowStore {
         item.insert(
             window_attr::OFFSETS.into(),
             AttributeValue::M(
-                a.watermarks
+                a.applied
                     .iter()
-                    .map(|(tp, offset)| (tp.clone(), n(offset.to_string())))
+                    .map(|(tp, offsets)| (tp.clone(), AttributeValue::S(offsets.to_string())))
                     .collect(),
             ),
         );
@@ -152,15 +177,18 @@ impl DynamoWindowStore {
             i64::try_from(milli(name)?)
                 .map_err(|_| rejected(format!("window item attribute {name:?} overflows")))
         };
-        let watermarks = match item.get(window_attr::OFFSETS) {
+        let applied = match item.get(window_attr::OFFSETS) {
             Some(AttributeValue::M(map)) => map
                 .iter()
                 .map(|(tp, v)| match v {
-                    AttributeValue::N(o) => o
+                    AttributeValue::S(text) => OffsetSet::parse(text)
+                        .map(|offsets| (tp.clone(), offsets))
+                        .map_err(|e| rejected(format!("offsets of {tp}: {e}"))),
+                    AttributeValue::N(legacy) => legacy
                         .parse::<i64>()
-                        .map(|o| (tp.clone(), o))
+                        .map(|highest| (tp.clone(), OffsetSet::up_to(highest)))
                         .map_err(|e| rejected(format!("offset of {tp}: {e}"))),
-                    _ => Err(rejected(format!("offset of {tp} is not a number"))),
+                    _ => Err(rejected(format!("offsets of {tp} are neither text nor a number"))),
                 })
                 .collect::<Result<BTreeMap<_, _>, _>>()?,
             _ => return Err(rejected("window item lacks its offsets map")),
@@ -176,7 +204,7 @@ impl DynamoWindowStore {
             max_milli: small_milli(window_attr::MAX)?,
             first_event_time_ms: integer(window_attr::FIRST_EVENT_TIME)?,
             last_event_time_ms: integer(window_attr::LAST_EVENT_TIME)?,
-            watermarks,
+            applied,
         })
     }
 }
@@ -280,6 +308,157 @@ impl DynamoGenericEventStore {
     /// The SDK item of an event: the domain's item ([`generic_event_item`]), translated.
     pub fn to_item(&self, event: &GenericEvent) -> HashMap<String, AttributeValue> {
         to_sdk_item(&generic_event_item(event, &self.contract))
+    }
+}
+
+impl DynamoGenericEventStore {
+    fn ledger_key(&self, topic_partition: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (
+                self.contract.partition_key.clone(),
+                AttributeValue::S(topic_partition.to_string()),
+            ),
+            (
+                self.contract.sort_key.clone(),
+                AttributeValue::N(LEDGER_OFFSET.to_string()),
+            ),
+        ])
+    }
+
+    pub fn ledger_item(&self, ledger: &PartitionLedger) -> HashMap<String, AttributeValue> {
+        let mut item = self.ledger_key(&ledger.topic_partition);
+        item.insert(
+            ledger_attr::KIND.into(),
+            AttributeValue::S(ledger_attr::KIND_VALUE.into()),
+        );
+        for (offset_name, fingerprint_name, mark) in [
+            (
+                ledger_attr::LOWEST_OFFSET,
+                ledger_attr::LOWEST_FINGERPRINT,
+                &ledger.lowest,
+            ),
+            (
+                ledger_attr::HIGHEST_OFFSET,
+                ledger_attr::HIGHEST_FINGERPRINT,
+                &ledger.highest,
+            ),
+        ] {
+            item.insert(offset_name.into(), AttributeValue::N(mark.offset.to_string()));
+            item.insert(
+                fingerprint_name.into(),
+                AttributeValue::S(mark.fingerprint.clone()),
+            );
+        }
+        item
+    }
+
+    pub fn ledger_from_item(
+        &self,
+        item: &HashMap<String, AttributeValue>,
+    ) -> Result<PartitionLedger, PortError> {
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(v)) | Some(AttributeValue::N(v)) => Ok(v.clone()),
+            _ => Err(rejected(format!("ledger item lacks attribute {name:?}"))),
+        };
+        let mark = |offset: &str, fingerprint: &str| -> Result<LedgerMark, PortError> {
+            Ok(LedgerMark {
+                offset: text(offset)?
+                    .parse()
+                    .map_err(|e| rejected(format!("ledger attribute {offset:?}: {e}")))?,
+                fingerprint: text(fingerprint)?,
+            })
+        };
+        Ok(PartitionLedger {
+            topic_partition: text(&self.contract.partition_key)?,
+            lowest: mark(ledger_attr::LOWEST_OFFSET, ledger_attr::LOWEST_FINGERPRINT)?,
+            highest: mark(ledger_attr::HIGHEST_OFFSET, ledger_attr::HIGHEST_FINGERPRINT)?,
+        })
+    }
+}
+
+impl PartitionLedgerStore for DynamoGenericEventStore {
+    async fn load_ledgers(&self, topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
+        let unique: std::collections::BTreeSet<&String> = topic_partitions.iter().collect();
+        let mut found = Vec::with_capacity(unique.len());
+        let unique: Vec<&String> = unique.into_iter().collect();
+        for chunk in unique.chunks(MAX_GET_KEYS) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(|tp| self.ledger_key(tp)).collect();
+            let mut round = 0;
+            while !pending.is_empty() {
+                if round > 0 {
+                    if round > UNPROCESSED_ROUNDS {
+                        return Err(PortError::Transient {
+                            component: COMPONENT,
+                            message: format!(
+                                "{} ledger keys still unprocessed by BatchGetItem",
+                                pending.len()
+                            ),
+                        });
+                    }
+                    tokio::time::sleep(unprocessed_delay(round)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| rejected(e.to_string()))?;
+                let response = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
+                if let Some(items) = response.responses().and_then(|r| r.get(&self.table)) {
+                    for item in items {
+                        found.push(self.ledger_from_item(item)?);
+                    }
+                }
+                if let Some(unprocessed) = response.unprocessed_keys().and_then(|u| u.get(&self.table)) {
+                    pending = unprocessed.keys().to_vec();
+                }
+                round += 1;
+            }
+        }
+        Ok(found)
+    }
+
+    async fn save_ledger(
+        &self,
+        ledger: &PartitionLedger,
+        expected: Option<&PartitionLedger>,
+    ) -> Result<SaveOutcome, PortError> {
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(self.ledger_item(ledger)));
+        let request = match expected {
+            None => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", &self.contract.partition_key),
+            Some(stored) => request
+                .condition_expression("#lo = :lo AND #lf = :lf AND #hi = :hi AND #hf = :hf")
+                .expression_attribute_names("#lo", ledger_attr::LOWEST_OFFSET)
+                .expression_attribute_names("#lf", ledger_attr::LOWEST_FINGERPRINT)
+                .expression_attribute_names("#hi", ledger_attr::HIGHEST_OFFSET)
+                .expression_attribute_names("#hf", ledger_attr::HIGHEST_FINGERPRINT)
+                .expression_attribute_values(":lo", AttributeValue::N(stored.lowest.offset.to_string()))
+                .expression_attribute_values(":lf", AttributeValue::S(stored.lowest.fingerprint.clone()))
+                .expression_attribute_values(":hi", AttributeValue::N(stored.highest.offset.to_string()))
+                .expression_attribute_values(":hf", AttributeValue::S(stored.highest.fingerprint.clone())),
+        };
+        match request.send().await {
+            Ok(_) => Ok(SaveOutcome::Saved),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(SaveOutcome::Conflict)
+            }
+            Err(e) => Err(classify_sdk_error(COMPONENT, &e)),
+        }
     }
 }
 
@@ -409,7 +588,10 @@ mod tests {
             max_milli: 20_500,
             first_event_time_ms: -59_000,
             last_event_time_ms: -1,
-            watermarks: BTreeMap::from([("sensor-readings-0".into(), 6), ("sensor-readings-1".into(), 2)]),
+            applied: BTreeMap::from([
+                ("sensor-readings-0".into(), OffsetSet::parse("0-4,6").unwrap()),
+                ("sensor-readings-1".into(), OffsetSet::from_offsets([2])),
+            ]),
         };
         let store = store();
         let item = store.to_item(&aggregate);
@@ -425,6 +607,25 @@ mod tests {
         let mut normalised = item.clone();
         normalised.insert(window_attr::SUM.into(), AttributeValue::N("3.8751E+1".into()));
         assert_eq!(store.from_item(&normalised).unwrap(), aggregate);
+
+        let AttributeValue::M(offsets) = &item[window_attr::OFFSETS] else {
+            panic!("offsets is a map")
+        };
+        assert_eq!(offsets["sensor-readings-0"], AttributeValue::S("0-4,6".into()));
+
+        // An item written with a single high-water number reads as everything up to it.
+        let mut legacy = item.clone();
+        legacy.insert(
+            window_attr::OFFSETS.into(),
+            AttributeValue::M(HashMap::from([(
+                "sensor-readings-0".into(),
+                AttributeValue::N("6".into()),
+            )])),
+        );
+        assert_eq!(
+            store.from_item(&legacy).unwrap().applied,
+            BTreeMap::from([("sensor-readings-0".into(), OffsetSet::up_to(6))])
+        );
 
         let mut broken = item;
         broken.remove(window_attr::OFFSETS);
@@ -461,6 +662,37 @@ mod tests {
             matches!(&refused, Err(PortError::Rejected { message, .. }) if message.contains("409601 bytes")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn ledger_items_round_trip_at_offset_minus_one() {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let table = &contracts().tables.generic_events;
+        let store = DynamoGenericEventStore::new(Client::from_conf(config), "t", table);
+        let ledger = PartitionLedger {
+            topic_partition: "store-events-2".into(),
+            lowest: LedgerMark {
+                offset: 0,
+                fingerprint: "a".repeat(32),
+            },
+            highest: LedgerMark {
+                offset: 41,
+                fingerprint: "b".repeat(32),
+            },
+        };
+        let item = store.ledger_item(&ledger);
+        assert_eq!(item[&table.sort_key], AttributeValue::N("-1".into()));
+        assert_eq!(
+            item[&table.partition_key],
+            AttributeValue::S("store-events-2".into())
+        );
+        assert_eq!(
+            item[ledger_attr::KIND],
+            AttributeValue::S("partition-ledger".into())
+        );
+        assert_eq!(store.ledger_from_item(&item).unwrap(), ledger);
     }
 
     #[test]

@@ -1,9 +1,19 @@
 //! S3 as the domain's [`ObjectStore`]: archive blocks of store events, and oversized poison
 //! messages. Keys and bytes are decided by the domain; this adapter only moves them.
+//!
+//! Archive blocks are written with S3 conditional writes (Amazon S3 User Guide, "How to prevent
+//! object overwrites with conditional writes"): `If-None-Match: *` when the block was absent,
+//! `If-Match: <ETag read>` otherwise. S3 refuses a write whose condition no longer holds with
+//! 412 Precondition Failed, answers 409 ConditionalRequestConflict while another conditional
+//! write of the same key is in flight, and 404 NoSuchKey to `If-Match` on a deleted object; all
+//! three mean "someone else wrote it" and become [`ConditionalWrite::Conflict`].
 
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
-use pipeline_domain::consume::ports::{check_object_size, ObjectStore};
+use pipeline_domain::consume::ports::{
+    check_object_size, ConditionalWrite, ObjectStore, StoredObject, WriteCondition,
+};
 use pipeline_domain::ports::PortError;
 
 use crate::aws::classify_sdk_error;
@@ -30,7 +40,7 @@ impl S3Objects {
 }
 
 impl ObjectStore for S3Objects {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
         let response = self
             .client
             .get_object()
@@ -40,11 +50,23 @@ impl ObjectStore for S3Objects {
             .await;
         match response {
             Ok(output) => {
+                // Without the tag a conditional write could not be made: refuse rather than
+                // fall back to an unconditional one.
+                let etag = output
+                    .e_tag()
+                    .map(str::to_string)
+                    .ok_or_else(|| PortError::Rejected {
+                        component: COMPONENT,
+                        message: format!("s3://{}/{key} was returned without an ETag", self.bucket),
+                    })?;
                 let bytes = output.body.collect().await.map_err(|e| PortError::Transient {
                     component: COMPONENT,
                     message: format!("reading s3://{}/{key}: {e}", self.bucket),
                 })?;
-                Ok(Some(bytes.into_bytes().to_vec()))
+                Ok(Some(StoredObject {
+                    bytes: bytes.into_bytes().to_vec(),
+                    etag,
+                }))
             }
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(match classify_sdk_error(COMPONENT, &e) {
@@ -78,4 +100,40 @@ impl ObjectStore for S3Objects {
             .map(drop)
             .map_err(|e| classify_sdk_error(COMPONENT, &e))
     }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &'static str,
+        condition: WriteCondition,
+    ) -> Result<ConditionalWrite, PortError> {
+        check_object_size(key, bytes.len())?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(bytes));
+        let request = match condition {
+            WriteCondition::Absent => request.if_none_match("*"),
+            WriteCondition::Matches(etag) => request.if_match(etag),
+        };
+        match request.send().await {
+            Ok(_) => Ok(ConditionalWrite::Written),
+            Err(SdkError::ServiceError(service))
+                if is_condition_conflict(service.raw().status().as_u16()) =>
+            {
+                Ok(ConditionalWrite::Conflict)
+            }
+            Err(e) => Err(classify_sdk_error(COMPONENT, &e)),
+        }
+    }
+}
+
+/// 412 Precondition Failed, 409 ConditionalRequestConflict, 404 NoSuchKey (an `If-Match` object
+/// deleted meanwhile): the object is not what was read.
+fn is_condition_conflict(status: u16) -> bool {
+    matches!(status, 412 | 409 | 404)
 }

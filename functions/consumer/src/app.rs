@@ -11,7 +11,7 @@ use pipeline_adapters::sqs::SqsPoisonSink;
 use pipeline_contracts::contracts;
 use pipeline_domain::consume::batch::{BatchError, BatchSummary, ConsumerService, ConsumerSettings, Sinks};
 use pipeline_domain::consume::ports::{
-    GenericEventStore, ObjectStore, PoisonSink, StoreEventTable, WindowStore,
+    GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonSink, StoreEventTable, WindowStore,
 };
 use pipeline_domain::event::KafkaEvent;
 use pipeline_domain::ports::{PortError, SchemaSource};
@@ -109,7 +109,7 @@ where
     W: WindowStore,
     A: ObjectStore,
     T: StoreEventTable,
-    G: GenericEventStore,
+    G: GenericEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
     let started = Instant::now();

@@ -14,6 +14,7 @@
 pub mod archive;
 pub mod batch;
 pub mod fakes;
+pub mod ledger;
 pub mod ports;
 
 use std::collections::{BTreeMap, HashMap};

@@ -10,6 +10,7 @@ pub mod event;
 pub mod fuzzing;
 pub mod limits;
 pub mod model;
+pub mod offsets;
 pub mod payload;
 pub mod ports;
 pub mod produce;

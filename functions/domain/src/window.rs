@@ -8,20 +8,42 @@
 //! 0.001 °C; the stored decimal strings ([`format_milli`]) are exact renderings of those integers.
 //!
 //! # Idempotency
-//! Every aggregate carries a watermark per `topic-partition`: the highest offset already applied.
-//! [`merge`] applies a reading only when its offset is above the stored watermark of its partition
-//! and reports [`MergeOutcome::Unchanged`] when nothing is new, so the caller skips the write and a
-//! replayed batch (whole, or any part of one already applied) leaves the stored item untouched.
-//! The rule relies on Kafka's per-partition order: all of one batch's readings for one window are
-//! applied in one conditional write, and a later batch of a partition never arrives before an
-//! earlier one. The stored `count` doubles as the optimistic-concurrency token: it grows with every
-//! effective write, so "count unchanged" is a safe condition for the next write.
+//! Every aggregate carries, per `topic-partition`, the set of offsets already applied to it
+//! ([`OffsetSet`], merged intervals). [`merge`] applies a reading only when its offset is not in
+//! that set and reports [`MergeOutcome::Unchanged`] when nothing is new, so the caller skips the
+//! write and a replayed batch (whole, or any part of one already applied) leaves the stored item
+//! untouched. Nothing relies on the order in which batches arrive: a batch below offsets already
+//! applied (a second mapping started at `LATEST`, a consumer-group reset, a re-driven batch)
+//! applies exactly the readings that are new.
+//!
+//! The set holds the offsets of the readings applied to the item, nothing else, so the stored item
+//! is a function of the set of readings only, whatever the batching, order or replays (the fault
+//! tests compare items byte for byte with a clean run). Consecutive offsets form one interval: a
+//! device that has its partition to itself is one interval; readings interleaved with other
+//! devices' records are one interval each. An item keeps at most [`MAX_OFFSET_INTERVALS`]
+//! intervals over all partitions; a write that would exceed it is refused with
+//! [`MergeError::TooFragmented`] and the batch fails (the `BatchFailures` alarm fires), so nothing
+//! is dropped silently. The stored `count` doubles as the optimistic-concurrency token: it grows
+//! with every effective write, so "count unchanged" is a safe condition for the next write.
+//!
+//! # Window size
+//! An item's size is `window_end - window_start`. [`merge`] refuses ([`MergeError::SizeChanged`])
+//! to add readings to an item of another size than the configured one: readings already counted
+//! in items of the old size would be counted again in the new, larger or smaller, windows.
 
 use std::collections::BTreeMap;
 
 use thiserror::Error;
 
 use crate::model::{RecordCoordinates, SensorReading};
+use crate::offsets::OffsetSet;
+
+/// Most offset intervals one item keeps, over all partitions: one device's readings in one window
+/// (68 per second for a 60 s window when every reading is its own interval). The text form of an
+/// interval takes at most 40 bytes (two 19-digit offsets), so the `offsets` attribute stays under
+/// 160 KiB, well inside DynamoDB's 400 KB item limit ("Service, account, and table quotas in
+/// Amazon DynamoDB"); with offsets below 10^12 it is under 56 KiB.
+pub const MAX_OFFSET_INTERVALS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum WindowError {
@@ -33,6 +55,31 @@ pub enum WindowError {
     EventTimeOutOfRange { event_time: i64 },
     #[error("temperature {0} cannot be expressed in milli-degrees")]
     TemperatureOutOfRange(f64),
+}
+
+/// Why [`merge`] refused to write; the batch fails rather than lose or double-count a reading.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum MergeError {
+    #[error(
+        "window {device_id}@{window_start_ms} is stored with a size of {stored_ms} ms but the \
+         consumer is configured for {configured_ms} ms (WINDOW_SECONDS changed); merging would \
+         count readings twice. Point the consumer at a new table for the new size"
+    )]
+    SizeChanged {
+        device_id: String,
+        window_start_ms: i64,
+        stored_ms: i64,
+        configured_ms: i64,
+    },
+    #[error(
+        "window {device_id}@{window_start_ms} would hold {intervals} offset intervals, more than \
+         {MAX_OFFSET_INTERVALS}"
+    )]
+    TooFragmented {
+        device_id: String,
+        window_start_ms: i64,
+        intervals: usize,
+    },
 }
 
 /// The tumbling window length.
@@ -122,8 +169,8 @@ pub struct WindowAggregate {
     pub max_milli: i64,
     pub first_event_time_ms: i64,
     pub last_event_time_ms: i64,
-    /// Highest applied offset per `topic-partition`.
-    pub watermarks: BTreeMap<String, i64>,
+    /// Offsets applied to this aggregate, per `topic-partition`.
+    pub applied: BTreeMap<String, OffsetSet>,
 }
 
 impl WindowAggregate {
@@ -132,6 +179,10 @@ impl WindowAggregate {
             device_id: self.device_id.clone(),
             window_start_ms: self.window_start_ms,
         }
+    }
+
+    pub fn size_ms(&self) -> i64 {
+        self.window_end_ms.saturating_sub(self.window_start_ms)
     }
 
     /// Mean in milli-degrees, rounded half away from zero; a pure function of sum and count, so it
@@ -211,25 +262,39 @@ pub fn group_readings<'a>(
     (windows.into_values().collect(), rejected)
 }
 
-/// Applies the pending contributions that are newer than the stored watermarks.
+/// Applies the pending contributions whose offsets the stored aggregate has not applied yet.
 ///
-/// The decision uses the watermarks as stored *before* this batch, so several readings of one
+/// The decision uses the offsets as stored *before* this batch, so several readings of one
 /// partition in one batch all apply; duplicates of one record inside a batch apply once.
-pub fn merge(existing: Option<&WindowAggregate>, pending: &PendingWindow) -> MergeOutcome {
-    let stored_watermarks = existing.map(|a| &a.watermarks);
+pub fn merge(
+    existing: Option<&WindowAggregate>,
+    pending: &PendingWindow,
+) -> Result<MergeOutcome, MergeError> {
+    if let Some(stored) = existing {
+        let configured_ms = pending.bounds.end_ms - pending.bounds.start_ms;
+        if stored.size_ms() != configured_ms {
+            return Err(MergeError::SizeChanged {
+                device_id: stored.device_id.clone(),
+                window_start_ms: stored.window_start_ms,
+                stored_ms: stored.size_ms(),
+                configured_ms,
+            });
+        }
+    }
+    let stored_offsets = existing.map(|a| &a.applied);
     let mut fresh: Vec<&Contribution> = pending
         .contributions
         .iter()
         .filter(|c| {
-            stored_watermarks
-                .and_then(|w| w.get(&c.topic_partition))
-                .is_none_or(|&watermark| c.offset > watermark)
+            !stored_offsets
+                .and_then(|applied| applied.get(&c.topic_partition))
+                .is_some_and(|offsets| offsets.contains(c.offset))
         })
         .collect();
     fresh.sort_by(|a, b| (&a.topic_partition, a.offset).cmp(&(&b.topic_partition, b.offset)));
     fresh.dedup_by(|a, b| a.topic_partition == b.topic_partition && a.offset == b.offset);
     let Some(first) = fresh.first() else {
-        return MergeOutcome::Unchanged;
+        return Ok(MergeOutcome::Unchanged);
     };
 
     let mut aggregate = match existing {
@@ -244,7 +309,7 @@ pub fn merge(existing: Option<&WindowAggregate>, pending: &PendingWindow) -> Mer
             max_milli: first.milli_degrees,
             first_event_time_ms: first.event_time_ms,
             last_event_time_ms: first.event_time_ms,
-            watermarks: BTreeMap::new(),
+            applied: BTreeMap::new(),
         },
     };
     for contribution in &fresh {
@@ -254,16 +319,24 @@ pub fn merge(existing: Option<&WindowAggregate>, pending: &PendingWindow) -> Mer
         aggregate.max_milli = aggregate.max_milli.max(contribution.milli_degrees);
         aggregate.first_event_time_ms = aggregate.first_event_time_ms.min(contribution.event_time_ms);
         aggregate.last_event_time_ms = aggregate.last_event_time_ms.max(contribution.event_time_ms);
-        let watermark = aggregate
-            .watermarks
+        aggregate
+            .applied
             .entry(contribution.topic_partition.clone())
-            .or_insert(contribution.offset);
-        *watermark = (*watermark).max(contribution.offset);
+            .or_default()
+            .insert(contribution.offset);
     }
-    MergeOutcome::Updated {
+    let intervals: usize = aggregate.applied.values().map(OffsetSet::interval_count).sum();
+    if intervals > MAX_OFFSET_INTERVALS {
+        return Err(MergeError::TooFragmented {
+            device_id: aggregate.device_id.clone(),
+            window_start_ms: aggregate.window_start_ms,
+            intervals,
+        });
+    }
+    Ok(MergeOutcome::Updated {
         aggregate,
         applied: fresh.len(),
-    }
+    })
 }
 
 /// Exact decimal rendering of milli-units in canonical form (no trailing zeros, no exponent):
@@ -419,7 +492,7 @@ mod tests {
             reading("d", 9000, -1.0),
         ];
         let (windows, _) = group_readings(spec(60), c.iter().zip(r.iter()));
-        let MergeOutcome::Updated { aggregate, applied } = merge(None, &windows[0]) else {
+        let MergeOutcome::Updated { aggregate, applied } = merge(None, &windows[0]).unwrap() else {
             panic!("first merge must update")
         };
         assert_eq!(applied, 3);
@@ -433,28 +506,34 @@ mod tests {
         assert_eq!(aggregate.window_end_ms, 60_000);
         assert_eq!(aggregate.average_milli(), 12_917);
         assert_eq!(
-            aggregate.watermarks,
-            BTreeMap::from([("sensor-readings-0".into(), 6), ("sensor-readings-1".into(), 2)])
+            aggregate.applied,
+            BTreeMap::from([
+                ("sensor-readings-0".into(), OffsetSet::from_range(5, 6)),
+                ("sensor-readings-1".into(), OffsetSet::from_offsets([2]))
+            ])
         );
         // Replaying the same pending window changes nothing.
-        assert_eq!(merge(Some(&aggregate), &windows[0]), MergeOutcome::Unchanged);
+        assert_eq!(
+            merge(Some(&aggregate), &windows[0]).unwrap(),
+            MergeOutcome::Unchanged
+        );
 
-        // A later record of partition 0 applies; an old one of partition 1 does not.
-        let c2 = [coords(0, 9), coords(1, 1)];
+        // A later record of partition 0 applies; one of partition 1 already applied does not.
+        let c2 = [coords(0, 9), coords(1, 2)];
         let r2 = [reading("d", 100, 30.0), reading("d", 100, 99.0)];
         let (later, _) = group_readings(spec(60), c2.iter().zip(r2.iter()));
         let MergeOutcome::Updated {
             aggregate: next,
             applied,
-        } = merge(Some(&aggregate), &later[0])
+        } = merge(Some(&aggregate), &later[0]).unwrap()
         else {
             panic!("must update")
         };
         assert_eq!(applied, 1);
         assert_eq!(next.count, 4);
         assert_eq!(next.max_milli, 30_000);
-        assert_eq!(next.watermarks["sensor-readings-0"], 9);
-        assert_eq!(next.watermarks["sensor-readings-1"], 2);
+        assert_eq!(next.applied["sensor-readings-0"].to_string(), "5-6,9");
+        assert_eq!(next.applied["sensor-readings-1"].to_string(), "2");
     }
 
     #[test]
@@ -462,10 +541,87 @@ mod tests {
         let c = [coords(0, 5), coords(0, 5)];
         let r = [reading("d", 1, 1.0), reading("d", 1, 1.0)];
         let (windows, _) = group_readings(spec(60), c.iter().zip(r.iter()));
-        let MergeOutcome::Updated { aggregate, applied } = merge(None, &windows[0]) else {
+        let MergeOutcome::Updated { aggregate, applied } = merge(None, &windows[0]).unwrap() else {
             panic!()
         };
         assert_eq!((applied, aggregate.count), (1, 1));
+    }
+
+    fn pending(spec_seconds: u64, items: &[(i32, i64, i64)]) -> PendingWindow {
+        let c: Vec<_> = items.iter().map(|&(p, o, _)| coords(p, o)).collect();
+        let r: Vec<_> = items.iter().map(|&(_, _, t)| reading("d", t, 1.0)).collect();
+        let (mut windows, _) = group_readings(spec(spec_seconds), c.iter().zip(r.iter()));
+        assert_eq!(windows.len(), 1);
+        windows.remove(0)
+    }
+
+    #[test]
+    fn readings_below_offsets_already_applied_are_applied_once_in_any_order() {
+        // Offsets 10..=19 first (a mapping that started at LATEST), then 0..=9 (a re-driven
+        // batch, a group reset), then all of it again.
+        let late = pending(60, &(10..20).map(|o| (0, o, o)).collect::<Vec<_>>());
+        let early = pending(60, &(0..10).map(|o| (0, o, o)).collect::<Vec<_>>());
+        let MergeOutcome::Updated { aggregate, .. } = merge(None, &late).unwrap() else {
+            panic!()
+        };
+        assert_eq!(aggregate.applied["sensor-readings-0"].to_string(), "10-19");
+        let MergeOutcome::Updated { aggregate, applied } = merge(Some(&aggregate), &early).unwrap() else {
+            panic!("the earlier offsets were never applied: they must apply now")
+        };
+        assert_eq!((applied, aggregate.count), (10, 20));
+        assert_eq!(aggregate.applied["sensor-readings-0"].to_string(), "0-19");
+        let all = pending(60, &(0..20).map(|o| (0, o, o)).collect::<Vec<_>>());
+        assert_eq!(merge(Some(&aggregate), &all).unwrap(), MergeOutcome::Unchanged);
+    }
+
+    #[test]
+    fn a_window_stored_with_another_size_is_never_merged_into() {
+        let minute = pending(60, &[(0, 1, 1_000)]);
+        let MergeOutcome::Updated { aggregate, .. } = merge(None, &minute).unwrap() else {
+            panic!()
+        };
+        // WINDOW_SECONDS becomes 300: a reading at 241 s falls into [0, 300 s), the same key.
+        let five = pending(300, &[(0, 2, 241_000)]);
+        assert_eq!(
+            merge(Some(&aggregate), &five),
+            Err(MergeError::SizeChanged {
+                device_id: "d".into(),
+                window_start_ms: 0,
+                stored_ms: 60_000,
+                configured_ms: 300_000
+            })
+        );
+    }
+
+    #[test]
+    fn the_offset_intervals_of_an_item_are_bounded_and_refused_beyond() {
+        // Every other offset: each reading is its own interval.
+        let at_limit: Vec<_> = (0..MAX_OFFSET_INTERVALS as i64).map(|i| (0, 2 * i, 1)).collect();
+        let MergeOutcome::Updated { aggregate, .. } = merge(None, &pending(60, &at_limit)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            aggregate.applied["sensor-readings-0"].interval_count(),
+            MAX_OFFSET_INTERVALS
+        );
+        // A reading that fills a gap merges two intervals: still fine.
+        let filler = pending(60, &[(0, 1, 1)]);
+        let MergeOutcome::Updated {
+            aggregate: filled, ..
+        } = merge(Some(&aggregate), &filler).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            filled.applied["sensor-readings-0"].interval_count(),
+            MAX_OFFSET_INTERVALS - 1
+        );
+        // One more separate interval, on another partition, is refused rather than dropped.
+        let over = pending(60, &[(1, 5, 1), (1, 7, 1)]);
+        assert!(matches!(
+            merge(Some(&filled), &over),
+            Err(MergeError::TooFragmented { intervals, .. }) if intervals == MAX_OFFSET_INTERVALS + 1
+        ));
     }
 
     /// Deterministic xorshift, so the property loops below are reproducible.
@@ -501,7 +657,7 @@ mod tests {
             let all = group_readings(spec(60), records.iter().map(|(c, r)| (c, r))).0;
             let MergeOutcome::Updated {
                 aggregate: expected, ..
-            } = merge(None, &all[0])
+            } = merge(None, &all[0]).unwrap()
             else {
                 panic!()
             };
@@ -513,7 +669,9 @@ mod tests {
                 let end = (at + 1 + rng.below(6) as usize).min(n);
                 for slice in [&records[at..end], &records[rng.below(end as u64) as usize..end]] {
                     let pending = group_readings(spec(60), slice.iter().map(|(c, r)| (c, r))).0;
-                    if let MergeOutcome::Updated { aggregate, .. } = merge(stored.as_ref(), &pending[0]) {
+                    if let MergeOutcome::Updated { aggregate, .. } =
+                        merge(stored.as_ref(), &pending[0]).unwrap()
+                    {
                         stored = Some(aggregate);
                     }
                 }
@@ -521,7 +679,7 @@ mod tests {
             }
             assert_eq!(stored.as_ref(), Some(&expected), "seed {seed}");
             // And a full replay is a no-op.
-            assert_eq!(merge(stored.as_ref(), &all[0]), MergeOutcome::Unchanged);
+            assert_eq!(merge(stored.as_ref(), &all[0]).unwrap(), MergeOutcome::Unchanged);
         }
     }
 
@@ -537,7 +695,7 @@ mod tests {
             max_milli: 0,
             first_event_time_ms: 0,
             last_event_time_ms: 0,
-            watermarks: BTreeMap::new(),
+            applied: BTreeMap::new(),
         };
         assert_eq!(a.average_milli(), 2);
         a.sum_milli = -3;

@@ -12,6 +12,13 @@ pub use pipeline_domain::limits::LAMBDA_MAX_INVOKE_PAYLOAD_BYTES as MAX_INVOKE_P
 pub const MAX_BATCH_SIZE: usize = 10_000;
 pub const MAX_BATCHING_WINDOW: Duration = Duration::from_secs(300);
 pub const MAX_RETRY_ATTEMPTS: i64 = 10_000;
+/// With an on-failure destination and unlimited retries (`MaximumRetryAttempts` -1), Lambda
+/// applies at most 10 retries to a failing Kafka batch, then sends the batch's metadata to the
+/// destination and moves on (Lambda developer guide, "Using a Kafka topic as an on-failure
+/// destination" and "Configuring retry behavior for Kafka event sources"). The guide does not say
+/// whether on-demand mappings with an SQS destination are excluded; the emulator applies the cap
+/// to every mapping with a destination, so the tests see the case that can lose a batch.
+pub const RETRY_CAP_WITH_ON_FAILURE_DESTINATION: u32 = 10;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartingPosition {
@@ -106,7 +113,9 @@ impl MappingSettings {
         if !(1024..=MAX_INVOKE_PAYLOAD_BYTES).contains(&self.max_payload_bytes) {
             return Err(ConfigError::PayloadCap(self.max_payload_bytes));
         }
+        let on_failure_queue_url = self.on_failure_queue_url.filter(|u| !u.is_empty());
         let max_retry_attempts = match self.max_retry_attempts {
+            -1 if on_failure_queue_url.is_some() => Some(RETRY_CAP_WITH_ON_FAILURE_DESTINATION),
             -1 => None,
             n @ 0..=MAX_RETRY_ATTEMPTS => Some(n as u32),
             other => return Err(ConfigError::RetryAttempts(other)),
@@ -139,7 +148,7 @@ impl MappingSettings {
             event_source,
             function_name: self.function_name,
             function_arn,
-            on_failure_queue_url: self.on_failure_queue_url.filter(|u| !u.is_empty()),
+            on_failure_queue_url,
             exit_when_idle: self.exit_when_idle,
         })
     }
@@ -200,6 +209,21 @@ mod tests {
         let mut s = settings();
         s.batching_window = Duration::from_secs(301);
         assert!(matches!(s.validate(), Err(ConfigError::BatchingWindow(_))));
+    }
+
+    #[test]
+    fn unlimited_retries_with_an_on_failure_destination_stop_after_ten() {
+        let mut s = settings();
+        s.on_failure_queue_url =
+            Some("https://sqs.us-east-1.amazonaws.com/123456789012/pipeline-esm-on-failure".into());
+        assert_eq!(s.clone().validate().unwrap().retry.max_retry_attempts, Some(10));
+        // An explicit figure is kept, above the cap too.
+        s.max_retry_attempts = 25;
+        assert_eq!(s.clone().validate().unwrap().retry.max_retry_attempts, Some(25));
+        // Without a destination nothing is skipped: retries go on until the batch succeeds.
+        let mut s = settings();
+        s.on_failure_queue_url = Some(String::new());
+        assert_eq!(s.validate().unwrap().retry.max_retry_attempts, None);
     }
 
     #[test]

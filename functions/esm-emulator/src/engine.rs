@@ -948,6 +948,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn unlimited_retries_with_a_destination_give_up_after_ten_and_move_on() {
+        // A sink outage longer than ten retries: AWS sends the batch's metadata to the
+        // destination after the tenth retry and the mapping moves on.
+        let log = FakeLog::with_records(3, 10);
+        let f = function(11, &log);
+        let queue = FakeQueue::default();
+        let status = Mapping::new(
+            config(2, -1, 1 << 20),
+            log.clone(),
+            f.clone(),
+            Some(queue.clone()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap();
+        let sent = queue.0.lock().unwrap().clone();
+        assert_eq!(sent.len(), 1, "one skipped batch");
+        let record: serde_json::Value = serde_json::from_str(&sent[0].0).unwrap();
+        assert_eq!(record["requestContext"]["condition"], "RetryAttemptsExhausted");
+        assert_eq!(record["requestContext"]["approximateInvokeCount"], 11);
+        assert_eq!(record["responseContext"]["functionError"], "Unhandled");
+        let info = &record["KafkaBatchInfo"]["recordsInfo"]["t-0"];
+        assert_eq!(
+            (
+                info["firstRecordOffset"].as_str(),
+                info["lastRecordOffset"].as_str()
+            ),
+            (Some("0"), Some("1"))
+        );
+        // The metadata only: no record content travels to the destination.
+        assert!(!sent[0].0.contains("\"value\""), "{}", sent[0].0);
+        // The failing function recovered on the 12th call: offset 2 is delivered, all committed.
+        assert_eq!(status.counters.records_discarded, 2);
+        assert_eq!(status.counters.records_delivered, 1);
+        assert_eq!(log.committed(), Some(3));
+    }
+
+    #[tokio::test]
     async fn payload_cap_splits_and_oversized_records_are_dead_lettered() {
         let log = FakeLog::with_records(10, 3_000);
         {

@@ -12,6 +12,7 @@ pub mod event;
 pub mod failure;
 pub mod faults;
 pub mod ports;
+pub mod redrive;
 pub mod retry;
 pub mod status;
 
@@ -21,9 +22,9 @@ pub use engine::{EngineError, Mapping, StopFlag};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use adapters::kafka::KafkaSource;
+use adapters::kafka::{KafkaRangeReader, KafkaSource};
 use adapters::lambda::LambdaInvoker;
-use adapters::sqs::SqsDestination;
+use adapters::sqs::{SqsDestination, SqsFailureQueue};
 use faults::FaultPlan;
 use ports::SourceError;
 use status::{MappingStatus, Reporter, SharedStatus, SharingReporter};
@@ -164,4 +165,41 @@ async fn connect<R: Reporter>(
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// Where a redrive reads and what it invokes.
+#[derive(Debug, Clone)]
+pub struct RedriveTarget {
+    pub queue_url: String,
+    pub bootstrap_servers: String,
+    pub function_name: String,
+    /// How long to wait for the next record of a range before calling it incomplete.
+    pub read_idle_timeout: Duration,
+    /// Messages received stay hidden from other readers this long.
+    pub visibility_timeout_secs: i32,
+}
+
+/// Connects the real adapters and redrives the on-failure queue once (see [`redrive`]).
+pub async fn run_redrive(
+    target: &RedriveTarget,
+    endpoints: &Endpoints,
+    settings: &redrive::RedriveSettings,
+) -> Result<redrive::RedriveOutcome, String> {
+    let mut reader = KafkaRangeReader::connect(&target.bootstrap_servers, target.read_idle_timeout)
+        .map_err(|e| e.to_string())?;
+    let invoker = LambdaInvoker::new(
+        endpoints.invoke_endpoint.as_deref(),
+        &endpoints.region,
+        &target.function_name,
+        endpoints.invoke_timeout,
+    )
+    .await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(endpoints.region.clone()))
+        .load()
+        .await;
+    let queue = SqsFailureQueue::new(&sdk, &target.queue_url, target.visibility_timeout_secs);
+    redrive::redrive(&queue, &mut reader, &invoker, settings)
+        .await
+        .map_err(|e| e.to_string())
 }

@@ -84,3 +84,38 @@ pub trait FailureDestination: Send + Sync {
         deduplication_id: String,
     ) -> impl Future<Output = Result<(), DestinationError>> + Send;
 }
+
+/// Reads a partition's records again, for a redrive.
+pub trait RangeReader: Send {
+    /// The records of `topic`/`partition` from `first` through `last`, in offset order: as many
+    /// as the broker returns before a timeout, so the caller can tell an incomplete range.
+    fn read_range(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        first: i64,
+        last: i64,
+    ) -> impl Future<Output = Result<Vec<PolledRecord>, SourceError>> + Send;
+}
+
+/// One message of the on-failure queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedFailure {
+    /// Stable across receives (SQS MessageId).
+    pub id: String,
+    /// What deletes it (SQS receipt handle).
+    pub receipt: String,
+    pub body: String,
+}
+
+/// The on-failure queue, read side.
+pub trait FailureQueue: Send + Sync {
+    /// Up to `max` messages (at most 10, SQS's limit per ReceiveMessage), each then hidden from
+    /// other readers for the queue's visibility timeout.
+    fn receive(
+        &self,
+        max: usize,
+    ) -> impl Future<Output = Result<Vec<QueuedFailure>, DestinationError>> + Send;
+
+    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), DestinationError>> + Send;
+}

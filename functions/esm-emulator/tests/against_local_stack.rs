@@ -730,3 +730,303 @@ async fn the_mapping_api_reports_a_missing_topic_until_it_exists_like_aws() {
         .unwrap();
     assert_eq!(status.counters.records_delivered, 1);
 }
+
+// ------------------------------------------------------------------------------------------------
+// A sink outage longer than ten retries, the skipped batch, and its redrive (issue 12, item 12).
+
+use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, RetryPolicy, Sinks};
+use pipeline_domain::consume::fakes::{
+    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryWindowStore,
+};
+use pipeline_domain::consume::TopicRoutes;
+use pipeline_domain::ports::InMemorySchemaSource;
+use pipeline_domain::window::WindowSpec;
+
+type FakeConsumer = ConsumerService<
+    InMemorySchemaSource,
+    InMemoryWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryGenericEventStore,
+    InMemoryPoisonSink,
+>;
+
+/// The consumer's own batch loop over in-memory sinks, for the sensor topic `topic`.
+fn consumer(topic: &str) -> FakeConsumer {
+    let mut settings = ConsumerSettings::new(
+        TopicRoutes::new(topic, format!("{topic}-store"), format!("{topic}-explicit")),
+        WindowSpec::from_seconds(60).unwrap(),
+        "store-events/",
+    );
+    settings.retry = RetryPolicy {
+        max_attempts: 2,
+        base_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(2),
+    };
+    ConsumerService::new(
+        InMemorySchemaSource::default(),
+        Sinks {
+            windows: InMemoryWindowStore::default(),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            generic: InMemoryGenericEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        },
+        settings,
+    )
+}
+
+/// A Lambda Invoke API endpoint running `consumer`; the window sink is down for the first
+/// `outage` invocations. Returns the endpoint and the number of invocations so far.
+///
+/// The batch loop's future is not `Send`, so the endpoint runs on a thread of its own with a
+/// current-thread runtime, one request at a time (the mapping invokes one batch at a time).
+async fn consumer_function(consumer: Arc<FakeConsumer>, outage: usize) -> (String, Arc<Mutex<usize>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let invocations = Arc::new(Mutex::new(0usize));
+    let counter = invocations.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+        let listener = TcpListener::from_std(listener).unwrap();
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            let consumer = consumer.clone();
+            let counter = counter.clone();
+            async move {
+                let mut buffer = Vec::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                let header_end = loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break pos + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                while buffer.len() < header_end + length {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                }
+                let event: pipeline_domain::event::KafkaEvent =
+                    serde_json::from_slice(&buffer[header_end..header_end + length]).unwrap();
+                let index = {
+                    let mut n = counter.lock().unwrap();
+                    *n += 1;
+                    *n - 1
+                };
+                if index < outage {
+                    consumer.sinks().windows.faults.fail_always();
+                } else {
+                    consumer.sinks().windows.faults.clear();
+                }
+                let (extra, payload) = match consumer.process(&event).await {
+                    Ok(summary) => ("", serde_json::to_string(&summary).unwrap()),
+                    Err(error) => (
+                        "X-Amz-Function-Error: Unhandled\r\n",
+                        serde_json::json!({"errorType": "BatchError", "errorMessage": error.to_string()})
+                            .to_string(),
+                    ),
+                };
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+                    payload.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+            .await;
+        }
+        });
+    });
+    (endpoint, invocations)
+}
+
+fn windows_of(consumer: &FakeConsumer) -> Vec<pipeline_domain::window::WindowAggregate> {
+    consumer.sinks().windows.snapshot().into_values().collect()
+}
+
+async fn queue_depth(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> (i64, i64) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap_or_default();
+    let get = |name: A| attributes.get(&name).and_then(|v| v.parse().ok()).unwrap_or(-1);
+    (
+        get(A::ApproximateNumberOfMessages),
+        get(A::ApproximateNumberOfMessagesNotVisible),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_past_ten_retries_skips_the_batch_and_a_redrive_restores_the_clean_result() {
+    let Some(stack) = stack("skip_and_redrive") else {
+        return;
+    };
+    let topic = unique("redrive");
+    create_topic(&stack, &topic, 2).await;
+    let mut records: Vec<Produced> = (0..24)
+        .map(|i: i64| Produced {
+            partition: (i % 2) as i32,
+            key: Some(format!("sensor-{}", i % 4).into_bytes()),
+            value: serde_json::json!({
+                "device_id": format!("sensor-{}", i % 4),
+                "event_time": 1_764_547_200_000i64 + i * 7_000,
+                "temperature": 20.0 + i as f64 / 8.0,
+            })
+            .to_string()
+            .into_bytes(),
+        })
+        .collect();
+    records.insert(
+        5,
+        Produced {
+            partition: 1,
+            key: None,
+            value: b"{not json".to_vec(),
+        },
+    );
+    produce(&stack, &topic, &records).await;
+
+    // The clean run: no outage, no destination.
+    let clean = Arc::new(consumer(&topic));
+    let (clean_endpoint, _) = consumer_function(clean.clone(), 0).await;
+    let mut s = settings(&stack, &topic, &unique("g-clean"));
+    s.batch_size = 5;
+    let status = run(&stack, s, &clean_endpoint).await;
+    assert_eq!(status.counters.records_discarded, 0);
+    assert_eq!(clean.sinks().poison.snapshot().len(), 1);
+
+    // The same topic through a mapping with an on-failure queue while the window sink is down for
+    // the first eleven invocations: the first batch fails once and ten more times, then is skipped.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(stack.region.clone()))
+        .load()
+        .await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(unique("on-failure"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let subject = Arc::new(consumer(&topic));
+    let (subject_endpoint, invocations) = consumer_function(subject.clone(), 11).await;
+    let group = unique("g-outage");
+    let mut s = settings(&stack, &topic, &group);
+    s.batch_size = 5;
+    s.on_failure_queue_url = Some(queue_url.clone());
+    let status = run(&stack, s, &subject_endpoint).await;
+    assert_eq!(status.counters.batches_discarded, 1, "one batch skipped");
+    let skipped = status.counters.records_discarded as usize;
+    assert!(skipped > 0);
+    assert!(*invocations.lock().unwrap() >= 11);
+    assert_eq!(
+        committed(&stack, &group, &topic, 2).iter().flatten().count(),
+        2,
+        "the mapping moved on"
+    );
+    assert_ne!(
+        windows_of(&subject),
+        windows_of(&clean),
+        "the skipped readings are missing"
+    );
+    assert_eq!(queue_depth(&sqs, &queue_url).await, (1, 0));
+
+    // A range the broker cannot return (past the end of the partition): a clear error, and that
+    // message stays on the queue.
+    let missing = serde_json::json!({
+        "requestContext": {"requestId": "r", "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:consumer",
+                           "condition": "RetryAttemptsExhausted", "approximateInvokeCount": 11},
+        "responseContext": null, "version": "1.0", "timestamp": "2026-12-01T00:00:00.000Z",
+        "KafkaBatchInfo": {"batchSize": 3, "bootstrapServers": stack.bootstrap, "payloadSize": 100,
+            "recordsInfo": {format!("{topic}-0"): {"firstRecordOffset": "1000", "lastRecordOffset": "1002",
+                "firstRecordTimestamp": "2026-12-01T00:00:00.000Z", "lastRecordTimestamp": "2026-12-01T00:00:00.000Z"}}}
+    });
+    sqs.send_message()
+        .queue_url(&queue_url)
+        .message_body(missing.to_string())
+        .send()
+        .await
+        .unwrap();
+
+    // The redrive: exactly the skipped ranges, read again from tansu, through the same consumer.
+    let target = esm_emulator::RedriveTarget {
+        queue_url: queue_url.clone(),
+        bootstrap_servers: stack.bootstrap.clone(),
+        function_name: "consumer".into(),
+        read_idle_timeout: Duration::from_secs(5),
+        visibility_timeout_secs: 2,
+    };
+    let endpoints = Endpoints {
+        invoke_endpoint: Some(subject_endpoint.clone()),
+        invoke_timeout: Duration::from_secs(60),
+        region: stack.region.clone(),
+    };
+    let redrive_settings = esm_emulator::redrive::RedriveSettings {
+        max_payload_bytes: SIX_MIB,
+        batch_size: 5,
+        bootstrap_servers: None,
+        max_messages: None,
+        unavailable_attempts: 3,
+        unavailable_backoff: Duration::from_millis(100),
+    };
+    let outcome = esm_emulator::run_redrive(&target, &endpoints, &redrive_settings)
+        .await
+        .unwrap();
+    assert_eq!(outcome.redriven, 1, "{outcome:?}");
+    assert_eq!(outcome.records, skipped);
+    assert_eq!(outcome.failed.len(), 1, "{outcome:?}");
+    assert!(
+        outcome.failed[0].error.contains("returned 0 record(s)")
+            && outcome.failed[0].error.contains("1000..=1002"),
+        "{}",
+        outcome.failed[0].error
+    );
+    assert_eq!(
+        windows_of(&subject),
+        windows_of(&clean),
+        "the redrive restored the clean result"
+    );
+    assert_eq!(subject.sinks().poison.snapshot(), clean.sinks().poison.snapshot());
+
+    // Redriving again (the unreadable message came back after its visibility timeout) changes
+    // nothing, and the redriven message is gone for good.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = esm_emulator::run_redrive(&target, &endpoints, &redrive_settings)
+        .await
+        .unwrap();
+    assert_eq!((again.redriven, again.failed.len()), (0, 1), "{again:?}");
+    assert_eq!(windows_of(&subject), windows_of(&clean));
+}

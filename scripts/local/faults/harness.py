@@ -325,14 +325,19 @@ class Mapping:
 
     def __init__(self, esm_binary: str, namespace: Namespace, key: str, watch: LambdaWatch, dirs: "Dirs", *,
                  batch_size: int, fault_args: list[str] | None = None, crash_after_batches: int | None = None,
-                 crash_lives: int = 0):
+                 crash_lives: int = 0, retry_max_backoff_ms: int = 5000):
         self.key, self.namespace = key, namespace
         self.status_file = dirs.run / f"esm-{namespace.name}-{key}.json"
         self.base = [esm_binary, "--topic", namespace.topics[key], "--consumer-group", namespace.groups[key],
                      "--bootstrap-servers", os.environ[NAMES["kafkaBootstrapServers"]], "--starting-position", "TRIM_HORIZON",
                      "--batch-size", str(batch_size), "--batching-window-secs", "0.2",
-                     # As deployed: no MaximumRetryAttempts, so AWS retries a failing batch until it succeeds.
-                     "--maximum-retry-attempts", "-1", "--retry-initial-backoff-ms", "200", "--retry-max-backoff-ms", "2000",
+                     # As deployed: no MaximumRetryAttempts and an on-failure queue, so a failing batch gets at
+                     # most 10 retries (as on AWS) and is then skipped to the queue. With this backoff the
+                     # ten retries span about 31 s (0.2, 0.4, 0.8, 1.6, 3.2, then 5 s each), longer than any
+                     # outage a self-healing scenario injects (10 s at most); `retry_max_backoff_ms` lets a
+                     # scenario shorten it to make an outage outlast the retries.
+                     "--maximum-retry-attempts", "-1", "--retry-initial-backoff-ms", "200",
+                     "--retry-max-backoff-ms", str(retry_max_backoff_ms),
                      "--function-name", "consumer", "--invoke-endpoint", f"http://127.0.0.1:{watch.port}",
                      "--on-failure-queue-url", namespace.queue_urls["onFailure"], "--status-file", str(self.status_file),
                      "--exit-when-idle-secs", "1.5", *(fault_args or [])]

@@ -24,9 +24,10 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::archive::{self, ArchiveLine, BlockId};
+use super::ledger;
 use super::ports::{
-    GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, SaveOutcome, StoreEventRow, StoreEventTable,
-    WindowStore,
+    ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
+    SaveOutcome, StoreEventRow, StoreEventTable, WindowStore, WriteCondition,
 };
 use super::{
     check_event_time, decode_record, glue_schema_version_id, Decoded, EventTimeBounds, GenericEvent, Poison,
@@ -276,6 +277,8 @@ fn describe(failures: &[SinkFailure]) -> String {
 
 /// How often a (device, window) write may lose a conditional race before the batch gives up.
 const MAX_WINDOW_CONFLICTS: u32 = 8;
+/// How often an archive block write may lose a conditional race before the batch gives up.
+const MAX_ARCHIVE_CONFLICTS: u32 = 8;
 
 pub const SINK_WINDOWS: &str = "window aggregates";
 pub const SINK_ARCHIVE: &str = "store-event archive";
@@ -295,7 +298,7 @@ where
     W: WindowStore,
     A: ObjectStore,
     T: StoreEventTable,
-    G: GenericEventStore,
+    G: GenericEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
     pub fn new(schemas: S, sinks: Sinks<W, A, T, G, P>, settings: ConsumerSettings) -> Self {
@@ -327,6 +330,10 @@ where
             .resolve(ids, &self.settings.retry)
             .await
             .map_err(BatchError::SchemaRegistry)?;
+        // A re-created topic reuses coordinates the sinks already hold: refuse before writing.
+        let ledgers = ledger::load_and_check(&self.sinks.generic, event, &self.settings.retry)
+            .await
+            .map_err(|failure| BatchError::Sinks(vec![failure]))?;
 
         let mut summary = BatchSummary {
             records: event.record_count(),
@@ -369,6 +376,10 @@ where
             }
         }
         self.write_chunk(chunk, &mut summary).await?;
+        // Only once every chunk is stored: a failed batch leaves the ledger where it was.
+        ledger::advance_all(&self.sinks.generic, &ledgers, &self.settings.retry)
+            .await
+            .map_err(|failure| BatchError::Sinks(vec![failure]))?;
         Ok(summary)
     }
 
@@ -503,7 +514,12 @@ where
         written: &AtomicU64,
     ) -> Result<(), PortError> {
         for _ in 0..MAX_WINDOW_CONFLICTS {
-            let MergeOutcome::Updated { aggregate, .. } = merge(current.as_ref(), pending) else {
+            // A refused merge needs an operator (window size changed, item full): fail the batch.
+            let merged = merge(current.as_ref(), pending).map_err(|e| PortError::Rejected {
+                component: "window store",
+                message: e.to_string(),
+            })?;
+            let MergeOutcome::Updated { aggregate, .. } = merged else {
                 return Ok(());
             };
             let expected = current.as_ref().map(|c| c.count);
@@ -553,17 +569,45 @@ where
         written: &AtomicU64,
     ) -> Result<(), PortError> {
         let key = id.object_key(&self.settings.archive_prefix);
-        let stored = self.sinks.archive.get(&key).await?;
-        // A corrupt object needs an operator; overwriting it would lose whatever it held.
-        let merged = archive::merge_block(stored.as_deref(), lines).map_err(|e| PortError::Rejected {
-            component: "store-event archive",
-            message: format!("{key}: {e}"),
-        })?;
-        if let Some(bytes) = merged {
-            self.sinks.archive.put(&key, bytes, archive::CONTENT_TYPE).await?;
-            written.fetch_add(1, Ordering::Relaxed);
+        // Two writers of one block (two mappings on the store topic) both read, merge and write:
+        // each write is conditional on what was read, and the loser re-reads and merges again.
+        for _ in 0..MAX_ARCHIVE_CONFLICTS {
+            let stored = self.sinks.archive.get(&key).await?;
+            // A corrupt object needs an operator; overwriting it would lose whatever it held.
+            let merged =
+                archive::merge_block(stored.as_ref().map(|s| s.bytes.as_slice()), lines).map_err(|e| {
+                    PortError::Rejected {
+                        component: "store-event archive",
+                        message: format!("{key}: {e}"),
+                    }
+                })?;
+            let Some(bytes) = merged else {
+                return Ok(());
+            };
+            let condition = match stored {
+                Some(object) => WriteCondition::Matches(object.etag),
+                None => WriteCondition::Absent,
+            };
+            match self
+                .sinks
+                .archive
+                .put_if(&key, bytes, archive::CONTENT_TYPE, condition)
+                .await?
+            {
+                ConditionalWrite::Written => {
+                    written.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                ConditionalWrite::Conflict => {
+                    tracing::debug!(%key, "archive block changed since it was read; re-reading");
+                }
+            }
         }
-        Ok(())
+        // Transient: the batch fails and the ESM retries it, by which time the other writer is done.
+        Err(PortError::Transient {
+            component: "store-event archive",
+            message: format!("{key} kept changing under {MAX_ARCHIVE_CONFLICTS} conditional writes"),
+        })
     }
 }
 

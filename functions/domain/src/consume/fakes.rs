@@ -1,7 +1,8 @@
 //! In-memory implementations of the consumer ports, for unit tests and local experiments.
 //!
-//! They keep the semantics the batch loop relies on (conditional window writes, insert-if-absent
-//! rows, FIFO deduplication of poison messages) and can inject transient failures and write races.
+//! They keep the semantics the batch loop relies on (conditional window writes, conditional object
+//! writes by entity tag, insert-if-absent rows, FIFO deduplication of poison messages) and can
+//! inject transient failures and write races.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,9 +10,11 @@ use std::sync::Mutex;
 
 use pipeline_contracts::contracts;
 
+use super::ledger::PartitionLedger;
 use super::ports::{
-    check_object_size, GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, QueueDelivery, SaveOutcome,
-    StoreEventRow, StoreEventTable, WindowStore,
+    check_object_size, ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage,
+    PoisonSink, QueueDelivery, SaveOutcome, StoreEventRow, StoreEventTable, StoredObject, WindowStore,
+    WriteCondition,
 };
 use super::GenericEvent;
 use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
@@ -138,39 +141,103 @@ impl WindowStore for InMemoryWindowStore {
     }
 }
 
+/// S3 with its conditional-write semantics: an object's entity tag changes with every write, a
+/// write conditional on absence or on a stale tag is refused.
 #[derive(Debug, Default)]
 pub struct InMemoryObjectStore {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    objects: Mutex<BTreeMap<String, (Vec<u8>, u64)>>,
+    /// Writes another writer slips in right after our next read of that key.
+    interference: Mutex<BTreeMap<String, Vec<u8>>>,
     pub faults: Faults,
     puts: AtomicU64,
+    versions: AtomicU64,
+    conflicts: AtomicU64,
 }
 
 impl InMemoryObjectStore {
     pub fn snapshot(&self) -> BTreeMap<String, Vec<u8>> {
-        locked(&self.objects).clone()
+        locked(&self.objects)
+            .iter()
+            .map(|(k, (bytes, _))| (k.clone(), bytes.clone()))
+            .collect()
     }
 
+    /// Successful writes so far.
     pub fn puts(&self) -> u64 {
         self.puts.load(Ordering::Relaxed)
     }
 
+    /// Conditional writes refused so far.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts.load(Ordering::Relaxed)
+    }
+
     pub fn insert(&self, key: &str, bytes: Vec<u8>) {
-        locked(&self.objects).insert(key.to_string(), bytes);
+        let version = self.next_version();
+        locked(&self.objects).insert(key.to_string(), (bytes, version));
+    }
+
+    /// Simulates a concurrent writer: right after our next read of `key`, the stored object
+    /// becomes `bytes` (with a new entity tag).
+    pub fn interfere(&self, key: &str, bytes: Vec<u8>) {
+        locked(&self.interference).insert(key.to_string(), bytes);
+    }
+
+    fn next_version(&self) -> u64 {
+        self.versions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn etag(version: u64) -> String {
+        format!("\"v{version}\"")
     }
 }
 
 impl ObjectStore for InMemoryObjectStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, PortError> {
+    async fn get(&self, key: &str) -> Result<Option<StoredObject>, PortError> {
         self.faults.check("object store")?;
-        Ok(locked(&self.objects).get(key).cloned())
+        let found = locked(&self.objects)
+            .get(key)
+            .map(|(bytes, version)| StoredObject {
+                bytes: bytes.clone(),
+                etag: Self::etag(*version),
+            });
+        if let Some(bytes) = locked(&self.interference).remove(key) {
+            self.insert(key, bytes);
+        }
+        Ok(found)
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &'static str) -> Result<(), PortError> {
         self.faults.check("object store")?;
         check_object_size(key, bytes.len())?;
-        locked(&self.objects).insert(key.to_string(), bytes);
+        self.insert(key, bytes);
         self.puts.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &'static str,
+        condition: WriteCondition,
+    ) -> Result<ConditionalWrite, PortError> {
+        self.faults.check("object store")?;
+        check_object_size(key, bytes.len())?;
+        let version = self.next_version();
+        let mut objects = locked(&self.objects);
+        let holds = match (&condition, objects.get(key)) {
+            (WriteCondition::Absent, stored) => stored.is_none(),
+            (WriteCondition::Matches(etag), Some((_, v))) => *etag == Self::etag(*v),
+            (WriteCondition::Matches(_), None) => false,
+        };
+        if !holds {
+            self.conflicts.fetch_add(1, Ordering::Relaxed);
+            return Ok(ConditionalWrite::Conflict);
+        }
+        objects.insert(key.to_string(), (bytes, version));
+        self.puts.fetch_add(1, Ordering::Relaxed);
+        Ok(ConditionalWrite::Written)
     }
 }
 
@@ -201,15 +268,47 @@ impl StoreEventTable for InMemoryStoreEventTable {
     }
 }
 
+/// Explicit events and, next to them, the partition ledgers (as in DynamoDB). The faults apply to
+/// both.
 #[derive(Debug, Default)]
 pub struct InMemoryGenericEventStore {
     items: Mutex<BTreeMap<RecordCoordinates, GenericEvent>>,
+    ledgers: Mutex<BTreeMap<String, PartitionLedger>>,
     pub faults: Faults,
 }
 
 impl InMemoryGenericEventStore {
     pub fn snapshot(&self) -> BTreeMap<RecordCoordinates, GenericEvent> {
         locked(&self.items).clone()
+    }
+
+    pub fn ledgers(&self) -> BTreeMap<String, PartitionLedger> {
+        locked(&self.ledgers).clone()
+    }
+}
+
+impl PartitionLedgerStore for InMemoryGenericEventStore {
+    async fn load_ledgers(&self, topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
+        self.faults.check("partition ledger")?;
+        let ledgers = locked(&self.ledgers);
+        Ok(topic_partitions
+            .iter()
+            .filter_map(|tp| ledgers.get(tp).cloned())
+            .collect())
+    }
+
+    async fn save_ledger(
+        &self,
+        ledger: &PartitionLedger,
+        expected: Option<&PartitionLedger>,
+    ) -> Result<SaveOutcome, PortError> {
+        self.faults.check("partition ledger")?;
+        let mut ledgers = locked(&self.ledgers);
+        if ledgers.get(&ledger.topic_partition) != expected {
+            return Ok(SaveOutcome::Conflict);
+        }
+        ledgers.insert(ledger.topic_partition.clone(), ledger.clone());
+        Ok(SaveOutcome::Saved)
     }
 }
 

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+use super::ledger::PartitionLedger;
 use super::{GenericEvent, Poison, RawRecord};
 use crate::event::RawHeader;
 use crate::limits::{sqs_message_bytes, S3_MAX_PUT_OBJECT_BYTES, SQS_MAX_MESSAGE_BYTES};
@@ -44,17 +45,55 @@ pub trait WindowStore: Send + Sync {
     ) -> impl Future<Output = Result<SaveOutcome, PortError>> + Send;
 }
 
-/// Where archived store-event blocks live (S3).
-pub trait ObjectStore: Send + Sync {
-    /// The object's bytes, `None` if it does not exist.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, PortError>> + Send;
+/// An object as read, with the entity tag a conditional write compares against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub bytes: Vec<u8>,
+    pub etag: String,
+}
 
+/// When a conditional write may replace what is stored (S3 conditional writes: the `If-None-Match`
+/// and `If-Match` headers of PutObject, Amazon S3 User Guide, "How to prevent object overwrites
+/// with conditional writes").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: only if no object exists under the key.
+    Absent,
+    /// `If-Match: <etag>`: only if the stored object still has this entity tag.
+    Matches(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConditionalWrite {
+    Written,
+    /// The object changed since it was read (S3 answers 412 Precondition Failed, or 409
+    /// ConditionalRequestConflict while another conditional write of the key is in flight, or 404
+    /// when an `If-Match` object was deleted): re-read, re-merge, try again.
+    Conflict,
+}
+
+/// Where archived store-event blocks and offloaded poison messages live (S3).
+pub trait ObjectStore: Send + Sync {
+    /// The object and its entity tag, `None` if it does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<StoredObject>, PortError>> + Send;
+
+    /// Unconditional write, for objects whose bytes depend on their key only (offloaded poison).
     fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
         content_type: &'static str,
     ) -> impl Future<Output = Result<(), PortError>> + Send;
+
+    /// Writes only if `condition` still holds: read-merge-write without losing a concurrent
+    /// writer's lines.
+    fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &'static str,
+        condition: WriteCondition,
+    ) -> impl Future<Output = Result<ConditionalWrite, PortError>> + Send;
 }
 
 /// S3 takes at most 5 GB in one `PutObject`; the object stores refuse more themselves (the
@@ -88,6 +127,23 @@ pub trait StoreEventTable: Send + Sync {
 pub trait GenericEventStore: Send + Sync {
     /// Writes every event; writing one again with the same content is a no-op.
     fn put(&self, events: &[GenericEvent]) -> impl Future<Output = Result<(), PortError>> + Send;
+}
+
+/// Per partition, the lowest and highest stored offset and what those records held (see
+/// [`super::ledger`]); kept with the explicit events (DynamoDB), one item per partition.
+pub trait PartitionLedgerStore: Send + Sync {
+    /// The stored ledgers among `topic_partitions`; absent ones are left out.
+    fn load_ledgers(
+        &self,
+        topic_partitions: &[String],
+    ) -> impl Future<Output = Result<Vec<PartitionLedger>, PortError>> + Send;
+
+    /// Writes `ledger` only if the stored one is still `expected` (`None`: only if none exists).
+    fn save_ledger(
+        &self,
+        ledger: &PartitionLedger,
+        expected: Option<&PartitionLedger>,
+    ) -> impl Future<Output = Result<SaveOutcome, PortError>> + Send;
 }
 
 /// The failure destination for records that cannot be processed (SQS FIFO).

@@ -21,6 +21,11 @@ use crate::ports::{InMemorySchemaSource, SchemaSource};
 use crate::window::{WindowAggregate, WindowSpec};
 use crate::wire::{frame, Compression};
 
+mod concurrent_archive;
+mod exactness;
+mod recreated_topic;
+mod whole_consumer_property;
+
 const SELF_MANAGED_EXAMPLE: &str = include_str!("../../tests/fixtures/self_managed_kafka_event.json");
 const MSK_EXAMPLE: &str = include_str!("../../tests/fixtures/msk_event.json");
 
@@ -820,7 +825,7 @@ async fn poison_in_one_partition_does_not_block_the_rest_and_loses_nothing() {
     let state = snapshot(&service);
     let dev1 = state.windows.values().find(|a| a.device_id == "dev-1").unwrap();
     assert_eq!((dev1.count, dev1.sum_milli), (2, 42_000));
-    assert_eq!(dev1.watermarks[&format!("{}-0", sensor_topic())], 7);
+    assert_eq!(dev1.applied[&format!("{}-0", sensor_topic())].to_string(), "5,7");
     assert_eq!(state.rows.len(), 1);
     assert_eq!(state.objects.len(), 1);
     let poison = &state.poison;
@@ -1042,7 +1047,10 @@ async fn a_lost_write_race_is_re_read_and_re_merged() {
     other.count += 1;
     other.sum_milli += 30_000;
     other.max_milli = 30_000;
-    other.watermarks.insert(format!("{}-1", sensor_topic()), 9);
+    other.applied.insert(
+        format!("{}-1", sensor_topic()),
+        crate::offsets::OffsetSet::from_offsets([9]),
+    );
     service.sinks().windows.interfere(other);
 
     let second = event_of([record(
@@ -1055,7 +1063,7 @@ async fn a_lost_write_race_is_re_read_and_re_merged() {
     let merged = service.sinks().windows.snapshot().into_values().next().unwrap();
     assert_eq!(merged.count, 3);
     assert_eq!(merged.sum_milli, 60_000);
-    assert_eq!(merged.watermarks.len(), 2);
+    assert_eq!(merged.applied.len(), 2);
 }
 
 #[tokio::test]

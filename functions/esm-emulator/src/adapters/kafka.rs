@@ -204,3 +204,83 @@ impl RecordSource for KafkaSource {
         Ok(out)
     }
 }
+
+/// Reads offset ranges again for a redrive: partitions are assigned at the range's first offset,
+/// nothing is ever committed (a redrive must not move any mapping's position).
+pub struct KafkaRangeReader {
+    consumer: StreamConsumer,
+    /// How long to wait for the next record before calling a range incomplete.
+    idle_timeout: Duration,
+}
+
+impl KafkaRangeReader {
+    pub fn connect(bootstrap_servers: &str, idle_timeout: Duration) -> Result<Self, SourceError> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap_servers)
+            // librdkafka wants a group even for assigned partitions; this one never commits.
+            .set(
+                "group.id",
+                format!("esm-redrive-{}", uuid::Uuid::new_v4().simple()),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "error")
+            .set("socket.timeout.ms", "10000")
+            .set("fetch.wait.max.ms", "100")
+            .set("log_level", "3")
+            .create()
+            .map_err(|e| kafka_error("creating the redrive reader", e))?;
+        Ok(Self {
+            consumer,
+            idle_timeout,
+        })
+    }
+}
+
+impl crate::ports::RangeReader for KafkaRangeReader {
+    async fn read_range(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        first: i64,
+        last: i64,
+    ) -> Result<Vec<PolledRecord>, SourceError> {
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(first))
+            .map_err(|e| kafka_error("building assignment", e))?;
+        self.consumer
+            .assign(&assignment)
+            .map_err(|e| kafka_error("assigning the range", e))?;
+        let mut records = Vec::new();
+        loop {
+            match tokio::time::timeout(self.idle_timeout, self.consumer.recv()).await {
+                // Incomplete: the caller compares what arrived with the range.
+                Err(_elapsed) => break,
+                Ok(Ok(message)) => {
+                    if message.topic() != topic || message.partition() != partition {
+                        continue;
+                    }
+                    if message.offset() > last {
+                        break;
+                    }
+                    if message.offset() >= first {
+                        records.push(to_polled(&message));
+                    }
+                    if message.offset() == last {
+                        break;
+                    }
+                }
+                // An offset out of range (retention deleted it) ends up here with reset=error.
+                Ok(Err(error)) => {
+                    warn!(%error, topic, partition, first, last, "kafka error while re-reading a range");
+                    break;
+                }
+            }
+        }
+        self.consumer
+            .unassign()
+            .map_err(|e| kafka_error("releasing the range", e))?;
+        Ok(records)
+    }
+}
