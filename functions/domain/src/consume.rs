@@ -159,12 +159,17 @@ pub enum PoisonReason {
     UnsupportedSchemaFormat { id: Uuid, format: String },
     #[error("schema version {id} has status {status}, not AVAILABLE")]
     SchemaVersionNotAvailable { id: Uuid, status: String },
-    #[error("{field} {event_time_ms} ms is outside the plausible range [{earliest_ms}, {latest_ms}] ms")]
+    /// Names the bounds, not the clock: a redelivery or a redrive of the record days later sends
+    /// the same poison message.
+    #[error(
+        "{field} {event_time_ms} ms is before {earliest_ms} ms or more than {max_ahead_ms} ms after \
+         the invocation started"
+    )]
     ImplausibleEventTime {
         field: &'static str,
         event_time_ms: i64,
         earliest_ms: i64,
-        latest_ms: i64,
+        max_ahead_ms: i64,
     },
     #[error("{0}")]
     Payload(PayloadError),
@@ -422,7 +427,7 @@ pub fn check_event_time(
             field,
             event_time_ms,
             earliest_ms: bounds.earliest_ms,
-            latest_ms,
+            max_ahead_ms: bounds.max_ahead_ms,
         })
     }
 }

@@ -54,8 +54,6 @@ fn subject() -> Subject {
         contracts().bucket.store_events_prefix.clone(),
     );
     settings.retry = fast_retry();
-    // A fixed clock: an implausible event time's reason names the bound, which moves with it.
-    settings.clock = || 1_764_547_200_000;
     ConsumerService::new(
         SwitchableRegistry {
             inner: registry(),
