@@ -72,7 +72,7 @@ stage_e2e() {
 # resources imply); grants no call used are listed. Fails on a denial or an empty recording.
 stage_iam() {
   npx ts-node --transpile-only --project cdk/tsconfig.json cdk/scripts/check-iam.ts \
-    "$AWS_CALLS" "$PIPELINE_LOCAL_DIR/run/lambda.env"
+    --env "$PIPELINE_LOCAL_DIR/run/lambda.env" "$AWS_CALLS"
 }
 
 # The post-deploy check (scripts/check-deployment.sh) pointed at the local pipeline, each ESM
