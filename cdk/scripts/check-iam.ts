@@ -13,7 +13,9 @@
 import * as fs from 'node:fs';
 import { loadContracts } from '../lib/contracts';
 import { deployTemplates, synthesizeVariant } from '../test/support/deploy-app';
-import { checkIam, DeclaredEnvironment, formatReport, FUNCTIONS, IAM_CHECK_VARIANT, RecordedCall } from '../test/support/iam-check';
+import {
+  checkIam, DeclaredEnvironment, formatReport, FUNCTIONS, IAM_CHECK_VARIANT, RecordedCall, TEST_LABEL,
+} from '../test/support/iam-check';
 
 function readEnvFile(path: string): Record<string, string> {
   const env: Record<string, string> = {};
@@ -66,6 +68,17 @@ const report = checkIam({
   registryRoleEnv: loadContracts().envVars.registryRoleArn,
 });
 console.log(formatReport(report));
+// Calls recorded but judged as no function: the tests' own set-up and assertions, adapter tests, local tools.
+const notJudged = new Map<string, number>();
+for (const call of calls) {
+  const label = call.acting_as ?? (call.caller?.process && call.caller.process in FUNCTIONS ? undefined : `process ${call.caller?.process ?? 'unknown'}`);
+  if (label === TEST_LABEL || (label !== undefined && call.acting_as === undefined)) {
+    notJudged.set(label, (notJudged.get(label) ?? 0) + 1);
+  }
+}
+for (const [label, count] of notJudged) {
+  console.log(`NOT JUDGED ${count} calls acting as ${label} (set-up, assertions or tools, not a function)`);
+}
 const checked = report.judgements.length;
 const modelled = report.judgements.filter((j) => j.source === 'modelled').length;
 console.log(`iam: ${calls.length} recorded calls in ${recordings.join(', ')}; ${checked} authorisations judged (${modelled} modelled), `
