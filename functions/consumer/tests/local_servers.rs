@@ -108,10 +108,17 @@ struct Stack {
     ids: SchemaIds,
 }
 
-/// `sdk` pointed at the recording endpoint acting as `label`, when the run records calls.
-fn acting_as(sdk: &aws_config::SdkConfig, label: &str) -> aws_config::SdkConfig {
+/// `sdk` pointed at the recording endpoint acting as `label`, when the run records calls. Through
+/// the loader: an endpoint set on a built SdkConfig loses to `AWS_ENDPOINT_URL`, which each client
+/// reads again from the environment.
+async fn acting_as(sdk: &aws_config::SdkConfig, label: &str) -> aws_config::SdkConfig {
     match pipeline_test_recording::endpoint_acting_as(label) {
-        Some(url) => sdk.to_builder().endpoint_url(url).build(),
+        Some(url) => {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(url)
+                .load()
+                .await
+        }
         None => sdk.clone(),
     }
 }
@@ -168,7 +175,7 @@ async fn create_database(name: &str) {
 
 async fn stack() -> Stack {
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
-    let consumer_sdk = acting_as(&sdk, "consumer");
+    let consumer_sdk = acting_as(&sdk, "consumer").await;
     let run = format!("ci{}", &Uuid::new_v4().simple().to_string()[..12]);
     let c = contracts();
 

@@ -62,8 +62,14 @@ async fn harness(test: &str) -> Option<Harness> {
     )
     .expect("declare the producer's configuration for the IAM check");
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
+    // Through the loader: an endpoint set on a built SdkConfig loses to AWS_ENDPOINT_URL.
     let producer_sdk = match pipeline_test_recording::endpoint_acting_as("producer") {
-        Some(url) => sdk.to_builder().endpoint_url(url).build(),
+        Some(url) => {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(url)
+                .load()
+                .await
+        }
         None => sdk.clone(),
     };
     let producer = build(&config, &producer_sdk).await.expect("build");
