@@ -10,11 +10,12 @@
 #                                       aggregates equal a ground truth read from the topics (CI)
 #   PIPELINE_PRODUCER_REQUESTS=file     JSON array of producer requests, invoked in order
 #                                       (default: scripts/local/pipeline-requests.json, fixed seeds)
-#   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port
+#   PIPELINE_LAMBDA_PORT=19000          cargo lambda watch invoke port of the producer; the consumer's
+#                                       (its own environment, as on AWS) is PIPELINE_LAMBDA_PORT+2
 #   PIPELINE_TIMEOUT=900                seconds to wait for the mappings to catch up
 #   PIPELINE_RECORD_AWS_CALLS=file      the functions reach moto through a recording proxy (port
-#                                       PIPELINE_LAMBDA_PORT+1) that writes every call as a JSON line
-#                                       (the IAM check, scripts/test.sh stage iam, reads it)
+#                                       PIPELINE_LAMBDA_PORT+1; the mappings +3) that writes every call
+#                                       as a JSON line (the IAM check, scripts/test.sh stage iam, reads it)
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,7 @@ RUN_DIR="$LOCAL_DIR/run"
 LOG_DIR="$LOCAL_DIR/logs"
 REPORT_DIR="$LOCAL_DIR/report"
 LAMBDA_PORT="${PIPELINE_LAMBDA_PORT:-19000}"
+CONSUMER_PORT=$((LAMBDA_PORT + 2))
 TIMEOUT="${PIPELINE_TIMEOUT:-900}"
 REQUESTS="${PIPELINE_PRODUCER_REQUESTS:-$REPO_ROOT/scripts/local/pipeline-requests.json}"
 PYTHON="$REPO_ROOT/.venv/bin/python"
@@ -35,7 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --keep) KEEP=1 ;;
     --verify) VERIFY=1 ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,10 +106,12 @@ build() {
 }
 
 start_functions() {
-  local owner
-  if owner="$(ss -Hltnp "sport = :$LAMBDA_PORT" | head -n1)" && [[ -n "$owner" ]]; then
-    die "cargo lambda watch: port $LAMBDA_PORT is in use ($owner): stop it or set PIPELINE_LAMBDA_PORT"
-  fi
+  local port owner
+  for port in "$LAMBDA_PORT" "$CONSUMER_PORT"; do
+    if owner="$(ss -Hltnp "sport = :$port" | head -n1)" && [[ -n "$owner" ]]; then
+      die "cargo lambda watch: port $port is in use ($owner): stop it or set PIPELINE_LAMBDA_PORT"
+    fi
+  done
   # The functions read the same names as on AWS, pointed at the local stack; the PostgreSQL admin
   # stays with the tools (the consumer runs as its least-privilege role, PG_USER).
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v -e '^#' -e '^PIPELINE_PG_ADMIN_' >"$RUN_DIR/lambda.env"
@@ -115,38 +119,59 @@ start_functions() {
     start_recording_proxy
   fi
   echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
+  # Only the consumer reads the registry through the registry-reader role (on AWS only its
+  # environment names one): a real sts:AssumeRole against moto, then Glue with those credentials.
+  # cargo lambda watch gives one environment to every function it runs, so the consumer runs in
+  # a watch of its own.
+  cp "$RUN_DIR/lambda.env" "$RUN_DIR/lambda-consumer.env"
+  if [[ -n "${PIPELINE_LOCAL_REGISTRY_ROLE_ARN:-}" ]]; then
+    echo "$("$PYTHON" -c 'import json;print(json.load(open("contracts/pipeline.json"))["envVars"]["registryRoleArn"])')=$PIPELINE_LOCAL_REGISTRY_ROLE_ARN" >>"$RUN_DIR/lambda-consumer.env"
+  fi
+  start_watch lambda-watch "$LAMBDA_PORT" "$RUN_DIR/lambda.env"
+  start_watch lambda-watch-consumer "$CONSUMER_PORT" "$RUN_DIR/lambda-consumer.env"
+}
+
+# One `cargo lambda watch` on 127.0.0.1:port with its own environment file.
+start_watch() {
+  local name="$1" port="$2" env_file="$3"
   # RUST_LOG reaches the functions through the env file only: with RUST_LOG in its own environment,
   # cargo lambda watch logs each function's whole environment, passwords included.
-  background lambda-watch "$LOG_DIR/lambda-watch.log" \
-    env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
-    --ignore-changes --env-file "$RUN_DIR/lambda.env"
+  background "$name" "$LOG_DIR/$name.log" \
+    env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
+    --ignore-changes --env-file "$env_file"
   local deadline=$((SECONDS + 120))
-  until curl -fs -o /dev/null -X POST "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/none/invocations" -d '{}' ||
-    [[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$LAMBDA_PORT/2015-03-31/functions/none/invocations" -d '{}')" == 404 ]]; do
-    ((SECONDS < deadline)) || die "cargo lambda watch did not answer on 127.0.0.1:$LAMBDA_PORT; see $LOG_DIR/lambda-watch.log"
+  until curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/2015-03-31/functions/none/invocations" -d '{}' ||
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$port/2015-03-31/functions/none/invocations" -d '{}')" == 404 ]]; do
+    ((SECONDS < deadline)) || die "cargo lambda watch did not answer on 127.0.0.1:$port; see $LOG_DIR/$name.log"
     sleep 0.5
   done
-  echo "cargo lambda watch on http://127.0.0.1:$LAMBDA_PORT (log: $LOG_DIR/lambda-watch.log)" >&2
+  echo "cargo lambda watch on http://127.0.0.1:$port (log: $LOG_DIR/$name.log)" >&2
 }
 
 # The functions' AWS calls go through a pass-through proxy that records each one (caller process,
 # service, operation, resources); only the functions use it, so the recording holds their calls only.
+# The mappings (esm-emulator) use its second endpoint, recorded as acting for the consumer's
+# mappings: on AWS the Lambda service makes those calls with the consumer's execution role.
+ESM_AWS_ENDPOINT=""
 start_recording_proxy() {
-  local port=$((LAMBDA_PORT + 1)) owner
-  if owner="$(ss -Hltnp "sport = :$port" | head -n1)" && [[ -n "$owner" ]]; then
-    die "recording proxy: port $port is in use ($owner)"
-  fi
+  local port=$((LAMBDA_PORT + 1)) esm_port=$((LAMBDA_PORT + 3)) owner
+  for owner in "$port" "$esm_port"; do
+    if owner="$(ss -Hltnp "sport = :$owner" | head -n1)" && [[ -n "$owner" ]]; then
+      die "recording proxy: a port of $port/$esm_port is in use ($owner)"
+    fi
+  done
   mkdir -p "$(dirname "$PIPELINE_RECORD_AWS_CALLS")"
   : >"$PIPELINE_RECORD_AWS_CALLS"
   background record-proxy "$LOG_DIR/record-proxy.log" "$PYTHON" scripts/local/faults/throttle_proxy.py \
     --port "$port" --upstream "$AWS_ENDPOINT_URL" --rate 0 --stats "$RUN_DIR/record-proxy-stats.json" \
-    --record "$PIPELINE_RECORD_AWS_CALLS"
+    --record "$PIPELINE_RECORD_AWS_CALLS" --listen "esm:consumer=$esm_port"
   local deadline=$((SECONDS + 30))
   until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
     ((SECONDS < deadline)) || die "recording proxy did not start; see $LOG_DIR/record-proxy.log"
     sleep 0.2
   done
   sed -i "s|^AWS_ENDPOINT_URL=.*|AWS_ENDPOINT_URL=http://127.0.0.1:$port|" "$RUN_DIR/lambda.env"
+  ESM_AWS_ENDPOINT="http://127.0.0.1:$esm_port"
   echo "recording the functions' AWS calls to $PIPELINE_RECORD_AWS_CALLS (proxy 127.0.0.1:$port)" >&2
 }
 
@@ -159,11 +184,11 @@ start_mappings() {
   while read -r topic group; do
     rm -f "$RUN_DIR/esm-$topic.json"
     background "esm-$topic" "$LOG_DIR/esm-$topic.log" \
-      "$EMULATOR" --topic "$topic" --consumer-group "$group" \
+      env AWS_ENDPOINT_URL="${ESM_AWS_ENDPOINT:-$AWS_ENDPOINT_URL}" "$EMULATOR" --topic "$topic" --consumer-group "$group" \
       --bootstrap-servers "$KAFKA_BOOTSTRAP_SERVERS" --starting-position TRIM_HORIZON \
       --batch-size "$batch" --batching-window-secs "$window" --maximum-retry-attempts 3 \
       --retry-initial-backoff-ms 500 --retry-max-backoff-ms 5000 \
-      --function-name consumer --invoke-endpoint "http://127.0.0.1:$LAMBDA_PORT" \
+      --function-name consumer --invoke-endpoint "http://127.0.0.1:$CONSUMER_PORT" \
       --on-failure-queue-url "$ON_FAILURE_QUEUE_URL" --status-file "$RUN_DIR/esm-$topic.json"
     ESM_PIDS+=("$(cat "$RUN_DIR/esm-$topic.pid")")
     echo "mapping $topic -> consumer (group $group, log $LOG_DIR/esm-$topic.log)" >&2

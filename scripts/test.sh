@@ -44,6 +44,40 @@ stage_stack() {
   scripts/local-stack.sh up
 }
 
+# The integration tests' AWS calls go through a recording proxy (for the iam stage) with one
+# endpoint per identity a test acts as (functions/test-recording): the consumer, the producer, the
+# consumer's event source mappings, and the test itself (AWS_ENDPOINT_URL: set-up, assertions and
+# the adapter tests, recorded but never judged as a function).
+RUST_AWS_CALLS="$PIPELINE_LOCAL_DIR/report/aws-calls-rust.jsonl"
+RUST_ENVIRONMENTS="$PIPELINE_LOCAL_DIR/report/aws-call-environments-rust.jsonl"
+start_rust_recording() {
+  local base=$((${PIPELINE_TEST_LAMBDA_PORT:-39000} + 30)) port label pairs=() listen=()
+  for port in $(seq "$base" $((base + 4))); do
+    ! ss -Hltn "sport = :$port" | grep -q . || { echo "recording proxy: port $port is in use" >&2; return 1; }
+  done
+  mkdir -p "$(dirname "$RUST_AWS_CALLS")"
+  : >"$RUST_AWS_CALLS"
+  : >"$RUST_ENVIRONMENTS"
+  port=$base
+  for label in consumer producer esm:consumer test; do
+    port=$((port + 1))
+    listen+=(--listen "$label=$port")
+    pairs+=("$label=http://127.0.0.1:$port")
+  done
+  "$REPO_ROOT/.venv/bin/python" scripts/local/faults/throttle_proxy.py --port "$base" --upstream "$AWS_ENDPOINT_URL" \
+    --rate 0 --stats "$PIPELINE_LOCAL_DIR/run/rust-record-proxy-stats.json" --record "$RUST_AWS_CALLS" "${listen[@]}" \
+    >"$PIPELINE_LOCAL_DIR/logs/rust-record-proxy.log" 2>&1 &
+  RUST_RECORD_PROXY=$!
+  local deadline=$((SECONDS + 30))
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    ((SECONDS < deadline)) || { echo "recording proxy did not start; see $PIPELINE_LOCAL_DIR/logs/rust-record-proxy.log" >&2; return 1; }
+    sleep 0.2
+  done
+  PIPELINE_RECORD_ENDPOINTS="$(IFS=,; echo "${pairs[*]}")"
+  export PIPELINE_RECORD_ENDPOINTS PIPELINE_RECORD_ENVIRONMENTS="$RUST_ENVIRONMENTS"
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"  # the last label: test
+}
+
 stage_rust() {
   # Integration tests must fail, not skip, when the stack is missing.
   export PIPELINE_REQUIRE_STACK=1
@@ -51,6 +85,9 @@ stage_rust() {
   # shellcheck disable=SC1091
   source "$PIPELINE_LOCAL_DIR/stack.env"
   set +a
+  mkdir -p "$PIPELINE_LOCAL_DIR/run" "$PIPELINE_LOCAL_DIR/logs"
+  start_rust_recording
+  trap 'kill "$RUST_RECORD_PROXY" 2>/dev/null || true' EXIT
   if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run --workspace --locked --no-fail-fast
   else
@@ -67,12 +104,14 @@ stage_e2e() {
   PIPELINE_LAMBDA_PORT="${PIPELINE_TEST_LAMBDA_PORT:-39000}" PIPELINE_RECORD_AWS_CALLS="$AWS_CALLS" scripts/pipeline.sh --verify
 }
 
-# IAM both ways: every AWS call the functions made in e2e is judged against the synthesized
-# policies of the role each runs as on AWS (and the role it assumes, and the KMS calls encrypted
-# resources imply); grants no call used are listed. Fails on a denial or an empty recording.
+# IAM both ways: every AWS call the functions and the consumer's mappings made in the integration
+# tests (rust) and in e2e is judged against the synthesized policies of the role each runs as on AWS
+# (and the role the consumer assumes, and the KMS calls encrypted resources imply); what no local run
+# can make is modelled and listed as such; grants no call used are listed. Fails on a denial, an
+# empty recording or a caller with no recorded call.
 stage_iam() {
   npx ts-node --transpile-only --project cdk/tsconfig.json cdk/scripts/check-iam.ts \
-    "$AWS_CALLS" "$PIPELINE_LOCAL_DIR/run/lambda.env"
+    --env "$PIPELINE_LOCAL_DIR/run/lambda-consumer.env" --environments "$RUST_ENVIRONMENTS" "$RUST_AWS_CALLS" "$AWS_CALLS"
 }
 
 # The post-deploy check (scripts/check-deployment.sh) pointed at the local pipeline, each ESM

@@ -193,7 +193,15 @@ def provision_registry(contract: dict, session: boto3.Session, endpoint: str) ->
 LOCAL_AWS_SECRET_ACCESS_KEY = os.environ.get("PIPELINE_AWS_SECRET_ACCESS_KEY", "local-stack-secret-access-key")
 
 
-def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[str, str]) -> None:
+def registry_role_arn(session: boto3.Session, endpoint: str) -> str:
+    """The role the local consumer assumes to read the registry, as on AWS (sts:AssumeRole, then Glue with the
+    returned credentials). moto's AssumeRole needs no IAM role to exist and answers with credentials of the
+    role's account, so the ARN names moto's own account, where the registry is."""
+    account = session.client("sts", endpoint_url=endpoint).get_caller_identity()["Account"]
+    return f"arn:aws:iam::{account}:role/pipeline-registry-reader"
+
+
+def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[str, str], registry_role: str) -> None:
     names = contract["envVars"]
     topics = contract["topics"]
     tables = contract["tables"]
@@ -223,6 +231,8 @@ def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[st
         (names["poisonQueueUrl"], queue_urls["poison"]),
         # The ESM's on-failure destination has no function env var on AWS; local tools use this name.
         ("ON_FAILURE_QUEUE_URL", queue_urls["onFailure"]),
+        # The consumer's REGISTRY_ROLE_ARN locally (scripts/pipeline.sh gives it to the consumer only, as on AWS).
+        ("PIPELINE_LOCAL_REGISTRY_ROLE_ARN", registry_role),
     ]
     lines = ["# Written by scripts/local-stack.sh up; source it: . .local/stack.env"]
     lines += [f"export {name}={shlex.quote(value)}" for name, value in values]
@@ -258,9 +268,10 @@ def main() -> None:
         provision_bucket(contract, session, args.aws_endpoint, args.region)
         queue_urls = provision_queues(contract, session, args.aws_endpoint)
         provision_registry(contract, session, args.aws_endpoint)
+        registry_role = registry_role_arn(session, args.aws_endpoint)
     except ClientError as error:
         fail("moto", f"{error}; check .local/logs/moto.log")
-    write_env_file(contract, args, queue_urls)
+    write_env_file(contract, args, queue_urls, registry_role)
     log(f"provisioned in {time.monotonic() - started:.1f}s")
 
 

@@ -21,8 +21,26 @@ type Json = Record<string, unknown>;
  */
 export const IAM_CHECK_VARIANT = { region: 'eu-west-1', crossAccount: true, config: { msk: { clusterName: 'democluster1' } } };
 
-/** Local process name of each function under `cargo lambda watch` -> its construct in the app. */
+/**
+ * Local name of each function -> its construct in the app. The name is both the process name under
+ * `cargo lambda watch` (e2e) and the `acting_as` label of the recording proxy's endpoint a test
+ * uses when it calls AWS as that function (integration tests).
+ */
 export const FUNCTIONS: Readonly<Record<string, string>> = { consumer: 'Consumer', producer: 'Producer' };
+
+/**
+ * `acting_as` labels besides the functions' names: `esm:<function>` is the Lambda service acting
+ * for that function's Kafka event source mappings (with the function's execution role); `test` is
+ * a test's own set-up and assertions, recorded but never judged as a function.
+ */
+export const ESM_LABEL_PREFIX = 'esm:';
+export const TEST_LABEL = 'test';
+
+/**
+ * The local name of a mapping's on-failure destination (scripts/local/provision.py writes it into
+ * stack.env; on AWS it is the mapping's DestinationConfig, no function variable).
+ */
+export const ON_FAILURE_QUEUE_ENV = 'ON_FAILURE_QUEUE_URL';
 
 /** One line of the recording. */
 export interface RecordedCall {
@@ -34,6 +52,18 @@ export interface RecordedCall {
   readonly caller?: { readonly process?: string; readonly pid?: number };
   readonly status?: number;
   readonly assumed_access_key?: string | null;
+  /** The identity the caller declared by the endpoint it used (see {@link FUNCTIONS}, {@link ESM_LABEL_PREFIX}). */
+  readonly acting_as?: string;
+}
+
+/**
+ * The configuration a test ran a function (or a mapping) with, by the same variable names as on
+ * AWS: local resource names in it translate to the deployed ones. Tests append one line per
+ * configuration to PIPELINE_RECORD_ENVIRONMENTS.
+ */
+export interface DeclaredEnvironment {
+  readonly acting_as: string;
+  readonly environment: Readonly<Record<string, string>>;
 }
 
 /**
@@ -118,6 +148,8 @@ export interface Judgement {
   readonly resource: string;
   readonly allowed: boolean;
   readonly why: string;
+  /** Recorded: a call some local run made. Modelled: a call AWS makes that no local run can (see {@link MODELLED}). */
+  readonly source: 'recorded' | 'modelled';
 }
 
 export interface IamReport {
@@ -189,13 +221,20 @@ export function functionOf(app: DeployedApp, name: string, constructName: string
 
 /** Resolves what a local call names to the deployed app's resources. */
 class ResourceMap {
-  constructor(private readonly app: DeployedApp, private readonly fn: FunctionView, private readonly localEnv: Readonly<Record<string, string>>) {}
+  /**
+   * @param deployedEnv the deployed caller's variables (a function's environment; for a mapping, its on-failure destination)
+   * @param localEnvs the configurations the local caller ran with, by the same variable names
+   */
+  constructor(private readonly app: DeployedApp, private readonly deployedEnv: Readonly<Record<string, string>>,
+    private readonly localEnvs: readonly Readonly<Record<string, string>>[]) {}
 
-  /** A local value (bucket name, queue URL, ...) as the deployed function sees it, through the shared env var names. */
+  /** A local value (bucket name, queue URL, ...) as the deployed caller sees it, through the shared env var names. */
   translate(local: string): string {
-    for (const [name, value] of Object.entries(this.localEnv)) {
-      if (value === local && this.fn.environment[name] !== undefined) {
-        return this.fn.environment[name];
+    for (const env of this.localEnvs) {
+      for (const [name, value] of Object.entries(env)) {
+        if (value === local && this.deployedEnv[name] !== undefined) {
+          return this.deployedEnv[name];
+        }
       }
     }
     return local;
@@ -349,8 +388,37 @@ export interface CheckInput {
   readonly functions: Readonly<Record<string, string>>;
   /** The local environment the functions ran with (stack.env), for translating local names. */
   readonly localEnv: Readonly<Record<string, string>>;
+  /** The configurations integration tests ran functions and mappings with (by `acting_as`). */
+  readonly environments?: readonly DeclaredEnvironment[];
   /** Env var naming the role a function assumes for Glue (contract envVars.registryRoleArn). */
   readonly registryRoleEnv: string;
+}
+
+/** Who a recorded call stands for: a function, the event source mappings of a function, or no one judged. */
+type Caller = { readonly kind: 'function' | 'esm'; readonly fn: FunctionView } | { readonly kind: 'skip'; readonly reason?: string };
+
+/** The mappings of a function, with their on-failure destination (a queue ARN) when they have one. */
+function mappingsOf(app: DeployedApp, fn: FunctionView): { r: EvaluatedResource; onFailure?: string }[] {
+  const arn = String(fn.resource.created.attributes.Arn);
+  return resourcesOf(app, 'AWS::Lambda::EventSourceMapping')
+    .filter(({ r }) => r.properties.FunctionName === arn || r.properties.FunctionName === fn.resource.created.ref)
+    .map(({ r }) => ({
+      r,
+      onFailure: (((r.properties.DestinationConfig as Json | undefined)?.OnFailure as Json | undefined)?.Destination) as string | undefined,
+    }));
+}
+
+/**
+ * What a mapping "sees" as variables, for translating the emulator's local names: its on-failure
+ * destination as the queue URL (every mapping of the function must share one, else it is ambiguous).
+ */
+function esmEnvironment(app: DeployedApp, fn: FunctionView): Record<string, string> {
+  const destinations = [...new Set(mappingsOf(app, fn).map((m) => m.onFailure).filter((d): d is string => d !== undefined))];
+  if (destinations.length > 1) {
+    throw new Error(`the mappings of ${fn.name} have different on-failure destinations (${destinations.join(', ')}): a local queue cannot stand for one`);
+  }
+  const queue = resourcesOf(app, 'AWS::SQS::Queue').find(({ r }) => r.created.attributes.Arn === destinations[0])?.r;
+  return queue ? { [ON_FAILURE_QUEUE_ENV]: String(queue.created.ref) } : {};
 }
 
 /** Judges every recorded call; see {@link IamReport}. */
@@ -368,7 +436,7 @@ export function checkIam(input: CheckInput): IamReport {
       assumedByKey.set(c.assumed_access_key, String(c.resource.RoleArn));
     }
   }
-  const judge = (fn: FunctionView, role: RoleView, callText: string, need: Needed, context: Record<string, string>) => {
+  const judge = (fn: FunctionView, role: RoleView, callText: string, need: Needed, context: Record<string, string>, source: Judgement['source'] = 'recorded') => {
     if (role.managedPolicyArns.length > 0) {
       problems.push(`${role.arn} has managed policies this check cannot read: ${role.managedPolicyArns.join(', ')}`);
     }
@@ -397,7 +465,7 @@ export function checkIam(input: CheckInput): IamReport {
         why = `the trust policy of ${need.resource} does not trust ${role.arn}`;
       }
     }
-    judgements.push({ function: fn.name, role: role.arn, call: callText, action: need.action, resource: need.resource, allowed, why });
+    judgements.push({ function: fn.name, role: role.arn, call: callText, action: need.action, resource: need.resource, allowed, why, source });
     const set = used.get(role.arn) ?? new Set<string>();
     set.add(need.action.toLowerCase());
     used.set(role.arn, set);
@@ -411,27 +479,46 @@ export function checkIam(input: CheckInput): IamReport {
       problems.push(String((error as Error).message));
     }
   }
+  const declared = (label: string) => (input.environments ?? []).filter((e) => e.acting_as === label).map((e) => e.environment);
+  const callerOf = (call: RecordedCall): Caller => {
+    if (call.acting_as === undefined) {
+      // e2e: the functions run as their own processes under cargo lambda watch; other processes are local tools.
+      const fn = functions.get(call.caller?.process ?? '');
+      return fn ? { kind: 'function', fn } : { kind: 'skip' };
+    }
+    if (call.acting_as === TEST_LABEL) {
+      return { kind: 'skip' };
+    }
+    const esm = call.acting_as.startsWith(ESM_LABEL_PREFIX);
+    const fn = functions.get(esm ? call.acting_as.slice(ESM_LABEL_PREFIX.length) : call.acting_as);
+    return fn ? { kind: esm ? 'esm' : 'function', fn } : { kind: 'skip', reason: `calls acting as an unknown identity "${call.acting_as}"` };
+  };
   const seen = new Map<string, number>();
   for (const call of input.calls) {
-    const fn = functions.get(call.caller?.process ?? '');
-    if (!fn) {
-      continue; // not one of the functions (the recording may hold other local tools)
+    const caller = callerOf(call);
+    if (caller.kind === 'skip') {
+      if (caller.reason && !problems.includes(caller.reason)) {
+        problems.push(caller.reason);
+      }
+      continue;
     }
-    seen.set(fn.name, (seen.get(fn.name) ?? 0) + 1);
-    const map = new ResourceMap(app, fn, input.localEnv);
+    const { fn } = caller;
+    const who = caller.kind === 'esm' ? `the event source mappings of ${fn.name}` : fn.name;
+    seen.set(who, (seen.get(who) ?? 0) + 1);
     const callText = `${call.service}:${call.operation} ${JSON.stringify(call.resource)}`;
     try {
+      const localEnvs = [input.localEnv, ...declared(call.acting_as ?? fn.name)];
+      const map = new ResourceMap(app, caller.kind === 'esm' ? esmEnvironment(app, fn) : fn.environment, localEnvs);
       let role = fn.role;
       const assumed = call.access_key ? assumedByKey.get(call.access_key) : undefined;
-      const registryRole = fn.environment[input.registryRoleEnv];
+      const registryRole = caller.kind === 'function' ? fn.environment[input.registryRoleEnv] : undefined;
       if (assumed) {
         role = map.role(assumed);
       } else if (call.service === 'glue' && registryRole) {
-        // On AWS this function's Glue client reads through the role its environment names (glue_client),
-        // which first assumes it with the function's own role.
-        const target = map.role(registryRole);
-        judge(fn, fn.role, `sts:AssumeRole (implied by ${input.registryRoleEnv})`, { action: 'sts:AssumeRole', resource: target.arn }, {});
-        role = target;
+        // On AWS this function's Glue client reads through the role its environment names (glue_client), after
+        // an sts:AssumeRole with its own role; a Glue call signed with the function's own key did not do that.
+        throw new Error(`signed with the function's own credentials, not with credentials of the role ${input.registryRoleEnv} names `
+          + '(the run did not assume it, or its AssumeRole answer was not recorded)');
       }
       for (const need of authorisations(call, map)) {
         judge(fn, role, callText, need, {});
@@ -445,7 +532,7 @@ export function checkIam(input: CheckInput): IamReport {
         }
       }
     } catch (error) {
-      problems.push(`${fn.name}: ${callText}: ${(error as Error).message}`);
+      problems.push(`${who}: ${callText}: ${(error as Error).message}`);
     }
   }
   // Every invocation writes the function's logs as its role (Lambda "Lambda execution role"): logs:CreateLogStream, logs:PutLogEvents.
@@ -454,17 +541,21 @@ export function checkIam(input: CheckInput): IamReport {
       problems.push(`no call of ${fn.name} was recorded: it did not run, or its calls were not attributed to it`);
       continue;
     }
+    if (mappingsOf(app, fn).some((m) => m.onFailure !== undefined) && (seen.get(`the event source mappings of ${fn.name}`) ?? 0) === 0) {
+      problems.push(`no call of the event source mappings of ${fn.name} was recorded (their on-failure destination is unverified): `
+        + `run the esm-emulator tests with the recording endpoint acting as ${ESM_LABEL_PREFIX}${fn.name}`);
+    }
     if (fn.logGroupArn) {
       const stream = fn.logGroupArn.replace(/:\*$/, ':log-stream:2026/01/01/[$LATEST]0123456789abcdef');
       for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
-        judge(fn, fn.role, `${action} (implied: Lambda writes the function's logs with its execution role)`, { action, resource: stream }, {});
+        judge(fn, fn.role, `${action} (modelled: ${MODELLED.logs})`, { action, resource: stream }, {}, 'modelled');
       }
       if (fn.logKeyArn) {
         judgements.push(...logsServiceUsesKey(app, fn));
       }
     }
     for (const need of lambdaServiceCalls(app, fn)) {
-      judge(fn, fn.role, need.why, need, need.context ?? {});
+      judge(fn, fn.role, need.why, need, need.context ?? {}, 'modelled');
     }
   }
   const unused: Record<string, string[]> = {};
@@ -482,51 +573,50 @@ interface ServiceCall extends Needed {
 }
 
 /**
- * Calls Lambda makes with the function's execution role, which no local run can record: the VPC
- * network interfaces (Lambda developer guide, "Giving Lambda functions access to resources in an
- * Amazon VPC") and, for each Kafka event source mapping of the function, reading its SASL secret and
- * sending failed batches to its on-failure destination ("Self-managed Apache Kafka" execution role
- * permissions, and "Kafka on-failure destinations").
+ * What AWS does with a function's execution role that no local run can do, and why; each is judged
+ * as a model of the call (source "modelled"), everything else is judged from recorded calls.
+ * Lambda developer guide, "Configuring Lambda execution role permissions" (with-kafka-permissions:
+ * logs, the SASL secret and its key, the VPC actions, the on-failure destination) and "Giving Lambda
+ * functions access to resources in an Amazon VPC".
+ */
+export const MODELLED = {
+  logs: 'Lambda writes the function\'s logs with its execution role; locally cargo lambda watch captures stdout',
+  eni: 'Lambda manages the function\'s and the mappings\' VPC network interfaces; there is no VPC locally',
+  secret: 'the mapping reads its SASL/SCRAM secret to authenticate to the brokers; the local broker (tansu) runs without SASL, '
+    + 'so the emulator connects with no credentials and reads no secret',
+  kafkaCluster: 'MSK IAM authentication happens inside the broker protocol; the local Kafka broker has none',
+} as const;
+
+/**
+ * Calls Lambda makes with the function's execution role that no local run can record (see
+ * {@link MODELLED}). The on-failure destination is not here: the esm-emulator's SendMessage is
+ * recorded, acting as the mappings of the function.
  */
 function lambdaServiceCalls(app: DeployedApp, fn: FunctionView): ServiceCall[] {
   const out: ServiceCall[] = [];
-  const arn = String(fn.resource.created.attributes.Arn);
   const inVpc = fn.resource.properties.VpcConfig !== undefined;
-  const mappings = resourcesOf(app, 'AWS::Lambda::EventSourceMapping').filter(({ r }) => r.properties.FunctionName === arn
-    || r.properties.FunctionName === fn.resource.created.ref);
   const eniActions = ['ec2:CreateNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DeleteNetworkInterface'];
   const pollerActions = ['ec2:DescribeVpcs', 'ec2:DescribeSubnets', 'ec2:DescribeSecurityGroups'];
   if (inVpc) {
     for (const action of eniActions) {
-      out.push({ action, resource: '*', why: `${action} (implied: Lambda manages the function's VPC network interfaces with its role)` });
+      out.push({ action, resource: '*', why: `${action} (modelled: ${MODELLED.eni})` });
     }
   }
-  for (const { r } of mappings) {
+  for (const { r } of mappingsOf(app, fn)) {
     const access = asList(r.properties.SourceAccessConfigurations as Json[] | undefined);
     for (const a of access) {
       if (/_AUTH$/.test(String(a.Type))) {
         const secret = resourcesOf(app, 'AWS::SecretsManager::Secret').find(({ r: x }) => x.created.ref === a.URI)?.r;
-        out.push({ action: 'secretsmanager:GetSecretValue', resource: String(a.URI), why: `the event source mapping ${r.logicalId} reads its ${String(a.Type)} secret` });
+        out.push({ action: 'secretsmanager:GetSecretValue', resource: String(a.URI), why: `the event source mapping ${r.logicalId} reads its ${String(a.Type)} secret (modelled: ${MODELLED.secret})` });
         const key = secret ? keyOf(secret) : undefined;
         if (key) {
-          out.push({ action: 'kms:Decrypt', resource: key, why: `the event source mapping ${r.logicalId} decrypts its secret`, context: { 'kms:ViaService': `secretsmanager.${key.split(':')[3]}.amazonaws.com` } });
+          out.push({ action: 'kms:Decrypt', resource: key, why: `the event source mapping ${r.logicalId} decrypts its secret (modelled: ${MODELLED.secret})`, context: { 'kms:ViaService': `secretsmanager.${key.split(':')[3]}.amazonaws.com` } });
         }
       }
     }
     if (access.some((a) => a.Type === 'VPC_SUBNET')) {
       for (const action of [...eniActions, ...pollerActions]) {
-        out.push({ action, resource: '*', why: `${action} (implied: the event source mapping ${r.logicalId} polls from the VPC)` });
-      }
-    }
-    const destination = ((r.properties.DestinationConfig as Json | undefined)?.OnFailure as Json | undefined)?.Destination;
-    const queue = resourcesOf(app, 'AWS::SQS::Queue').find(({ r: q }) => q.created.attributes.Arn === destination)?.r;
-    if (queue) {
-      out.push({ action: 'sqs:SendMessage', resource: String(destination), why: `the event source mapping ${r.logicalId} sends failed batches to its on-failure queue` });
-      const key = keyOf(queue);
-      if (key) {
-        for (const action of KMS_IMPLIED.sqs.actions('SendMessage')) {
-          out.push({ action, resource: key, why: `the on-failure queue of ${r.logicalId} is encrypted (${KMS_IMPLIED.sqs.source})`, context: { 'kms:ViaService': `sqs.${key.split(':')[3]}.amazonaws.com` } });
-        }
+        out.push({ action, resource: '*', why: `${action} (modelled for the event source mapping ${r.logicalId}: ${MODELLED.eni})` });
       }
     }
   }
@@ -542,7 +632,7 @@ function logsServiceUsesKey(app: DeployedApp, fn: FunctionView): Judgement[] {
   return ['kms:GenerateDataKey', 'kms:Decrypt'].map((action) => {
     const allowed = cloudWatchLogsMayUseKey(policy, region, groupArn, action);
     return {
-      function: fn.name, role: `service logs.${region}.amazonaws.com`, call: `log delivery to ${groupArn}`, action, resource: keyArn, allowed,
+      function: fn.name, role: `service logs.${region}.amazonaws.com`, call: `log delivery to ${groupArn}`, action, resource: keyArn, allowed, source: 'modelled' as const,
       why: allowed ? 'allowed by the key policy' : `the key policy does not let CloudWatch Logs use the key for ${groupArn}`,
     };
   });
@@ -550,7 +640,7 @@ function logsServiceUsesKey(app: DeployedApp, fn: FunctionView): Judgement[] {
 
 /** Services whose authorisation a local run cannot record, and why. */
 export const NOT_RECORDABLE: Readonly<Record<string, string>> = {
-  'kafka-cluster': 'MSK IAM authentication happens inside the broker protocol; the local Kafka broker has none',
+  'kafka-cluster': MODELLED.kafkaCluster,
 };
 
 /** The report as text: denials and problems first, then unused grants, then a count per role. */
@@ -578,18 +668,30 @@ export function formatReport(report: IamReport): string {
       lines.push(`UNSEEN  ${role}: ${unobservable.join(', ')} (${why})`);
     }
   }
-  const byRole = new Map<string, { ok: number; denied: number }>();
+  // What is modelled rather than recorded, said once per role and action, with the reason.
+  const modelledKeys = new Set<string>();
+  for (const j of report.judgements.filter((x) => x.source === 'modelled')) {
+    const key = `${j.role} ${j.action}`;
+    if (!modelledKeys.has(key)) {
+      modelledKeys.add(key);
+      lines.push(`MODELLED ${j.role}: ${j.action} on ${j.resource} (${j.allowed ? 'allowed' : 'DENIED'}): ${j.call}`);
+    }
+  }
+  const byRole = new Map<string, { ok: number; denied: number; modelled: number }>();
   for (const j of report.judgements) {
-    const c = byRole.get(j.role) ?? { ok: 0, denied: 0 };
+    const c = byRole.get(j.role) ?? { ok: 0, denied: 0, modelled: 0 };
     if (j.allowed) {
       c.ok++;
     } else {
       c.denied++;
     }
+    if (j.source === 'modelled') {
+      c.modelled++;
+    }
     byRole.set(j.role, c);
   }
   for (const [role, c] of byRole) {
-    lines.push(`ROLE    ${role}: ${c.ok} allowed, ${c.denied} denied authorisations`);
+    lines.push(`ROLE    ${role}: ${c.ok} allowed, ${c.denied} denied authorisations (${c.modelled} of them modelled, the rest recorded)`);
   }
   return lines.join('\n');
 }

@@ -10,6 +10,11 @@
 //! Needs `AWS_ENDPOINT_URL`, `PG_HOST`/`PG_PORT`/`PG_DATABASE` and the local admin
 //! `PIPELINE_PG_ADMIN_USER`/`PIPELINE_PG_ADMIN_PASSWORD` (source `.local/stack.env`); without them
 //! the tests skip, unless `PIPELINE_REQUIRE_STACK=1`.
+//!
+//! The consumer's own clients use the recording endpoint acting as the consumer (set-up and
+//! assertions use `AWS_ENDPOINT_URL`), and it reads the registry through the role
+//! `PIPELINE_LOCAL_REGISTRY_ROLE_ARN` names with a real STS AssumeRole, as on AWS; each run
+//! declares the configuration it ran the consumer with (`pipeline_test_recording`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Read;
@@ -91,12 +96,31 @@ impl Rng {
 // Per-run resources
 
 struct Stack {
+    /// The test's own set-up and assertions.
     sdk: aws_config::SdkConfig,
+    /// What the consumer runs with: the recording endpoint acting as the consumer, when recording.
+    consumer_sdk: aws_config::SdkConfig,
     run: String,
     config: ConsumerConfig,
     database: String,
+    /// The consumer's reader, through the registry role when one is configured.
     registry: GlueSchemaRegistry,
     ids: SchemaIds,
+}
+
+/// `sdk` pointed at the recording endpoint acting as `label`, when the run records calls. Through
+/// the loader: an endpoint set on a built SdkConfig loses to `AWS_ENDPOINT_URL`, which each client
+/// reads again from the environment.
+async fn acting_as(sdk: &aws_config::SdkConfig, label: &str) -> aws_config::SdkConfig {
+    match pipeline_test_recording::endpoint_acting_as(label) {
+        Some(url) => {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(url)
+                .load()
+                .await
+        }
+        None => sdk.clone(),
+    }
 }
 
 /// Registered once per test process (the tests run concurrently).
@@ -151,6 +175,7 @@ async fn create_database(name: &str) {
 
 async fn stack() -> Stack {
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
+    let consumer_sdk = acting_as(&sdk, "consumer").await;
     let run = format!("ci{}", &Uuid::new_v4().simple().to_string()[..12]);
     let c = contracts();
 
@@ -254,12 +279,12 @@ async fn stack() -> Stack {
     // One registry for all runs: moto allows only 10 registries per account, and registering an
     // identical definition again reuses its version, so sharing it is harmless.
     let registry_name = format!("{}-consumer-tests", c.schema_registry.name);
-    let registry = GlueSchemaRegistry::new(glue_client(&sdk, None).await, &registry_name);
+    let setup_registry = GlueSchemaRegistry::new(glue_client(&sdk, None).await, &registry_name);
     let ids = *REGISTERED
         .get_or_init(|| async {
-            registry.ensure_registry().await.expect("registry");
+            setup_registry.ensure_registry().await.expect("registry");
             let register = |name: &'static str, text: &'static str| {
-                let registry = registry.clone();
+                let registry = setup_registry.clone();
                 async move {
                     registry
                         .register_or_reuse(name, text, Compatibility::Backward)
@@ -288,22 +313,37 @@ async fn stack() -> Stack {
     // The consumer reads its configuration exactly as on Lambda, by the contract's variable names:
     // database credentials through the secret, no PG_HOST/PG_USER/PG_PASSWORD.
     let n = &c.env_vars;
+    let registry_role = std::env::var("PIPELINE_LOCAL_REGISTRY_ROLE_ARN")
+        .ok()
+        .filter(|v| !v.is_empty());
     let vars: HashMap<String, String> = [
         (&n.aggregates_table, aggregates),
         (&n.generic_events_table, generic),
         (&n.store_events_bucket, bucket),
         (&n.poison_queue_url, queue_url),
-        (&n.registry_name, registry_name),
+        (&n.registry_name, registry_name.clone()),
         (&n.pg_secret_arn, secret_arn),
         (&n.pg_tls, "disable".to_string()),
         (&n.window_seconds, "60".to_string()),
     ]
     .into_iter()
+    .chain(registry_role.map(|role| (&n.registry_role_arn, role)))
     .map(|(k, v)| (k.clone(), v))
     .collect();
     let config = ConsumerConfig::from_lookup(|name| vars.get(name).cloned()).expect("config");
+    pipeline_test_recording::declare_environment(
+        "consumer",
+        vars.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .expect("declare the consumer's configuration for the IAM check");
+    // As main.rs: the registry client reads through the configured role (a real AssumeRole).
+    let registry = GlueSchemaRegistry::new(
+        glue_client(&consumer_sdk, config.registry_role_arn.as_deref()).await,
+        &registry_name,
+    );
     Stack {
         sdk,
+        consumer_sdk,
         run,
         config,
         database,
@@ -355,7 +395,7 @@ async fn drop_database(name: &str) {
 }
 
 async fn consumer(stack: &Stack) -> Consumer<GlueSchemaRegistry> {
-    app::build(&stack.config, &stack.sdk, stack.registry.clone())
+    app::build(&stack.config, &stack.consumer_sdk, stack.registry.clone())
         .await
         .expect("consumer cold start")
 }

@@ -36,6 +36,10 @@ pub struct Endpoints {
     pub invoke_endpoint: Option<String>,
     pub invoke_timeout: Duration,
     pub region: String,
+    /// Endpoint of the mapping's own AWS calls (its on-failure destination); `None` means the
+    /// SDK's default (`AWS_ENDPOINT_URL`, else AWS). The integration tests point it at the
+    /// recording endpoint acting as the mappings of the consumer.
+    pub aws_endpoint: Option<String>,
 }
 
 /// Connects the real adapters and runs one mapping until it stops.
@@ -111,10 +115,12 @@ pub async fn run_mapping_served<R: Reporter>(
         .await;
         let destination = match &config.on_failure_queue_url {
             Some(url) => {
-                let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-                    .region(aws_config::Region::new(endpoints.region.clone()))
-                    .load()
-                    .await;
+                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                    .region(aws_config::Region::new(endpoints.region.clone()));
+                if let Some(url) = &endpoints.aws_endpoint {
+                    loader = loader.endpoint_url(url);
+                }
+                let sdk = loader.load().await;
                 Some(SqsDestination::new(&sdk, url, &config.consumer_group))
             }
             None => None,

@@ -188,6 +188,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
         invoke_endpoint: (!cli.aws).then_some(cli.invoke_endpoint),
         invoke_timeout: Duration::from_secs(cli.invoke_timeout_secs),
         region: cli.region,
+        aws_endpoint: None,
     };
     let stop = StopFlag::default();
     let on_signal = stop.clone();

@@ -101,6 +101,12 @@ fn stack(test: &str) -> Option<Stack> {
     }
 }
 
+/// The mapping's own AWS calls stand for the consumer's event source mappings (the IAM check judges
+/// them against the consumer's execution role): the recording endpoint acting as them, when recording.
+fn mapping_aws_endpoint() -> Option<String> {
+    pipeline_test_recording::endpoint_acting_as(&pipeline_test_recording::esm_of("consumer"))
+}
+
 fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -340,6 +346,7 @@ async fn run(
         invoke_endpoint: Some(endpoint.to_string()),
         invoke_timeout: Duration::from_secs(60),
         region: stack.region.clone(),
+        aws_endpoint: mapping_aws_endpoint(),
     };
     tokio::time::timeout(
         Duration::from_secs(120),
@@ -475,6 +482,12 @@ async fn failing_function_is_retried_then_dead_lettered_to_sqs_with_coordinates(
     let mut s = settings(&stack, &topic, &group);
     s.max_retry_attempts = 2;
     s.on_failure_queue_url = Some(queue_url.clone());
+    // The local name of the mappings' on-failure destination (as scripts/local/provision.py names it).
+    pipeline_test_recording::declare_environment(
+        &pipeline_test_recording::esm_of("consumer"),
+        [("ON_FAILURE_QUEUE_URL", queue_url.as_str())],
+    )
+    .unwrap();
     let status = run(&stack, s, &function.endpoint).await;
 
     let calls = function.calls.lock().unwrap().clone();
@@ -597,6 +610,7 @@ async fn a_restart_resumes_from_committed_offsets_and_latest_skips_the_backlog()
         invoke_endpoint: Some(third.endpoint.clone()),
         invoke_timeout: Duration::from_secs(60),
         region: stack.region.clone(),
+        aws_endpoint: mapping_aws_endpoint(),
     };
     let (started_tx, started_rx) = std::sync::mpsc::channel();
     let task = tokio::spawn({
@@ -652,6 +666,7 @@ async fn the_mapping_api_reports_a_missing_topic_until_it_exists_like_aws() {
         invoke_endpoint: Some(function.endpoint.clone()),
         invoke_timeout: Duration::from_secs(60),
         region: stack.region.clone(),
+        aws_endpoint: mapping_aws_endpoint(),
     };
     let options = esm_emulator::ServeOptions {
         api: Some(listener),

@@ -2,6 +2,9 @@
 //! a Kafka broker (tansu, KAFKA_BOOTSTRAP_SERVERS). Records are read back from the broker with
 //! rskafka and checked against an independent ground truth (the seeded simulators and the
 //! registry). Without the endpoints the tests skip, unless PIPELINE_REQUIRE_STACK=1.
+//!
+//! The producer's own clients use the recording endpoint acting as the producer; creating the
+//! registry (CDK's job on AWS) and reading back are the test's own calls (`AWS_ENDPOINT_URL`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -53,9 +56,27 @@ async fn harness(test: &str) -> Option<Harness> {
     let config =
         ProducerConfig::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
             .expect("config");
+    pipeline_test_recording::declare_environment(
+        "producer",
+        overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .expect("declare the producer's configuration for the IAM check");
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
-    let producer = build(&config, &sdk).await.expect("build");
-    producer.registry().ensure_registry().await.expect("registry");
+    // Through the loader: an endpoint set on a built SdkConfig loses to AWS_ENDPOINT_URL.
+    let producer_sdk = match pipeline_test_recording::endpoint_acting_as("producer") {
+        Some(url) => {
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(url)
+                .load()
+                .await
+        }
+        None => sdk.clone(),
+    };
+    let producer = build(&config, &producer_sdk).await.expect("build");
+    GlueSchemaRegistry::new(glue_client(&sdk, None).await, &config.registry_name)
+        .ensure_registry()
+        .await
+        .expect("registry");
     let topics = &contracts().topics;
     let controller = producer.publisher().client().controller_client().unwrap();
     for (name, partitions) in [

@@ -26,9 +26,16 @@ the operation (X-Amz-Target, the query protocol's Action, or S3's method and pat
 request names; STS AssumeRole answers add the assumed role's access key, so later calls signed with it
 are known to run as that role.
 
+With --listen LABEL=PORT (repeatable) it also accepts on PORT and records each request arriving there
+with "acting_as": LABEL. That is how a caller states explicitly whom it stands for when one process
+holds several identities (an integration test calls AWS as the consumer, as the event source mapping
+of the consumer, and as itself for set-up and assertions): each identity gets its own endpoint.
+
   throttle_proxy.py --port 49015 --upstream http://127.0.0.1:45000 --rate 0.2 --seed 7 --stats f.json \
       --burst dynamodb:10:20
   throttle_proxy.py --port 49016 --upstream http://127.0.0.1:45000 --rate 0 --stats f.json --record calls.jsonl
+  throttle_proxy.py --port 49016 --upstream http://127.0.0.1:45000 --rate 0 --stats f.json --record calls.jsonl \
+      --listen consumer=49017 --listen esm:consumer=49018 --listen test=49019
 """
 
 from __future__ import annotations
@@ -221,7 +228,7 @@ class Proxy:
         raise RuntimeError("unreachable")
 
 
-def make_handler(proxy: Proxy):
+def make_handler(proxy: Proxy, acting_as: str | None = None):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -253,6 +260,8 @@ def make_handler(proxy: Proxy):
                 return
             entry = describe_request(self.command, self.path, self.headers, body)
             entry.update(caller=self.caller(), status=status)
+            if acting_as is not None:
+                entry["acting_as"] = acting_as
             if entry["service"] == "sts" and entry["operation"] == "AssumeRole" and status == 200:
                 entry["assumed_access_key"] = assumed_role_keys(data)
             proxy.recorder.write(entry)
@@ -312,6 +321,8 @@ def main() -> None:
     parser.add_argument("--burst", action="append", default=[], metavar="SERVICE:AFTER:COUNT",
                         help="throttle COUNT consecutive calls to SERVICE after its AFTER-th call")
     parser.add_argument("--record", help="append one JSON line per request (service, operation, resources, caller)")
+    parser.add_argument("--listen", action="append", default=[], metavar="LABEL=PORT",
+                        help="also accept on PORT; requests there are recorded as acting as LABEL")
     args = parser.parse_args()
     if not 0 <= args.rate < 1:
         sys.exit("--rate must be in [0, 1)")
@@ -319,13 +330,35 @@ def main() -> None:
     for burst in args.burst:
         service, after, count = burst.split(":")
         bursts[service] = (int(after), int(count))
+    listeners = parse_listeners(args.listen)
+    if listeners and not args.record:
+        sys.exit("--listen labels recorded calls: it needs --record")
     recorder = Recorder(args.record) if args.record else None
     proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts, recorder)
     proxy.write_stats()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(proxy))
-    server.daemon_threads = True
+    servers = [ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(proxy))]
+    servers += [ThreadingHTTPServer(("127.0.0.1", port), make_handler(proxy, label)) for label, port in listeners]
+    for server in servers:
+        server.daemon_threads = True
+    for server in servers[1:]:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"throttle proxy on 127.0.0.1:{args.port} -> {args.upstream}, rate {args.rate}", file=sys.stderr, flush=True)
-    server.serve_forever()
+    for label, port in listeners:
+        print(f"  127.0.0.1:{port} records calls as acting as {label}", file=sys.stderr, flush=True)
+    servers[0].serve_forever()
+
+
+def parse_listeners(values: list[str]) -> list[tuple[str, int]]:
+    """LABEL=PORT pairs; a label names an identity (consumer, esm:consumer, test), so each is used once."""
+    listeners = []
+    for value in values:
+        label, sep, port = value.rpartition("=")
+        if not sep or not label or not port.isdigit():
+            sys.exit(f"--listen {value!r}: expected LABEL=PORT")
+        if label in {known for known, _ in listeners}:
+            sys.exit(f"--listen: label {label!r} given twice")
+        listeners.append((label, int(port)))
+    return listeners
 
 
 if __name__ == "__main__":
