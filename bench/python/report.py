@@ -207,7 +207,7 @@ def render_cost(results):
     out = [f"Cost per million sensor readings, a **model** (bench/python/cost_model.py): list prices of "
            f"{cost_model.REGION} read {cost_model.PRICES_READ}, this run's durations at each memory size's CPU share "
            f"and the request units each side sent per batch. USD.\n"]
-    out.append("| batch | side | memory | invocations | Lambda GB-s | Lambda requests | DynamoDB | S3 | SQS | total "
+    out.append("| batch | side | memory | invocations | Lambda compute | Lambda requests | DynamoDB | S3 | SQS | total "
                "| seed / ours |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
