@@ -8,12 +8,14 @@
 #   scripts/bench.sh --smoke    tiny inputs, dev profile, one run each: exercises every figure's code
 #                               (the `bench` stage of scripts/test.sh). Figures are printed, never judged.
 #   scripts/bench.sh --no-doc   full run that leaves docs/benchmarks.md alone
-#   BENCH_FIGURES="3 5" scripts/bench.sh --no-doc   only the named figures (1-5), e.g. after a change
+#   BENCH_FIGURES="3 5" scripts/bench.sh --no-doc   only the named figures (1-6), e.g. after a change
 #   BENCH_BROKERS=memory ...    figures 3 and 5 on these broker engines only (default: sqlite memory)
 #
 # Uses the local stack (scripts/local-stack.sh up, PIPELINE_* ports honoured); if this script had
 # to start it, it stops it again. PIPELINE_LAMBDA_PORT (default 19000): `cargo lambda watch` for
-# figure 5 takes the first free port from PIPELINE_LAMBDA_PORT + 18.
+# figure 5 takes the first free port from PIPELINE_LAMBDA_PORT + 18, figure 6's recording proxy
+# the first from PIPELINE_LAMBDA_PORT + 40. Figure 6 needs root and a writable cgroup v1 cpu
+# controller; without them it is skipped and the table says why.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,24 +31,24 @@ DOC="$REPO_ROOT/docs/benchmarks.md"
 
 MODE=full
 WRITE_DOC=1
-FIGURES="${BENCH_FIGURES:-1 2 3 4 5}"
+FIGURES="${BENCH_FIGURES:-1 2 3 4 5 6}"
 for arg in "$@"; do
   case "$arg" in
     --smoke) MODE=smoke; WRITE_DOC=0 ;;
     --no-doc) WRITE_DOC=0 ;;
-    -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
 
 # Only a run of every figure may write the results block of the doc.
-[[ "$FIGURES" == "1 2 3 4 5" ]] || WRITE_DOC=0
+[[ "$FIGURES" == "1 2 3 4 5 6" ]] || WRITE_DOC=0
 OUT="$LOCAL_DIR/bench/$MODE"
 RESULTS="$OUT/results.jsonl"
 log() { printf '\n[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 for figure in $FIGURES; do
-  [[ "$figure" =~ ^[1-5]$ ]] || die "unknown figure '$figure' in BENCH_FIGURES (1 to 5)"
+  [[ "$figure" =~ ^[1-6]$ ]] || die "unknown figure '$figure' in BENCH_FIGURES (1 to 6)"
 done
 
 # Sizes and repetitions. The smoke run only proves the code paths work.
@@ -61,6 +63,9 @@ if [[ "$MODE" == full ]]; then
   PRODUCE_RUNS=5
   LAMBDA_RUNS=5
   PIPELINE_ARGS=(--requests "${BENCH_PIPELINE_REQUESTS:-6}" --readings-per-device 1000)
+  # Lambda memory sizes (MB) whose CPU share figure 6 runs under; 1,769 MB is one vCPU.
+  SHARE_MEMORY_MB=128,512,1024,1769
+  SHARE_RUNS=3
 else
   PROFILE=debug
   SENSOR_RECORDS=400
@@ -72,6 +77,9 @@ else
   PRODUCE_RUNS=1
   LAMBDA_RUNS=1
   PIPELINE_ARGS=(--requests 2 --readings-per-device 10 --batch-size 500)
+  # One size is enough to exercise the quota, the cgroup clean-up and the metering.
+  SHARE_MEMORY_MB=512
+  SHARE_RUNS=1
 fi
 PIPELINE_ARGS+=(${BENCH_PIPELINE_EXTRA_ARGS:-})
 
@@ -144,6 +152,31 @@ figure_dynamo() {
   record "$PYTHON" bench/python/seed_baseline.py dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
 }
 
+# Duration per batch at Lambda's CPU share (a cgroup quota per memory size), ours and the seed as
+# function processes against the local stack; then, through a recording proxy in front of moto,
+# what each sends per batch in AWS's billing units (the cost model's request side).
+figure_share() {
+  local seed_table="bench-seed-share-$$" port calls="$OUT/share-calls.jsonl"
+  port="$(free_port $((${PIPELINE_LAMBDA_PORT:-19000} + 40)))"
+  : >"$calls"
+  (exec setsid "$PYTHON" scripts/local/faults/throttle_proxy.py --port "$port" --upstream "$AWS_ENDPOINT_URL" \
+    --rate 0 --stats "$OUT/share-proxy-stats.json" --record "$calls" --record-bodies \
+    >"$OUT/share-proxy.log" 2>&1 </dev/null) &
+  STARTED_PIDS+=("$!")
+  local deadline=$((SECONDS + 30))
+  until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
+    ((SECONDS < deadline)) || die "recording proxy did not start; see $OUT/share-proxy.log"
+    sleep 0.2
+  done
+  "$PYTHON" bench/python/seed_baseline.py table --create "$seed_table"
+  record "$BIN/pipeline-bench" share --events "$OUT/events" --memory-mb "$SHARE_MEMORY_MB" --runs "$SHARE_RUNS" \
+    --consumer "$BIN/consumer" --python "$PYTHON" --seed-lambda bench/python/seed_lambda.py \
+    --seed-table "$seed_table" --log "$OUT/share-lambda.log" \
+    --metered-endpoint "http://127.0.0.1:$port" --calls "$calls"
+  "$PYTHON" bench/python/seed_baseline.py table --delete "$seed_table"
+  stop_last_started
+}
+
 # Producer records/s: ours, then the Python producer with the records ours sent. $1 names the
 # broker, $2 is its bootstrap address.
 figure_produce() {
@@ -187,7 +220,8 @@ provision.provision_topics(json.load(open("contracts/pipeline.json")), sys.argv[
   echo "$engine tansu on $BOOTSTRAP" >&2
 }
 
-stop_broker() {
+# Stops the process started last (a broker, or figure 6's proxy).
+stop_last_started() {
   local pid="${STARTED_PIDS[-1]}"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -204,7 +238,7 @@ on_fresh_broker() {
     3) step "figure 3: producer records/s ($engine broker)" figure_produce "$engine" "$BOOTSTRAP" ;;
     5) step "figure 5: local pipeline throughput ($engine broker)" figure_pipeline "$engine" "$BOOTSTRAP" ;;
   esac
-  stop_broker
+  stop_last_started
 }
 
 wanted() { [[ " $FIGURES " == *" $1 "* ]]; }
@@ -325,6 +359,7 @@ main() {
   step "events" events
   wanted 1 && step "figure 1: CPU path per batch" figure_cpu
   wanted 2 && step "figure 2: one batch into DynamoDB (moto)" figure_dynamo
+  wanted 6 && step "figure 6: duration at Lambda's CPU share, and what each side sends" figure_share
   if wanted 4; then
     [[ "$MODE" == full ]] && step "figure 4: zip sizes" figure_zips
     step "figure 4: peak RSS and cold init" figure_footprint

@@ -144,8 +144,12 @@ stage_scan() { bash cdk/scripts/scan-templates.sh; }
 # A short, bounded cargo-fuzz run of every target (the long runs are recorded in docs/guarantees.md).
 stage_fuzz() { scripts/fuzz.sh --ci; }
 
-# Exercises the benchmark code end to end on tiny inputs; figures are not judged here.
-stage_bench() { scripts/bench.sh --smoke; }
+# Exercises the benchmark code end to end on tiny inputs; figures are not judged here. The cost
+# model's and the report's unit tests run first.
+stage_bench() {
+  "$REPO_ROOT/.venv/bin/python" -m unittest discover -s bench/python -p 'test_*.py'
+  scripts/bench.sh --smoke
+}
 
 stage_bundled() { bash cdk/scripts/synth-bundled.sh; }
 

@@ -11,6 +11,8 @@ import argparse
 import json
 import sys
 
+import cost_model
+
 BEGIN = "<!-- bench:results:begin -->"
 BROKERS = {"sqlite": "tansu, sqlite storage", "memory": "tansu, in-memory storage"}
 END = "<!-- bench:results:end -->"
@@ -157,7 +159,83 @@ def build(results):
               f"{p['interval_ms']} ms, batch {p['batch_size']}, {p['mappings']} mapping(s)",
               rate(p["records_per_s"]), f"produce alone {rate(p['produce_records_per_s'])}", "-", ">= 50k rec/s",
               verdict(p["records_per_s"] >= 50_000))
+    # 6. Duration at Lambda's CPU share
+    for r in results:
+        if r.get("figure") == "share" and "skipped" in r:
+            notes.append(f"Figure 6 (duration at Lambda's CPU share) skipped: {r['skipped']}")
+    for batch in ("sensors-10k", "batch-6mb"):
+        for fmt in ("json", "avro"):
+            for ours in [r for r in results if r.get("figure") == "share" and r.get("impl") == "ours"
+                         and r["batch"] == batch and r["format"] == fmt]:
+                mb = ours["memory_mb"]
+                seed = find(results, figure="share", impl="seed_python", batch=batch, format="json", memory_mb=mb)
+                o = ours["invoke"]["best_ms"]
+                label = (f"{batch} {fmt} at {mb:,} MB ({ours['quota_us'] / ours['period_us']:.1%} of a vCPU; "
+                         f"ours used {ours['cpu']['best_ms']:,.0f} ms of CPU)")
+                if seed:
+                    s = seed["invoke"]["best_ms"]
+                    base = f"seed{' on the JSON batch' if fmt != 'json' else ''} {ms(s)}"
+                    t.add("6 duration at CPU share", label, ms(o), base, f"{s / o:.1f}x faster", "-", "n/a")
+                else:
+                    t.add("6 duration at CPU share", label, ms(o), "-", "-", "-", "n/a")
     return t, notes
+
+
+def cost_rows(results):
+    """The cost model (cost_model.py) for every measured (side, batch, memory size) of figure 6."""
+    rows = []
+    for line in [r for r in results if r.get("figure") == "share" and "impl" in r]:
+        usage = find(results, figure="share_usage", impl=line["impl"], batch=line["batch"], format=line["format"])
+        if not usage:
+            continue
+        rows.append({"impl": line["impl"], "batch": line["batch"], "format": line["format"],
+                     "memory_mb": line["memory_mb"], "records": line["records"],
+                     "duration_ms": line["invoke"]["best_ms"], "usage": usage["usage"],
+                     "cost": cost_model.cost_per_million(line["invoke"]["best_ms"], line["memory_mb"],
+                                                         line["records"], usage["usage"])})
+    return rows
+
+
+def usd(value):
+    return f"${value:,.4f}" if value < 1 else f"${value:,.2f}"
+
+
+def render_cost(results):
+    rows = cost_rows(results)
+    if not rows:
+        return []
+    out = [f"Cost per million sensor readings, a **model** (bench/python/cost_model.py): list prices of "
+           f"{cost_model.REGION} read {cost_model.PRICES_READ}, this run's durations at each memory size's CPU share "
+           f"and the request units each side sent per batch. USD.\n"]
+    out.append("| batch | side | memory | invocations | Lambda compute | Lambda requests | DynamoDB | S3 | SQS | total "
+               "| seed / ours |")
+    out.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        c = r["cost"]
+        seed = next((x for x in rows if x["impl"] == "seed_python" and x["batch"] == r["batch"]
+                     and x["memory_mb"] == r["memory_mb"]), None)
+        ratio = f"{seed['cost']['total'] / c['total']:.1f}x" if seed and r["impl"] == "ours" else "-"
+        out.append(f"| {r['batch']} {r['format']} | {r['impl']} | {r['memory_mb']:,} MB | {c['invocations']:,.0f} | "
+                   f"{usd(c['lambda_compute'])} | {usd(c['lambda_requests'])} | {usd(c['dynamodb'])} | {usd(c['s3'])} | "
+                   f"{usd(c['sqs'])} | **{usd(c['total'])}** | {ratio} |")
+    out.append("")
+    out.append("Sent per batch (metered on the wire through a recording proxy, one run at the largest memory size):\n")
+    out.append("| batch | side | DynamoDB write units | read units | S3 PUT-class | S3 GET-class | SQS requests | calls |")
+    out.append("|---|---|---|---|---|---|---|---|")
+    for u in [r for r in results if r.get("figure") == "share_usage"]:
+        g = u["usage"]
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(g["calls"].items()))
+        out.append(f"| {u['batch']} {u['format']} | {u['impl']} | {g['dynamodb_write_units']:g} | "
+                   f"{g['dynamodb_read_units']:g} | {g['s3_put_class']} | {g['s3_get_class']} | "
+                   f"{g['sqs_billed_requests']} | {calls} |")
+    ours = [r for r in rows if r["impl"] == "ours" and r["batch"] == "sensors-10k" and r["format"] == "json"]
+    if ours:
+        cheapest = min(ours, key=lambda r: r["cost"]["total"])
+        out.append("")
+        out.append(f"Cheapest memory size for ours on sensors-10k json in this run: {cheapest['memory_mb']:,} MB "
+                   f"({usd(cheapest['cost']['total'])} per million readings, {ms(cheapest['duration_ms'])} per batch).")
+    out.append("")
+    return out
 
 
 def render_text(table):
@@ -188,6 +266,10 @@ def render_markdown(table, results, machine, smoke):
     for row in table.rows:
         out.append("| " + " | ".join(str(c) for c in row) + " |")
     out.append("")
+    _, notes = build(results)
+    for note in notes:
+        out.append(f"_{note}_\n")
+    out.extend(render_cost(results))
     cpu = [r for r in results if r.get("figure") == "cpu" and r["impl"].startswith("ours_")]
     if cpu:
         out.append("CPU path breakdown (best of N, ms): envelope parse as the runtime does it | "
@@ -229,7 +311,7 @@ def main():
     results = load(args.results)
     with open(args.machine) as f:
         machine = json.load(f)
-    table, _ = build(results)
+    table, notes = build(results)
     if args.smoke:
         # A smoke run exercises the code on tiny inputs: its figures are not judged.
         for row in table.rows:
@@ -237,6 +319,10 @@ def main():
     if not table.rows:
         raise SystemExit("no figures in the results")
     print(render_text(table))
+    for note in notes:
+        print(note)
+    for line in render_cost(results):
+        print(line)
     markdown = render_markdown(table, results, machine, args.smoke)
     if args.markdown:
         with open(args.markdown, "w") as f:

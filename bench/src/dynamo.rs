@@ -146,7 +146,8 @@ async fn scan_all(
         .await?)
 }
 
-async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+/// Creates a fresh table of the window aggregates' shape (on demand).
+pub async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
     let table = &pipeline_contracts::contracts().tables.window_aggregates;
     client
         .create_table()

@@ -11,11 +11,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::cgroup::LambdaCpuShare;
 
 const NEXT: &str = "/2018-06-01/runtime/invocation/next";
 const INIT_ERROR: &str = "/2018-06-01/runtime/init/error";
@@ -26,6 +28,8 @@ pub struct Spawn {
     pub env: Vec<(String, String)>,
     /// The function's stdout and stderr go here.
     pub log: PathBuf,
+    /// Runs the process under Lambda's CPU share at a memory size (figure 6).
+    pub cpu_share: Option<Arc<LambdaCpuShare>>,
 }
 
 #[derive(Debug, Clone)]
@@ -38,6 +42,11 @@ pub struct Outcome {
     pub result: Option<(String, Vec<u8>)>,
     /// Peak resident set size of the process, KiB.
     pub max_rss_kib: i64,
+    /// With a CPU share: the CPU time the process used from the event handed out to its answer.
+    pub invoke_cpu: Option<Duration>,
+    /// Wall-clock instants the event was handed out and answered, to pick the AWS calls of the
+    /// invocation out of a recording.
+    pub invoke_window: Option<(SystemTime, SystemTime)>,
 }
 
 enum Message {
@@ -182,8 +191,20 @@ pub async fn run_once(
         .create(true)
         .append(true)
         .open(&spawn.log)?;
+    let mut command = Command::new(&spawn.program);
+    if let Some(share) = &spawn.cpu_share {
+        share.confine(&mut command);
+    }
+    let cpu_used = || -> anyhow::Result<Option<Duration>> {
+        spawn
+            .cpu_share
+            .as_ref()
+            .map(|share| share.cpu_used())
+            .transpose()
+            .map_err(Into::into)
+    };
     let started = Instant::now();
-    let child = Command::new(&spawn.program)
+    let child = command
         .args(&spawn.args)
         .envs(spawn.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .env("AWS_LAMBDA_RUNTIME_API", address.to_string())
@@ -197,7 +218,11 @@ pub async fn run_once(
     let result = async {
         let mut init = None;
         let mut handed_out: Option<Instant> = None;
+        let mut handed_out_at = SystemTime::now();
+        let mut cpu_at_hand_out = None;
         let mut invoke = None;
+        let mut invoke_cpu = None;
+        let mut invoke_window = None;
         let mut outcome = None;
         loop {
             let message = tokio::time::timeout_at((started + timeout).into(), rx.recv())
@@ -214,6 +239,8 @@ pub async fn run_once(
                     init.get_or_insert_with(|| started.elapsed());
                     match (&event, handed_out) {
                         (Some(body), None) => {
+                            cpu_at_hand_out = cpu_used()?;
+                            handed_out_at = SystemTime::now();
                             handed_out = Some(Instant::now());
                             let _ = reply.send(Some((uuid::Uuid::new_v4().to_string(), body.clone())));
                         }
@@ -225,6 +252,11 @@ pub async fn run_once(
                 }
                 Message::Result { kind, body } => {
                     invoke = handed_out.map(|t| t.elapsed());
+                    invoke_window = Some((handed_out_at, SystemTime::now()));
+                    invoke_cpu = match (cpu_at_hand_out, cpu_used()?) {
+                        (Some(before), Some(after)) => Some(after.saturating_sub(before)),
+                        _ => None,
+                    };
                     outcome = Some((kind, body));
                 }
                 Message::InitError(body) => {
@@ -232,7 +264,13 @@ pub async fn run_once(
                 }
             }
         }
-        Ok((init.unwrap_or_default(), invoke, outcome))
+        Ok((
+            init.unwrap_or_default(),
+            invoke,
+            outcome,
+            invoke_cpu,
+            invoke_window,
+        ))
     }
     .await;
 
@@ -245,11 +283,13 @@ pub async fn run_once(
         usage.ru_maxrss
     };
     acceptor.abort();
-    let (init, invoke, result) = result?;
+    let (init, invoke, result, invoke_cpu, invoke_window) = result?;
     Ok(Outcome {
         init,
         invoke,
         result,
         max_rss_kib,
+        invoke_cpu,
+        invoke_window,
     })
 }

@@ -74,6 +74,37 @@ enum Command {
         #[arg(long, default_value_t = pipeline_bench::events::PAYLOAD_CAP_BYTES)]
         batch_bytes: usize,
     },
+    /// Figure 6: duration per batch of our consumer binary and the seed under Lambda's CPU share
+    /// at each memory size (a cgroup v1 CPU quota; skipped, saying why, where none can be made),
+    /// and with --metered-endpoint what each sends to AWS per batch, in billing units.
+    Share {
+        #[arg(long)]
+        events: PathBuf,
+        #[arg(long, value_delimiter = ',', default_values_t = [128, 512, 1024, 1769])]
+        memory_mb: Vec<u32>,
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Our consumer binary.
+        #[arg(long)]
+        consumer: PathBuf,
+        #[arg(long)]
+        python: PathBuf,
+        #[arg(long)]
+        seed_lambda: PathBuf,
+        /// A table of the seed's shape (seed_baseline.py table --create).
+        #[arg(long)]
+        seed_table: String,
+        #[arg(long)]
+        log: PathBuf,
+        /// A recording proxy in front of moto (throttle_proxy.py --rate 0 --record FILE --record-bodies).
+        #[arg(long, requires = "calls")]
+        metered_endpoint: Option<String>,
+        /// The proxy's recording.
+        #[arg(long)]
+        calls: Option<PathBuf>,
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
     /// Figure 4: spawns a function against a local Lambda runtime API; prints the cold init
     /// (spawn to first poll) and, with --event, the peak RSS over one invocation.
     Lambda {
@@ -152,6 +183,35 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Share {
+            events,
+            memory_mb,
+            runs,
+            consumer,
+            python,
+            seed_lambda,
+            seed_table,
+            log,
+            metered_endpoint,
+            calls,
+            timeout_secs,
+        } => rt.block_on(async {
+            let sdk = pipeline_adapters::aws::load_sdk_config().await;
+            pipeline_bench::share::ShareRun {
+                events,
+                memory_mb,
+                runs,
+                consumer,
+                python,
+                seed_lambda,
+                seed_table,
+                log,
+                metered: metered_endpoint.zip(calls),
+                timeout: std::time::Duration::from_secs(timeout_secs),
+            }
+            .run(&sdk)
+            .await
+        }),
         Command::Dynamo { events, runs, batch } => rt.block_on(dynamo(events, runs, batch)),
         Command::Produce {
             devices,
@@ -309,6 +369,7 @@ async fn lambda(
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
         ],
         log,
+        cpu_share: None,
     };
     let body = match &event {
         Some(path) => Some(std::sync::Arc::new(std::fs::read(path)?)),

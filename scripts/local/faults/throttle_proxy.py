@@ -24,7 +24,9 @@ With --record FILE it also appends one JSON line per request, for the IAM check 
 `iam`): the calling process (found from the client's socket), the SigV4 service, region and access key,
 the operation (X-Amz-Target, the query protocol's Action, or S3's method and path) and the resources the
 request names; STS AssumeRole answers add the assumed role's access key, so later calls signed with it
-are known to run as that role.
+are known to run as that role. With --record-bodies each line also carries the time it was
+answered, the request's size and, for DynamoDB, both JSON bodies: the benchmark (figure 6,
+`pipeline-bench share`) computes the read and write request units of each call from them.
 
 With --listen LABEL=PORT (repeatable) it also accepts on PORT and records each request arriving there
 with "acting_as": LABEL. That is how a caller states explicitly whom it stands for when one process
@@ -50,6 +52,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -166,7 +169,7 @@ class Recorder:
 
 class Proxy:
     def __init__(self, upstream: str, rate: float, services: set[str], seed: int, stats_path: str,
-                 bursts: dict[str, tuple[int, int]], recorder: Recorder | None = None):
+                 bursts: dict[str, tuple[int, int]], recorder: Recorder | None = None, bodies: bool = False):
         parsed = urllib.parse.urlsplit(upstream)
         self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
         self.rate, self.services, self.stats_path, self.bursts = rate, services, stats_path, bursts
@@ -177,6 +180,7 @@ class Proxy:
         self.stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.local = threading.local()
         self.recorder = recorder
+        self.bodies = bodies
 
     def decide(self, service: str) -> int | None:
         """A throttle variant when this call is to be throttled, else None."""
@@ -264,6 +268,11 @@ def make_handler(proxy: Proxy, acting_as: str | None = None):
                 entry["acting_as"] = acting_as
             if entry["service"] == "sts" and entry["operation"] == "AssumeRole" and status == 200:
                 entry["assumed_access_key"] = assumed_role_keys(data)
+            if proxy.bodies:
+                entry.update(time=time.time(), request_bytes=len(body))
+                if entry["service"] == "dynamodb":
+                    entry.update(request_body=body.decode("utf-8", "replace"),
+                                 response_body=data.decode("utf-8", "replace"))
             proxy.recorder.write(entry)
 
         def handle_any(self) -> None:
@@ -323,6 +332,8 @@ def main() -> None:
     parser.add_argument("--record", help="append one JSON line per request (service, operation, resources, caller)")
     parser.add_argument("--listen", action="append", default=[], metavar="LABEL=PORT",
                         help="also accept on PORT; requests there are recorded as acting as LABEL")
+    parser.add_argument("--record-bodies", action="store_true",
+                        help="with --record: add the time, the request size and DynamoDB's request and response bodies")
     args = parser.parse_args()
     if not 0 <= args.rate < 1:
         sys.exit("--rate must be in [0, 1)")
@@ -334,7 +345,8 @@ def main() -> None:
     if listeners and not args.record:
         sys.exit("--listen labels recorded calls: it needs --record")
     recorder = Recorder(args.record) if args.record else None
-    proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts, recorder)
+    proxy = Proxy(args.upstream, args.rate, set(args.services.split(",")), args.seed, args.stats, bursts, recorder,
+                  args.record_bodies)
     proxy.write_stats()
     servers = [ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(proxy))]
     servers += [ThreadingHTTPServer(("127.0.0.1", port), make_handler(proxy, label)) for label, port in listeners]
