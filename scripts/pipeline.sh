@@ -114,9 +114,10 @@ start_functions() {
   if [[ -n "${PIPELINE_RECORD_AWS_CALLS:-}" ]]; then
     start_recording_proxy
   fi
-  echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
-  # RUST_LOG reaches the functions through the env file only: with RUST_LOG in its own environment,
-  # cargo lambda watch logs each function's whole environment, passwords included.
+  # The functions' log level and format, as Lambda sets them from the CDK's logging config.
+  printf 'AWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "${PIPELINE_LAMBDA_LOG_LEVEL:-INFO}" >>"$RUN_DIR/lambda.env"
+  # No RUST_LOG for cargo lambda watch itself: with it, it logs each function's whole
+  # environment, passwords included.
   background lambda-watch "$LOG_DIR/lambda-watch.log" \
     env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
     --ignore-changes --env-file "$RUN_DIR/lambda.env"
