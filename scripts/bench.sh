@@ -303,7 +303,8 @@ figure_pipeline() {
   mkdir -p "$dir"
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' |
     grep -v -e '^KAFKA_BOOTSTRAP_SERVERS=' -e '^PIPELINE_PG_ADMIN_' >"$dir/lambda.env"
-  printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nRUST_LOG="%s"\n' "$bootstrap" "${BENCH_LAMBDA_RUST_LOG:-warn}" >>"$dir/lambda.env"
+  printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nAWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "$bootstrap" \
+    "${BENCH_LAMBDA_LOG_LEVEL:-WARN}" >>"$dir/lambda.env"
   setsid cargo-lambda lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$dir/lambda.env" >"$dir/lambda-watch.log" 2>&1 </dev/null &
   watch_pid=$!

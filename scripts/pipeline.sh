@@ -118,7 +118,8 @@ start_functions() {
   if [[ -n "${PIPELINE_RECORD_AWS_CALLS:-}" ]]; then
     start_recording_proxy
   fi
-  echo "RUST_LOG=${RUST_LOG:-info}" >>"$RUN_DIR/lambda.env"
+  # The functions' log level and format, as Lambda sets them from the CDK's logging config.
+  printf 'AWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "${PIPELINE_LAMBDA_LOG_LEVEL:-INFO}" >>"$RUN_DIR/lambda.env"
   # Only the consumer reads the registry through the registry-reader role (on AWS only its
   # environment names one): a real sts:AssumeRole against moto, then Glue with those credentials.
   # cargo lambda watch gives one environment to every function it runs, so the consumer runs in
@@ -134,8 +135,8 @@ start_functions() {
 # One `cargo lambda watch` on 127.0.0.1:port with its own environment file.
 start_watch() {
   local name="$1" port="$2" env_file="$3"
-  # RUST_LOG reaches the functions through the env file only: with RUST_LOG in its own environment,
-  # cargo lambda watch logs each function's whole environment, passwords included.
+  # No RUST_LOG for cargo lambda watch itself: with it, it logs each function's whole
+  # environment, passwords included.
   background "$name" "$LOG_DIR/$name.log" \
     env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$env_file"

@@ -85,14 +85,13 @@ export type EnvVarKey =
   | 'kafkaBootstrapServers'
   | 'kafkaAuth'
   | 'kafkaTls'
-  | 'defaultFormat'
-  | 'logLevel';
+  | 'defaultFormat';
 
 const REQUIRED_ENV_VARS: readonly EnvVarKey[] = [
   'windowSeconds', 'aggregatesTable', 'genericEventsTable', 'storeEventsBucket', 'poisonQueueUrl',
   'sensorTopic', 'storeTopic', 'explicitTopic', 'registryName', 'registryRoleArn', 'pgHost', 'pgPort',
   'pgDatabase', 'pgUser', 'pgSecretArn', 'pgTls', 'kafkaBootstrapServers', 'kafkaAuth', 'kafkaTls',
-  'defaultFormat', 'logLevel',
+  'defaultFormat',
 ];
 
 export class ContractError extends Error {

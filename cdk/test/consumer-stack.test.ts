@@ -124,7 +124,6 @@ describe('consumer-stack (cross-account)', () => {
           [env.pgDatabase]: contracts.postgres.database,
           [env.pgSecretArn]: Match.anyValue(),
           [env.pgTls]: 'require',
-          [env.logLevel]: config.logLevel,
         },
       },
     });

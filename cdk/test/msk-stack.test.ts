@@ -120,16 +120,24 @@ describe('producer-msk', () => {
     });
   });
 
-  test('topic-admin is a Rust function in the VPC with JSON logs and RUST_LOG from config', () => {
+  test('topic-admin is a Rust function in the VPC whose log level and format are Lambda\'s logging config only', () => {
     template.hasResourceProperties('AWS::Lambda::Function', {
       Runtime: 'provided.al2023',
       Handler: 'bootstrap',
       Architectures: ['x86_64'],
       LoggingConfig: { LogFormat: 'JSON', ApplicationLogLevel: 'INFO', SystemLogLevel: 'WARN', LogGroup: Match.anyValue() },
-      Environment: { Variables: { [contracts.envVars.logLevel]: config.logLevel } },
       KmsKeyArn: Match.anyValue(),
       VpcConfig: Match.objectLike({ SubnetIds: Match.anyValue(), SecurityGroupIds: Match.anyValue() }),
     });
+    // One mechanism: no function is also configured through a variable of its own (RUST_LOG).
+    for (const [id, fn] of resourcesOf(template, 'AWS::Lambda::Function')) {
+      expect([id, text(fn.Environment ?? {})]).toEqual([id, expect.not.stringContaining('RUST_LOG')]);
+    }
+    const rust = resourcesOf(template, 'AWS::Lambda::Function').filter(([, fn]) => fn.Runtime === 'provided.al2023');
+    expect(rust.length).toBeGreaterThan(0);
+    for (const [id, fn] of rust) {
+      expect([id, fn.LoggingConfig]).toEqual([id, expect.objectContaining({ ApplicationLogLevel: config.logLevel.toUpperCase() })]);
+    }
   });
 
   test('topic-admin may only connect, manage ACLs, and create/describe/configure the contract topics', () => {

@@ -93,7 +93,6 @@ describe('producer-stack', () => {
           [env.storeTopic]: contracts.topics.storeEvents.name,
           [env.explicitTopic]: contracts.topics.explicitEvents.name,
           [env.registryName]: contracts.schemaRegistry.name,
-          [env.logLevel]: config.logLevel,
         }),
       },
     });

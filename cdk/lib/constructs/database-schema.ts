@@ -39,7 +39,6 @@ export interface DatabaseSchemaProps {
   readonly secretsKey: kms.IKey;
   readonly architecture: LambdaArchitectureName;
   readonly logLevel: LogLevel;
-  readonly logLevelEnvVar: string;
   /** @default schemaHash() of SCHEMA_SOURCE */
   readonly schemaHash?: string;
 }
@@ -75,7 +74,6 @@ export class DatabaseSchema extends Construct {
       description: 'CloudFormation custom resource: PostgreSQL migrations and the consumer role (least privilege)',
       architecture: props.architecture,
       logLevel: props.logLevel,
-      logLevelEnvVar: props.logLevelEnvVar,
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [securityGroup],

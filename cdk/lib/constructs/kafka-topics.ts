@@ -32,7 +32,6 @@ export interface KafkaTopicsProps {
   readonly key: kms.IKey;
   readonly architecture: LambdaArchitectureName;
   readonly logLevel: LogLevel;
-  readonly logLevelEnvVar: string;
 }
 
 /**
@@ -63,7 +62,6 @@ export class KafkaTopics extends Construct {
       description: 'CloudFormation custom resource: creates the pipeline Kafka topics idempotently',
       architecture: props.architecture,
       logLevel: props.logLevel,
-      logLevelEnvVar: props.logLevelEnvVar,
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [securityGroup],

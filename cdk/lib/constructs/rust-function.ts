@@ -19,11 +19,12 @@ export interface PipelineFunctionProps {
   readonly binaryName: PipelineBinary;
   readonly description: string;
   readonly architecture: LambdaArchitectureName;
-  /** Sets RUST_LOG and the Lambda application log level. */
+  /**
+   * The Lambda application log level: Lambda hands it (and the JSON log format) to the Rust binary
+   * as AWS_LAMBDA_LOG_LEVEL / AWS_LAMBDA_LOG_FORMAT, the functions' only logging settings.
+   */
   readonly logLevel: LogLevel;
-  /** Name of the RUST_LOG variable, from contracts envVars.logLevel. */
-  readonly logLevelEnvVar: string;
-  /** Environment (names from contracts envVars). @default - only the log level */
+  /** Environment (names from contracts envVars). @default - none */
   readonly environment?: Readonly<Record<string, string>>;
   readonly vpc: ec2.IVpc;
   readonly vpcSubnets: ec2.SubnetSelection;
@@ -108,11 +109,6 @@ export class PipelineFunction extends Construct {
       ...(props.anyResourceReasons ?? [])].join('. Also: '),
     );
 
-    const environment: Record<string, string> = {
-      ...(props.environment ?? {}),
-      [props.logLevelEnvVar]: props.logLevel,
-    };
-
     this.function = new RustFunction(this, 'Function', {
       manifestPath: path.join(REPO_ROOT, 'Cargo.toml'),
       binaryName: props.binaryName,
@@ -128,7 +124,7 @@ export class PipelineFunction extends Construct {
       loggingFormat: lambda.LoggingFormat.JSON,
       applicationLogLevelV2: LOG_LEVELS[props.logLevel],
       systemLogLevelV2: lambda.SystemLogLevel.WARN,
-      environment,
+      environment: { ...(props.environment ?? {}) },
       environmentEncryption: props.encryptionKey,
       vpc: props.vpc,
       vpcSubnets: props.vpcSubnets,

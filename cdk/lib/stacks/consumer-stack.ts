@@ -127,7 +127,6 @@ export class ConsumerStack extends Stack {
       secretsKey: databaseKey,
       architecture: config.lambdaArchitecture,
       logLevel: config.logLevel,
-      logLevelEnvVar: env.logLevel,
     });
 
     // The SCRAM user for the event source mappings, copied from the handshake by CloudFormation
@@ -167,7 +166,6 @@ export class ConsumerStack extends Stack {
       roleName: `${consumerRoleNamePrefix(contracts)}${region}`,
       architecture: config.lambdaArchitecture,
       logLevel: config.logLevel,
-      logLevelEnvVar: env.logLevel,
       vpc,
       vpcSubnets: network.subnets,
       securityGroups: [securityGroup],

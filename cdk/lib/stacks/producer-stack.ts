@@ -127,7 +127,6 @@ export class ProducerStack extends Stack {
       description: 'Publishes simulated sensor readings, store events and explicit events to MSK',
       architecture: config.lambdaArchitecture,
       logLevel: config.logLevel,
-      logLevelEnvVar: env.logLevel,
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [securityGroup],

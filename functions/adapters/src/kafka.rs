@@ -6,8 +6,8 @@
 //! - Records are batched per partition (one Produce request per batch, acks=all); partitions are
 //!   written concurrently, batches of one partition in order.
 //! - Auth: plaintext locally; on AWS TLS plus SASL/SCRAM-SHA-512 (credentials from a Secrets
-//!   Manager secret, `{"username", "password"}` as MSK expects) or MSK IAM (SASL/OAUTHBEARER with
-//!   tokens from `aws-msk-iam-sasl-signer`, cached until shortly before they expire).
+//!   Manager secret, `{"username", "password"}` as MSK expects) or MSK IAM (SASL/OAUTHBEARER);
+//!   the TLS roots and the IAM token signer are `pipeline_msk_auth`'s.
 //!
 //! rskafka has no idempotent producer (no producer id or sequence numbers): if a Produce response
 //! is lost, its internal retry can write a batch twice. Delivery is therefore at least once; the
@@ -23,6 +23,7 @@ use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 use pipeline_domain::ports::PortError;
 use pipeline_domain::produce::{Delivery, EventPublisher, OutgoingRecord, PublishError};
+use pipeline_msk_auth::IamTokens;
 use rskafka::client::error::{Error as KafkaError, ProtocolError};
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{
@@ -417,45 +418,20 @@ async fn build_client(settings: &KafkaSettings) -> Result<Client, PortError> {
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, PortError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    // Several crypto providers are linked into the workspace; name one instead of relying on a
-    // process-wide default.
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| PortError::Rejected {
-            component: COMPONENT,
-            message: format!("TLS setup: {e}"),
-        })
+    pipeline_msk_auth::tls_config().map_err(|e| PortError::Rejected {
+        component: COMPONENT,
+        message: e.to_string(),
+    })
 }
 
-/// Refresh an MSK IAM token this long before it expires (tokens last 15 minutes).
-const TOKEN_REFRESH_MARGIN_MS: i64 = 60_000;
-
-/// An OAUTHBEARER callback that signs MSK IAM tokens and reuses one until shortly before expiry,
-/// as rskafka asks of its callbacks (it calls this on every new connection).
+/// An OAUTHBEARER callback over the shared MSK IAM tokens (rskafka calls it on every new
+/// connection; the tokens are reused until shortly before expiry).
 pub fn msk_iam_token_callback(region: String) -> OauthCallback {
-    let cached: Arc<std::sync::Mutex<Option<(String, i64)>>> = Arc::default();
+    let tokens = IamTokens::for_region(region);
     Arc::new(
         move || -> BoxFuture<'static, Result<String, Box<dyn std::error::Error + Send + Sync>>> {
-            let region = region.clone();
-            let cached = Arc::clone(&cached);
-            async move {
-                let now_ms = chrono::Utc::now().timestamp_millis();
-                if let Some((token, expires_at_ms)) = cached.lock().unwrap_or_else(|p| p.into_inner()).clone()
-                {
-                    if expires_at_ms - TOKEN_REFRESH_MARGIN_MS > now_ms {
-                        return Ok(token);
-                    }
-                }
-                let (token, expires_at_ms) =
-                    aws_msk_iam_sasl_signer::generate_auth_token(aws_config::Region::new(region)).await?;
-                *cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((token.clone(), expires_at_ms));
-                Ok(token)
-            }
-            .boxed()
+            let tokens = tokens.clone();
+            async move { Ok(tokens.token().await?) }.boxed()
         },
     )
 }

@@ -1,7 +1,7 @@
 //! Wiring of the consumer: adapters built from the configuration, and the invocation handler the
 //! Lambda runtime (and the integration tests) call.
 
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use pipeline_adapters::dynamodb::{DynamoGenericEventStore, DynamoWindowStore};
 use pipeline_adapters::postgres::{PgConnector, PostgresStoreTable};
@@ -15,6 +15,7 @@ use pipeline_domain::consume::ports::{
 };
 use pipeline_domain::event::KafkaEvent;
 use pipeline_domain::ports::{PortError, SchemaSource};
+use pipeline_lambda_edge::emf::{emit, now_ms};
 use serde::Serialize;
 use thiserror::Error;
 
@@ -125,13 +126,12 @@ where
             ..InvocationMetrics::default()
         },
     };
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
-    println!(
-        "{}",
-        emf_document(&contracts().project, function_name, &metrics, now_ms)
-    );
+    emit(&emf_document(
+        &contracts().project,
+        function_name,
+        &metrics,
+        now_ms(),
+    ));
     match result {
         Ok(summary) => {
             tracing::info!(
@@ -153,18 +153,4 @@ where
             Err(error)
         }
     }
-}
-
-/// JSON logs through `tracing`, filtered by `filter` (`RUST_LOG` syntax).
-pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second initialisation (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false)
-        .with_current_span(false)
-        .try_init();
 }

@@ -13,27 +13,16 @@
 //! | `PG_SECRET_ARN`                  | none; else `PG_HOST` and `PG_USER` are required |
 //! | `PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PASSWORD` | override the secret; port 5432, database from the contract |
 //! | `PG_TLS` (`require`/`disable`)   | `require`, except `disable` for a loopback `PG_HOST` |
-//! | `RUST_LOG`                       | `info`                                     |
 //!
-//! Empty values count as unset.
+//! Empty values count as unset. The log level and format come from Lambda's logging controls
+//! (`pipeline_lambda_edge::logging`).
 
 use pipeline_adapters::postgres::{PgSettings, PgTls};
 use pipeline_contracts::contracts;
 use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::window::WindowSpec;
-use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    #[error("environment variable {name} is required: {why}")]
-    Missing { name: String, why: &'static str },
-    #[error("environment variable {name}={value:?} is invalid: {problem}")]
-    Invalid {
-        name: String,
-        value: String,
-        problem: String,
-    },
-}
+pub use pipeline_lambda_edge::config::ConfigError;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -48,7 +37,6 @@ pub struct ConsumerConfig {
     pub registry_name: String,
     pub registry_role_arn: Option<String>,
     pub postgres: PgSettings,
-    pub log_filter: String,
 }
 
 /// The application name the consumer's database sessions carry (visible in `pg_stat_activity`).
@@ -151,7 +139,6 @@ impl ConsumerConfig {
                 tls: pg_tls,
                 application_name: PG_APPLICATION_NAME.into(),
             },
-            log_filter: or(&names.log_level, "info"),
         })
     }
 

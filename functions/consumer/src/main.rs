@@ -1,18 +1,19 @@
 use std::sync::Arc;
 
-use consumer::app::{build, handle, init_tracing};
+use consumer::app::{build, handle};
 use consumer::config::ConsumerConfig;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
-use pipeline_contracts::contracts;
 use pipeline_domain::consume::batch::BatchError;
 use pipeline_domain::event::KafkaEvent;
+use pipeline_lambda_edge::function_name;
+use pipeline_lambda_edge::logging::init_tracing;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    init_tracing(&std::env::var(&contracts().env_vars.log_level).unwrap_or_else(|_| "info".into()));
-    let config =
-        ConsumerConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let config = init_tracing()
+        .and_then(|_| ConsumerConfig::from_env())
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
     let sdk = pipeline_adapters::aws::load_sdk_config().await;
     let schemas = GlueSchemaRegistry::new(
         glue_client(&sdk, config.registry_role_arn.as_deref()).await,
@@ -23,9 +24,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .await
             .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
     );
-    let function_name: Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-        .unwrap_or_else(|_| "consumer".into())
-        .into();
+    let function_name = function_name("consumer");
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KafkaEvent>| {
         let consumer = consumer.clone();
         let function_name = function_name.clone();

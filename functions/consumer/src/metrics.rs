@@ -1,11 +1,8 @@
-//! CloudWatch embedded metric format (EMF): one JSON line on stdout per invocation, which the
-//! Lambda log pipeline turns into metrics without any API call.
+//! The consumer's metrics, one EMF document per invocation (envelope: `pipeline_lambda_edge::emf`).
 
 use pipeline_domain::consume::batch::BatchSummary;
-use serde_json::{json, Map, Value};
-
-/// The dimension every metric carries.
-pub const DIMENSION: &str = "FunctionName";
+use pipeline_lambda_edge::emf::{document, Metric};
+use serde_json::Value;
 
 /// What one invocation measured.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -45,43 +42,25 @@ pub fn emf_document(
     metrics: &InvocationMetrics,
     timestamp_ms: i64,
 ) -> Value {
-    let values: [(&str, Value, &str); 9] = [
-        ("Records", json!(metrics.records), "Count"),
-        ("Poison", json!(metrics.poison), "Count"),
-        ("WindowsWritten", json!(metrics.windows_written), "Count"),
-        ("StoreEvents", json!(metrics.store_events), "Count"),
-        ("GenericEvents", json!(metrics.generic_events), "Count"),
-        ("RowsInserted", json!(metrics.rows_inserted), "Count"),
-        (
-            "ArchiveObjectsWritten",
-            json!(metrics.archive_objects_written),
-            "Count",
-        ),
-        ("BatchFailures", json!(metrics.batch_failures), "Count"),
-        ("Duration", json!(metrics.duration_ms), "Milliseconds"),
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    let metrics = [
+        Metric::count("Records", count(metrics.records)),
+        Metric::count("Poison", count(metrics.poison)),
+        Metric::count("WindowsWritten", metrics.windows_written),
+        Metric::count("StoreEvents", count(metrics.store_events)),
+        Metric::count("GenericEvents", count(metrics.generic_events)),
+        Metric::count("RowsInserted", metrics.rows_inserted),
+        Metric::count("ArchiveObjectsWritten", metrics.archive_objects_written),
+        Metric::count("BatchFailures", u64::from(metrics.batch_failures)),
+        Metric::milliseconds("Duration", metrics.duration_ms),
     ];
-    let mut document = Map::new();
-    document.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[DIMENSION]],
-                "Metrics": values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    document.insert(DIMENSION.into(), json!(function_name));
-    for (name, value, _) in values {
-        document.insert(name.into(), value);
-    }
-    Value::Object(document)
+    document(namespace, function_name, &metrics, &[], timestamp_ms)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline_lambda_edge::emf::DIMENSION;
 
     #[test]
     fn every_declared_metric_has_a_value_and_the_dimension_is_present() {

@@ -197,7 +197,6 @@ pub struct EnvVars {
     pub kafka_scram_secret_arn: String,
     pub kafka_tls: String,
     pub default_format: String,
-    pub log_level: String,
 }
 
 /// The parsed contracts. Parsing happens once; the embedded file is checked by this crate's tests,

@@ -1,18 +1,13 @@
-//! The custom resource request as the CDK provider framework hands it to the onEvent handler,
-//! and the response it expects back. CloudFormation turns every property value into a string.
+//! The database schema resource's properties, as the provider framework's custom resource request
+//! carries them (the request and response themselves: `pipeline_lambda_edge::custom_resource`).
 
-use std::collections::BTreeMap;
+use pipeline_lambda_edge::custom_resource::{self, invalid, NotRead, ResourceProperties};
+pub use pipeline_lambda_edge::custom_resource::{EventError, ProviderResponse};
+use serde::Deserialize;
 
-use serde::{Deserialize, Serialize};
-use thiserror::Error;
-
-#[derive(Debug, Error)]
-pub enum EventError {
-    #[error("not a CloudFormation custom resource request: {0}")]
-    Malformed(#[from] serde_json::Error),
-    #[error("invalid resource property {property}: {reason}")]
-    InvalidProperty { property: &'static str, reason: String },
-}
+/// A request of the schema resource. Delete never connects, so its properties are not read (nor
+/// checked: an old, unparseable set must not block a stack deletion).
+pub type Request = custom_resource::Request<SchemaProperties, NotRead>;
 
 /// Validated resource properties.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,48 +24,6 @@ pub struct SchemaProperties {
     pub tls: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    Create {
-        properties: SchemaProperties,
-    },
-    Update {
-        physical_resource_id: String,
-        properties: SchemaProperties,
-    },
-    Delete {
-        physical_resource_id: String,
-    },
-}
-
-/// What the provider framework sends back to CloudFormation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProviderResponse {
-    #[serde(rename = "PhysicalResourceId")]
-    pub physical_resource_id: String,
-    #[serde(rename = "Data")]
-    pub data: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "RequestType")]
-enum RawRequest {
-    Create {
-        #[serde(rename = "ResourceProperties")]
-        properties: RawProperties,
-    },
-    Update {
-        #[serde(rename = "PhysicalResourceId")]
-        physical_resource_id: String,
-        #[serde(rename = "ResourceProperties")]
-        properties: RawProperties,
-    },
-    Delete {
-        #[serde(rename = "PhysicalResourceId")]
-        physical_resource_id: String,
-    },
-}
-
 #[derive(Deserialize)]
 struct RawProperties {
     #[serde(rename = "MasterSecretArn")]
@@ -85,13 +38,6 @@ struct RawProperties {
     database: Option<String>,
     #[serde(rename = "Tls", default)]
     tls: Option<String>,
-}
-
-fn invalid(property: &'static str, reason: impl Into<String>) -> EventError {
-    EventError::InvalidProperty {
-        property,
-        reason: reason.into(),
-    }
 }
 
 fn non_empty(property: &'static str, value: String) -> Result<String, EventError> {
@@ -137,23 +83,9 @@ impl RawProperties {
     }
 }
 
-impl Request {
-    pub fn from_value(value: serde_json::Value) -> Result<Self, EventError> {
-        Ok(match serde_json::from_value::<RawRequest>(value)? {
-            RawRequest::Create { properties } => Request::Create {
-                properties: properties.validate()?,
-            },
-            RawRequest::Update {
-                physical_resource_id,
-                properties,
-            } => Request::Update {
-                physical_resource_id,
-                properties: properties.validate()?,
-            },
-            // Delete never connects, so its properties are not needed (nor checked: an old,
-            // unparseable set must not block a stack deletion).
-            RawRequest::Delete { physical_resource_id } => Request::Delete { physical_resource_id },
-        })
+impl ResourceProperties for SchemaProperties {
+    fn from_properties(properties: serde_json::Value) -> Result<Self, EventError> {
+        serde_json::from_value::<RawProperties>(properties)?.validate()
     }
 }
 
@@ -187,7 +119,10 @@ mod tests {
             "RequestType": "Create", "LogicalResourceId": "DatabaseSchema", "ResourceProperties": properties()
         }))
         .unwrap();
-        let Request::Create { properties: created } = request else {
+        let Request::Create {
+            properties: created, ..
+        } = request
+        else {
             panic!("a create")
         };
         assert_eq!(created.master_secret_id, MASTER);
@@ -212,9 +147,10 @@ mod tests {
         p["Port"] = json!(6432);
         p.as_object_mut().unwrap().remove("Tls");
         p.as_object_mut().unwrap().remove("Host");
-        let Request::Create { properties } =
-            Request::from_value(json!({"RequestType": "Create", "ResourceProperties": p})).unwrap()
-        else {
+        let Request::Create { properties, .. } = Request::from_value(
+            json!({"RequestType": "Create", "LogicalResourceId": "DatabaseSchema", "ResourceProperties": p}),
+        )
+        .unwrap() else {
             panic!("a create")
         };
         assert_eq!(properties.port, Some(6432));
@@ -234,7 +170,7 @@ mod tests {
             let mut p = properties();
             p[key] = value;
             let error =
-                Request::from_value(json!({"RequestType": "Create", "ResourceProperties": p})).unwrap_err();
+                Request::from_value(json!({"RequestType": "Create", "LogicalResourceId": "DatabaseSchema", "ResourceProperties": p})).unwrap_err();
             assert!(
                 matches!(error, EventError::InvalidProperty { property: found, .. } if found == property),
                 "{key}: {error}"
@@ -243,7 +179,9 @@ mod tests {
         let mut p = properties();
         p.as_object_mut().unwrap().remove("AppSecretArn");
         assert!(matches!(
-            Request::from_value(json!({"RequestType": "Create", "ResourceProperties": p})),
+            Request::from_value(
+                json!({"RequestType": "Create", "LogicalResourceId": "DatabaseSchema", "ResourceProperties": p})
+            ),
             Err(EventError::Malformed(_))
         ));
     }
@@ -258,7 +196,8 @@ mod tests {
         assert_eq!(
             request,
             Request::Delete {
-                physical_resource_id: "pipeline/pipeline_consumer".into()
+                physical_resource_id: "pipeline/pipeline_consumer".into(),
+                properties: NotRead,
             }
         );
     }

@@ -25,7 +25,7 @@ pub async fn handle(
     provisioner: &impl SchemaProvisioner,
 ) -> Result<ProviderResponse, HandlerError> {
     match request {
-        Request::Create { properties } | Request::Update { properties, .. } => {
+        Request::Create { properties, .. } | Request::Update { properties, .. } => {
             let done = provisioner.provision(&properties).await?;
             let data = BTreeMap::from([
                 ("SchemaVersion".to_string(), done.schema_version.to_string()),
@@ -44,7 +44,9 @@ pub async fn handle(
                 data,
             })
         }
-        Request::Delete { physical_resource_id } => {
+        Request::Delete {
+            physical_resource_id, ..
+        } => {
             tracing::info!(
                 resource = %physical_resource_id,
                 "delete: tables, rows and the application role are kept"
@@ -65,6 +67,7 @@ mod tests {
 
     use super::*;
     use crate::event::SchemaProperties;
+    use pipeline_lambda_edge::custom_resource::NotRead;
 
     #[derive(Default)]
     struct Recording {
@@ -106,6 +109,7 @@ mod tests {
         let fake = Recording::default();
         let created = handle(
             Request::Create {
+                logical_resource_id: "DatabaseSchema".into(),
                 properties: properties(),
             },
             &fake,
@@ -119,6 +123,7 @@ mod tests {
             Request::Update {
                 physical_resource_id: "pipeline/pipeline_consumer".into(),
                 properties: properties(),
+                previous: None,
             },
             &fake,
         )
@@ -134,6 +139,7 @@ mod tests {
         let response = handle(
             Request::Delete {
                 physical_resource_id: "pipeline/pipeline_consumer".into(),
+                properties: NotRead,
             },
             &fake,
         )
@@ -151,6 +157,7 @@ mod tests {
         };
         let error = handle(
             Request::Create {
+                logical_resource_id: "DatabaseSchema".into(),
                 properties: properties(),
             },
             &fake,

@@ -10,6 +10,7 @@ use pipeline_domain::ports::PortError;
 use pipeline_domain::produce::{
     ProduceError, ProduceRequest, ProduceSummary, ProducerService, RegistryWriteError,
 };
+use pipeline_lambda_edge::emf::{emit, now_ms};
 use serde_json::Value as Json;
 use thiserror::Error;
 
@@ -51,19 +52,6 @@ pub async fn build(config: &ProducerConfig, sdk: &aws_config::SdkConfig) -> Resu
         &config.registry_name,
     );
     Ok(ProducerService::new(publisher, registry, config.settings.clone()))
-}
-
-pub fn init_tracing(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second initialisation (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_target(false)
-        .with_current_span(false)
-        .try_init();
 }
 
 /// Parses an invocation payload into a request, with the serde message as the reason, naming the
@@ -123,13 +111,6 @@ pub fn error_type(error: &ProduceError) -> &'static str {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
-
 /// One invocation: parse, produce, log the outcome, print the EMF line.
 pub async fn handle(
     producer: &Producer,
@@ -158,17 +139,17 @@ pub async fn handle(
                 "produced"
             );
             let duration_ms = started.elapsed().as_secs_f64() * 1_000.0;
-            println!(
-                "{}",
-                emf_document(namespace, function_name, summary, duration_ms, now_ms())
-            );
+            emit(&emf_document(
+                namespace,
+                function_name,
+                summary,
+                duration_ms,
+                now_ms(),
+            ));
         }
         Err(error) => {
             tracing::error!(action = %action, error_type = error_type(error), error = %error, "produce failed");
-            println!(
-                "{}",
-                failure_document(namespace, function_name, &action, now_ms())
-            );
+            emit(&failure_document(namespace, function_name, &action, now_ms()));
         }
     }
     result

@@ -11,7 +11,6 @@
 //! | `REGISTRY_NAME`           | the contract's registry name                                   |
 //! | `REGISTRY_ROLE_ARN`       | none: the function's own credentials                           |
 //! | `DEFAULT_FORMAT`          | `avro` (default) or `json`, when a request names none          |
-//! | `RUST_LOG`                | `info`                                                         |
 //!
 //! MSK IAM tokens are signed for the region in `AWS_REGION` (set by Lambda). Empty values count
 //! as unset; SASL without TLS is refused, because credentials would cross the network in clear.
@@ -19,19 +18,8 @@
 use pipeline_contracts::contracts;
 use pipeline_domain::produce::ProducerSettings;
 use pipeline_domain::simulate::ValueFormat;
-use thiserror::Error;
 
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
-pub enum ConfigError {
-    #[error("environment variable {name} is required: {why}")]
-    Missing { name: String, why: &'static str },
-    #[error("environment variable {name}={value:?} is invalid: {problem}")]
-    Invalid {
-        name: String,
-        value: String,
-        problem: String,
-    },
-}
+pub use pipeline_lambda_edge::config::ConfigError;
 
 /// How the function authenticates to Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +43,6 @@ pub struct ProducerConfig {
     pub settings: ProducerSettings,
     pub registry_name: String,
     pub registry_role_arn: Option<String>,
-    pub log_filter: String,
 }
 
 impl ProducerConfig {
@@ -164,7 +151,6 @@ impl ProducerConfig {
             settings,
             registry_name: or(&names.registry_name, &c.schema_registry.name),
             registry_role_arn: get(&names.registry_role_arn),
-            log_filter: or(&names.log_level, "info"),
         })
     }
 }
@@ -206,7 +192,6 @@ mod tests {
         assert_eq!(c.settings, ProducerSettings::from_contract());
         assert_eq!(c.registry_name, contracts().schema_registry.name);
         assert_eq!(c.registry_role_arn, None);
-        assert_eq!(c.log_filter, "info");
     }
 
     #[test]

@@ -1,11 +1,8 @@
-//! CloudWatch embedded metric format (EMF): one JSON line on stdout per invocation, which the
-//! Lambda log pipeline turns into metrics without any API call.
+//! The producer's metrics, one EMF document per invocation (envelope: `pipeline_lambda_edge::emf`).
 
 use pipeline_domain::produce::ProduceSummary;
-use serde_json::{json, Map, Value};
-
-/// The dimension every metric carries.
-pub const DIMENSION: &str = "FunctionName";
+use pipeline_lambda_edge::emf::{document, Metric};
+use serde_json::{json, Value};
 
 /// The EMF document for one successful invocation: records per type, malformed records, and
 /// duration. `Action` is a property (searchable in Logs Insights), not a dimension.
@@ -21,59 +18,28 @@ pub fn emf_document(
         "publish_events" => summary.produced.values().sum(),
         _ => 0,
     };
-    let values: [(&str, Value, &str); 7] = [
-        ("RecordsProduced", json!(summary.total_records()), "Count"),
-        (
-            "SensorReadingsProduced",
-            json!(produced("sensor_reading")),
-            "Count",
-        ),
-        ("SalesEventsProduced", json!(produced("sales_event")), "Count"),
-        (
-            "InventoryEventsProduced",
-            json!(produced("inventory_event")),
-            "Count",
-        ),
-        ("ExplicitEventsProduced", json!(explicit), "Count"),
-        ("MalformedProduced", json!(summary.malformed), "Count"),
-        ("Duration", json!(duration_ms), "Milliseconds"),
+    let metrics = [
+        Metric::count("RecordsProduced", summary.total_records()),
+        Metric::count("SensorReadingsProduced", produced("sensor_reading")),
+        Metric::count("SalesEventsProduced", produced("sales_event")),
+        Metric::count("InventoryEventsProduced", produced("inventory_event")),
+        Metric::count("ExplicitEventsProduced", explicit),
+        Metric::count("MalformedProduced", summary.malformed),
+        Metric::milliseconds("Duration", duration_ms),
     ];
-    let mut document = Map::new();
-    document.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[DIMENSION]],
-                "Metrics": values.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect::<Vec<_>>(),
-            }],
-        }),
-    );
-    document.insert(DIMENSION.into(), json!(function_name));
-    document.insert("Action".into(), json!(summary.action));
-    document.insert("Topic".into(), json!(summary.topic));
-    for (name, value, _) in values {
-        document.insert(name.into(), value);
-    }
-    Value::Object(document)
+    let properties = [("Action", json!(summary.action)), ("Topic", json!(summary.topic))];
+    document(namespace, function_name, &metrics, &properties, timestamp_ms)
 }
 
 /// The EMF document of a failed invocation: one `ProduceFailures` count.
 pub fn failure_document(namespace: &str, function_name: &str, action: &str, timestamp_ms: i64) -> Value {
-    json!({
-        "_aws": {
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": [[DIMENSION]],
-                "Metrics": [{"Name": "ProduceFailures", "Unit": "Count"}],
-            }],
-        },
-        DIMENSION: function_name,
-        "Action": action,
-        "ProduceFailures": 1,
-    })
+    document(
+        namespace,
+        function_name,
+        &[Metric::count("ProduceFailures", 1)],
+        &[("Action", json!(action))],
+        timestamp_ms,
+    )
 }
 
 #[cfg(test)]

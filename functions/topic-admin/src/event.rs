@@ -1,21 +1,16 @@
-//! The CloudFormation custom resource request as the CDK provider framework hands it to the
-//! onEvent handler, and the response it expects back. CloudFormation turns every property value
-//! into a string, so numbers and booleans are accepted either way.
+//! The topics resource's properties, as the provider framework's custom resource request carries
+//! them (the request and response themselves: `pipeline_lambda_edge::custom_resource`).
 
 use std::collections::BTreeMap;
 
-use serde::{de, Deserialize, Deserializer, Serialize};
-use thiserror::Error;
+use pipeline_lambda_edge::custom_resource::{self, integer, invalid, optional_bool, ResourceProperties};
+pub use pipeline_lambda_edge::custom_resource::{EventError, ProviderResponse};
+use serde::Deserialize;
 
 use crate::domain::{ConsumerAccess, DeletionPolicy, TopicSpec};
 
-#[derive(Debug, Error)]
-pub enum EventError {
-    #[error("not a CloudFormation custom resource request: {0}")]
-    Malformed(#[from] serde_json::Error),
-    #[error("invalid resource property {property}: {reason}")]
-    InvalidProperty { property: &'static str, reason: String },
-}
+/// A request of the topics resource.
+pub type Request = custom_resource::Request<TopicsProperties>;
 
 /// How the function authenticates to the brokers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,57 +37,6 @@ pub struct TopicsProperties {
     pub topics: Vec<TopicSpec>,
     /// Kafka ACLs for the consumer account's SCRAM user, if the stack manages them.
     pub consumer_access: Option<ConsumerAccess>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Request {
-    Create {
-        logical_resource_id: String,
-        properties: TopicsProperties,
-    },
-    Update {
-        physical_resource_id: String,
-        properties: TopicsProperties,
-        previous: Option<TopicsProperties>,
-    },
-    Delete {
-        physical_resource_id: String,
-        properties: TopicsProperties,
-    },
-}
-
-/// What the provider framework sends back to CloudFormation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ProviderResponse {
-    #[serde(rename = "PhysicalResourceId")]
-    pub physical_resource_id: String,
-    #[serde(rename = "Data")]
-    pub data: BTreeMap<String, String>,
-}
-
-#[derive(Deserialize)]
-#[serde(tag = "RequestType")]
-enum RawRequest {
-    Create {
-        #[serde(rename = "LogicalResourceId")]
-        logical_resource_id: String,
-        #[serde(rename = "ResourceProperties")]
-        properties: RawProperties,
-    },
-    Update {
-        #[serde(rename = "PhysicalResourceId")]
-        physical_resource_id: String,
-        #[serde(rename = "ResourceProperties")]
-        properties: RawProperties,
-        #[serde(rename = "OldResourceProperties")]
-        previous: Option<RawProperties>,
-    },
-    Delete {
-        #[serde(rename = "PhysicalResourceId")]
-        physical_resource_id: String,
-        #[serde(rename = "ResourceProperties")]
-        properties: RawProperties,
-    },
 }
 
 #[derive(Deserialize)]
@@ -148,49 +92,6 @@ impl ConfigValue {
             Self::Number(n) => n.to_string(),
             Self::Bool(b) => b.to_string(),
         }
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrNumber {
-    Number(i64),
-    Text(String),
-}
-
-fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    match StringOrNumber::deserialize(d)? {
-        StringOrNumber::Number(n) => Ok(n),
-        StringOrNumber::Text(s) => s
-            .trim()
-            .parse()
-            .map_err(|_| de::Error::custom(format!("{s:?} is not an integer"))),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum StringOrBool {
-    Bool(bool),
-    Text(String),
-}
-
-fn optional_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    match Option::<StringOrBool>::deserialize(d)? {
-        None => Ok(None),
-        Some(StringOrBool::Bool(b)) => Ok(Some(b)),
-        Some(StringOrBool::Text(s)) => match s.as_str() {
-            "true" => Ok(Some(true)),
-            "false" => Ok(Some(false)),
-            other => Err(de::Error::custom(format!("{other:?} is not true or false"))),
-        },
-    }
-}
-
-fn invalid(property: &'static str, reason: impl Into<String>) -> EventError {
-    EventError::InvalidProperty {
-        property,
-        reason: reason.into(),
     }
 }
 
@@ -287,36 +188,9 @@ impl RawProperties {
     }
 }
 
-impl Request {
-    /// Parses and validates the provider framework's onEvent payload.
-    pub fn from_value(value: serde_json::Value) -> Result<Self, EventError> {
-        Ok(match serde_json::from_value::<RawRequest>(value)? {
-            RawRequest::Create {
-                logical_resource_id,
-                properties,
-            } => Request::Create {
-                logical_resource_id,
-                properties: properties.validate()?,
-            },
-            RawRequest::Update {
-                physical_resource_id,
-                properties,
-                previous,
-            } => Request::Update {
-                physical_resource_id,
-                properties: properties.validate()?,
-                // Old properties that no longer parse (an older format) only lose the
-                // replication-change check; they never block an update.
-                previous: previous.and_then(|p| p.validate().ok()),
-            },
-            RawRequest::Delete {
-                physical_resource_id,
-                properties,
-            } => Request::Delete {
-                physical_resource_id,
-                properties: properties.validate()?,
-            },
-        })
+impl ResourceProperties for TopicsProperties {
+    fn from_properties(properties: serde_json::Value) -> Result<Self, EventError> {
+        serde_json::from_value::<RawProperties>(properties)?.validate()
     }
 }
 

@@ -278,14 +278,16 @@ class LambdaWatch(Process):
 
     def __init__(self, name: str, port: int, env: dict[str, str], dirs: "Dirs"):
         env_file = dirs.run / f"lambda-{name}.env"
+        # The functions' log level and format, as Lambda sets them from the CDK's logging config.
+        env = {"AWS_LAMBDA_LOG_LEVEL": "INFO", "AWS_LAMBDA_LOG_FORMAT": "JSON", **env}
         env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(env.items())
-                                    if k in ("RUST_LOG", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
+                                    if k in ("AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
                                              "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") or k in NAMES.values()
                                     or k == "ON_FAILURE_QUEUE_URL"))
         command = [str(REPO_ROOT / ".venv" / "bin" / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
                    "--invoke-port", str(port), "--ignore-changes", "--env-file", str(env_file)]
-        # RUST_LOG reaches the functions through the env file only: cargo-lambda itself, at info,
-        # logs every function's full environment, secrets included.
+        # No RUST_LOG for cargo-lambda itself: at info it logs every function's full environment,
+        # secrets included.
         process_env = {k: v for k, v in env.items() if k != "RUST_LOG"}
         super().__init__(f"lambda-{name}", command, process_env, dirs.log / f"lambda-{name}.log")
         self.port = port

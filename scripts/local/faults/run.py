@@ -114,7 +114,7 @@ class Run:
         raise ScenarioFailed("cargo lambda watch found no free port")
 
     def lambda_env(self, namespace: harness.Namespace | None = None, aws_endpoint: str | None = None) -> dict[str, str]:
-        env = {**os.environ, "RUST_LOG": "info"}
+        env = dict(os.environ)
         env.update({NAMES[k]: self.topics[t] for k, t in
                     (("sensorTopic", "sensorReadings"), ("storeTopic", "storeEvents"), ("explicitTopic", "explicitEvents"))})
         if namespace:

@@ -1,14 +1,12 @@
 //! The admin port over the Kafka protocol: Metadata, CreateTopics (with configs), DescribeConfigs,
-//! IncrementalAlterConfigs, DeleteTopics, CreateAcls and DeleteAcls. TLS uses the Mozilla root
-//! store (webpki-roots, so the function does not depend on the OS trust store); MSK IAM auth is
-//! SASL/OAUTHBEARER with a token from aws-msk-iam-sasl-signer. Plaintext without auth serves the
+//! IncrementalAlterConfigs, DeleteTopics, CreateAcls and DeleteAcls. The TLS roots and the MSK IAM
+//! (SASL/OAUTHBEARER) token come from `pipeline_msk_auth`. Plaintext without auth serves the
 //! local broker.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_config::Region;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
@@ -70,22 +68,14 @@ pub struct KafkaAdmin {
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, AdminError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    // Name the provider explicitly: several crypto providers are compiled into the workspace,
-    // and rustls refuses to guess between them.
-    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-        .map_err(|e| AdminError::Connect(format!("TLS setup: {e}")))
+    pipeline_msk_auth::tls_config().map_err(|e| AdminError::Connect(e.to_string()))
 }
 
 async fn iam_token(region: &str) -> Result<String, AdminError> {
-    aws_msk_iam_sasl_signer::generate_auth_token(Region::new(region.to_owned()))
+    pipeline_msk_auth::sign_token(region)
         .await
         .map(|(token, _expiry)| token)
-        .map_err(|e| AdminError::Connect(format!("cannot sign an MSK IAM token: {e}")))
+        .map_err(|e| AdminError::Connect(e.to_string()))
 }
 
 impl Connector for KafkaConnector {
