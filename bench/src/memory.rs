@@ -21,9 +21,10 @@ use apache_avro::Schema;
 use base64::Engine as _;
 use pipeline_contracts::{contracts, schema_text};
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::ledger::PartitionLedger;
 use pipeline_domain::consume::ports::{
-    GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, SaveOutcome, StoreEventRow, StoreEventTable,
-    WindowStore,
+    ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
+    SaveOutcome, StoreEventRow, StoreEventTable, StoredObject, WindowStore, WriteCondition,
 };
 use pipeline_domain::consume::{GenericEvent, TopicRoutes};
 use pipeline_domain::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
@@ -178,11 +179,35 @@ impl WindowStore for DroppingSinks {
 }
 
 impl ObjectStore for DroppingSinks {
-    async fn get(&self, _key: &str) -> Result<Option<Vec<u8>>, PortError> {
+    async fn get(&self, _key: &str) -> Result<Option<StoredObject>, PortError> {
         Ok(None)
     }
     async fn put(&self, key: &str, bytes: Vec<u8>, _content_type: &'static str) -> Result<(), PortError> {
         pipeline_domain::consume::ports::check_object_size(key, bytes.len())
+    }
+    async fn put_if(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _content_type: &'static str,
+        _condition: WriteCondition,
+    ) -> Result<ConditionalWrite, PortError> {
+        pipeline_domain::consume::ports::check_object_size(key, bytes.len())?;
+        Ok(ConditionalWrite::Written)
+    }
+}
+
+// Every partition looks new: the ledger's check and advance still run, their writes are dropped.
+impl PartitionLedgerStore for DroppingSinks {
+    async fn load_ledgers(&self, _topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
+        Ok(Vec::new())
+    }
+    async fn save_ledger(
+        &self,
+        _ledger: &PartitionLedger,
+        _expected: Option<&PartitionLedger>,
+    ) -> Result<SaveOutcome, PortError> {
+        Ok(SaveOutcome::Saved)
     }
 }
 

@@ -1008,6 +1008,8 @@ async fn an_outage_past_ten_retries_skips_the_batch_and_a_redrive_restores_the_c
         invoke_endpoint: Some(subject_endpoint.clone()),
         invoke_timeout: Duration::from_secs(60),
         region: stack.region.clone(),
+        // The redrive is an operator's tool, not the mapping: its queue reads are not the consumer's.
+        aws_endpoint: None,
     };
     let redrive_settings = esm_emulator::redrive::RedriveSettings {
         max_payload_bytes: SIX_MIB,

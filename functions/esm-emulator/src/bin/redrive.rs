@@ -84,6 +84,8 @@ async fn main() -> ExitCode {
         invoke_endpoint: (!cli.aws).then_some(cli.invoke_endpoint),
         invoke_timeout: Duration::from_secs(cli.invoke_timeout_secs),
         region: cli.region,
+        // An operator tool: its own calls go where the SDK points them.
+        aws_endpoint: None,
     };
     let settings = RedriveSettings {
         max_payload_bytes: cli.max_payload_bytes,
