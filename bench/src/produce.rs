@@ -158,8 +158,9 @@ pub fn prepare_breakdown(
     readings_per_device: u32,
     runs: usize,
 ) -> anyhow::Result<PrepareBreakdown> {
-    use pipeline_domain::payload::{reader_schema, sensor_to_avro, AvroEncoder};
+    use pipeline_domain::payload::{reader_schema, SensorAvroWriter};
     use pipeline_domain::simulate::{simulate_sensor_readings, SensorSimulation};
+    use pipeline_domain::wire::{frame_with, Compression};
     let simulation = SensorSimulation {
         devices,
         readings_per_device,
@@ -175,17 +176,15 @@ pub fn prepare_breakdown(
         runs,
         || Ok(()),
         |()| {
-            // As the producer service does it: one encoder per request.
-            let encoder = AvroEncoder::new(schema)?;
+            // As the producer service does it: the writer checked once per request.
+            let writer = SensorAvroWriter::for_schema(schema)?;
             readings
                 .iter()
                 .map(|r| match format {
                     ValueFormat::Json => Ok(serde_json::to_vec(r)?),
-                    ValueFormat::Avro => Ok(pipeline_domain::wire::frame(
-                        id,
-                        &encoder.encode(sensor_to_avro(r, schema))?,
-                        pipeline_domain::wire::Compression::None,
-                    )),
+                    ValueFormat::Avro => Ok(frame_with(id, Compression::None, 48, |body| {
+                        writer.write(r, body)
+                    })),
                 })
                 .collect::<anyhow::Result<Vec<_>>>()
         },
@@ -195,7 +194,7 @@ pub fn prepare_breakdown(
         || Ok(()),
         |()| {
             Ok((0..readings.len())
-                .map(|i| pipeline_domain::produce::event_id(id, i).to_string().into_bytes())
+                .map(|i| pipeline_domain::produce::event_id_header(id, i))
                 .collect::<Vec<_>>())
         },
     )?;

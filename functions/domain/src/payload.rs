@@ -99,6 +99,181 @@ impl<'s> AvroEncoder<'s> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Contract datums straight to bytes
+
+/// The field layout of a record schema, one short name per field type (`null|double`,
+/// `enum[a,b]`), to check that a hand-written writer matches the schema it claims to write.
+fn record_layout(schema: &Schema) -> Option<Vec<(String, String)>> {
+    fn kind(schema: &Schema) -> String {
+        match schema {
+            Schema::Null => "null".into(),
+            Schema::Boolean => "boolean".into(),
+            Schema::Int => "int".into(),
+            Schema::Long => "long".into(),
+            Schema::Double => "double".into(),
+            Schema::String => "string".into(),
+            Schema::Uuid(apache_avro::schema::UuidSchema::String) => "uuid".into(),
+            Schema::TimestampMillis => "timestamp-millis".into(),
+            Schema::TimestampMicros => "timestamp-micros".into(),
+            Schema::Decimal(d) if matches!(d.inner, apache_avro::schema::InnerDecimalSchema::Bytes) => {
+                "decimal-bytes".into()
+            }
+            Schema::Enum(e) => format!("enum[{}]", e.symbols.join(",")),
+            Schema::Union(u) => u.variants().iter().map(kind).collect::<Vec<_>>().join("|"),
+            other => format!("{other:?}"),
+        }
+    }
+    match schema {
+        Schema::Record(record) => Some(
+            record
+                .fields
+                .iter()
+                .map(|f| (f.name.clone(), kind(&f.schema)))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+fn check_layout(name: &str, schema: &Schema, expected: &[(&str, &str)]) -> Result<(), PayloadError> {
+    let layout = record_layout(schema).unwrap_or_default();
+    let matches = layout.len() == expected.len()
+        && layout
+            .iter()
+            .zip(expected)
+            .all(|((field, kind), (want_field, want_kind))| field == want_field && kind == want_kind);
+    if matches {
+        Ok(())
+    } else {
+        Err(PayloadError::Avro(format!(
+            "the {name} schema's fields {layout:?} are not the layout its writer knows ({expected:?})"
+        )))
+    }
+}
+
+const SENSOR_V1_LAYOUT: [(&str, &str); 3] = [
+    ("device_id", "string"),
+    ("event_time", "timestamp-millis"),
+    ("temperature", "double"),
+];
+
+/// Writes `SensorReading` datums straight to Avro bytes, for any committed version of its
+/// schema (v1, or v2 with `humidity`); the same bytes as [`sensor_to_avro`] through apache-avro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SensorAvroWriter {
+    with_humidity: bool,
+}
+
+impl SensorAvroWriter {
+    /// Checks that `schema` has one of the layouts this writer knows.
+    pub fn for_schema(schema: &Schema) -> Result<Self, PayloadError> {
+        let with_humidity = schema_has_field(schema, "humidity");
+        let mut expected = SENSOR_V1_LAYOUT.to_vec();
+        if with_humidity {
+            expected.push(("humidity", "null|double"));
+        }
+        check_layout("SensorReading", schema, &expected)?;
+        Ok(Self { with_humidity })
+    }
+
+    pub fn write(&self, reading: &SensorReading, out: &mut Vec<u8>) {
+        use crate::avro_write::{write_double, write_long, write_string};
+        write_string(out, &reading.device_id);
+        write_long(out, reading.event_time);
+        write_double(out, reading.temperature);
+        if self.with_humidity {
+            match reading.humidity {
+                Some(h) => {
+                    write_long(out, 1);
+                    write_double(out, h);
+                }
+                None => write_long(out, 0),
+            }
+        }
+    }
+}
+
+const STORE_EVENT_LAYOUT: [(&str, &str); 14] = [
+    ("request_id", "uuid"),
+    ("event_type", "enum[sales_event,inventory_event]"),
+    ("store_id", "int"),
+    ("cust_id", "int"),
+    ("category", "string"),
+    ("sku", "long"),
+    ("price", "decimal-bytes"),
+    ("qty", "int"),
+    ("discount", "decimal-bytes"),
+    ("gift_wrap", "boolean"),
+    ("variant", "string"),
+    ("priority_shipping", "boolean"),
+    ("ts", "timestamp-micros"),
+    ("contact_me", "null|string"),
+];
+
+/// Writes `StoreEvent` datums straight to Avro bytes; the same bytes as [`store_event_to_avro`]
+/// through apache-avro.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreEventAvroWriter(());
+
+impl StoreEventAvroWriter {
+    /// Checks that `schema` has the layout this writer knows.
+    pub fn for_schema(schema: &Schema) -> Result<Self, PayloadError> {
+        check_layout("StoreEvent", schema, &STORE_EVENT_LAYOUT)?;
+        Ok(Self(()))
+    }
+
+    /// Appends the datum to `out`; on error `out` is as it was.
+    pub fn write(&self, event: &StoreEvent, out: &mut Vec<u8>) -> Result<(), PayloadError> {
+        use crate::avro_write::{write_boolean, write_bytes, write_long, write_string};
+        // A request id that parses as a UUID is written in its canonical form, as apache-avro
+        // writes a `Value::Uuid`; any other string as it is, if it has at least the 32 characters
+        // apache-avro's validation asks of a string UUID.
+        match uuid::Uuid::parse_str(&event.request_id) {
+            Ok(id) => write_string(
+                out,
+                id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()),
+            ),
+            Err(_) if event.request_id.len() >= 32 => write_string(out, &event.request_id),
+            Err(_) => {
+                return Err(field_error(
+                    "request_id",
+                    format!(
+                        "not a UUID and {} bytes, shorter than a string UUID's 32",
+                        event.request_id.len()
+                    ),
+                ))
+            }
+        }
+        write_long(
+            out,
+            match event.event_type {
+                StoreEventType::Sales => 0,
+                StoreEventType::Inventory => 1,
+            },
+        );
+        write_long(out, i64::from(event.store_id));
+        write_long(out, i64::from(event.cust_id));
+        write_string(out, &event.category);
+        write_long(out, event.sku);
+        write_bytes(out, &i64_to_decimal_bytes_array(event.price_cents));
+        write_long(out, i64::from(event.qty));
+        write_bytes(out, &i64_to_decimal_bytes_array(event.discount_hundredths));
+        write_boolean(out, event.gift_wrap);
+        write_string(out, &event.variant);
+        write_boolean(out, event.priority_shipping);
+        write_long(out, event.ts_micros);
+        match &event.contact_me {
+            Some(c) => {
+                write_long(out, 1);
+                write_string(out, c);
+            }
+            None => write_long(out, 0),
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Avro value access
 
 struct Fields(Vec<(String, Value)>);
@@ -332,7 +507,12 @@ fn decimal_bytes_to_i64(bytes: &[u8]) -> Option<i64> {
 /// Always eight bytes: apache-avro validates that the byte length can hold the schema's precision
 /// (up to 18 digits here), whatever the value.
 fn i64_to_decimal_bytes(value: i64) -> Vec<u8> {
-    value.to_be_bytes().to_vec()
+    i64_to_decimal_bytes_array(value).to_vec()
+}
+
+/// A decimal's unscaled value as eight big-endian two's-complement bytes.
+fn i64_to_decimal_bytes_array(value: i64) -> [u8; 8] {
+    value.to_be_bytes()
 }
 
 // ---------------------------------------------------------------------------------------------

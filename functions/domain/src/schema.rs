@@ -515,7 +515,7 @@ fn is_avro_fullname(name: &str) -> bool {
     name.len() <= 255 && name.split('.').all(is_avro_name)
 }
 
-fn json_kind(value: &Json) -> &'static str {
+pub(crate) fn json_kind(value: &Json) -> &'static str {
     match value {
         Json::Null => "null",
         Json::Bool(_) => "boolean",

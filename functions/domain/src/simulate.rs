@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::model::{SensorReading, StoreEvent, StoreEventType};
-use crate::payload::{encode_avro, reader_schema, store_event_to_avro, store_event_to_json, PayloadError};
+use crate::payload::{
+    encode_avro, reader_schema, store_event_to_avro, store_event_to_json, PayloadError, StoreEventAvroWriter,
+};
 use crate::wire::{frame, Compression};
 
 /// How record values are written: Glue-framed Avro through the registry, or plain JSON.
@@ -304,7 +306,15 @@ fn store_schema() -> Result<&'static apache_avro::Schema, PayloadError> {
 }
 
 fn store_avro_body(event: &StoreEvent) -> Result<Vec<u8>, PayloadError> {
-    encode_avro(store_event_to_avro(event), store_schema()?)
+    // The layout check runs once; the contract's schema does not change in a process.
+    static WRITER: std::sync::OnceLock<Result<StoreEventAvroWriter, PayloadError>> =
+        std::sync::OnceLock::new();
+    let writer = WRITER
+        .get_or_init(|| store_schema().and_then(StoreEventAvroWriter::for_schema))
+        .clone()?;
+    let mut body = Vec::with_capacity(128);
+    writer.write(event, &mut body)?;
+    Ok(body)
 }
 
 fn json_bytes(value: &serde_json::Value) -> Vec<u8> {

@@ -130,6 +130,31 @@ pub fn frame(schema_version_id: Uuid, avro_body: &[u8], compression: Compression
     out
 }
 
+/// [`frame`] of the body `write_body` appends: without compression the body is written straight
+/// after the header, into the one buffer that becomes the record's value.
+pub fn frame_with(
+    schema_version_id: Uuid,
+    compression: Compression,
+    body_hint: usize,
+    write_body: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    match compression {
+        Compression::None => {
+            let mut out = Vec::with_capacity(GLUE_HEADER_LEN + body_hint);
+            out.push(GLUE_HEADER_VERSION);
+            out.push(GLUE_COMPRESSION_NONE);
+            out.extend_from_slice(schema_version_id.as_bytes());
+            write_body(&mut out);
+            out
+        }
+        Compression::Zlib => {
+            let mut body = Vec::with_capacity(body_hint);
+            write_body(&mut body);
+            frame(schema_version_id, &body, compression)
+        }
+    }
+}
+
 fn deflate(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
     // Writing into a Vec cannot fail.

@@ -9,14 +9,15 @@ use uuid::Uuid;
 use super::ports::{EventPublisher, OutgoingRecord, RegistryWriteError, SchemaRegistryWriter};
 use super::request::{fingerprint, resolve_defaults, validate, ProduceRequest, ProducerSettings};
 use super::{invalid, offset_ranges, record, used, ProduceError, ProduceSummary, SchemaVersionUsed};
+use crate::avro_write::JsonEncodePlan;
 use crate::model::StoreEventType;
-use crate::payload::{reader_schema, sensor_to_avro, AvroEncoder};
-use crate::schema::{infer_record_schema, json_to_avro, Compatibility};
+use crate::payload::{reader_schema, SensorAvroWriter};
+use crate::schema::{infer_record_schema, Compatibility};
 use crate::simulate::{
     render_store_event, simulate_sensor_readings, simulate_store_events, store_key, SensorSimulation,
     StoreSimulation, ValueFormat,
 };
-use crate::wire::frame;
+use crate::wire::{frame, frame_with};
 
 /// Validated, encoded records of one request, ready to publish.
 struct Prepared {
@@ -133,10 +134,11 @@ impl<P: EventPublisher, R: SchemaRegistryWriter> ProducerService<P, R> {
                 let version = self.contract_schema_version("SensorReading").await?;
                 let schema = reader_schema("SensorReading")
                     .ok_or_else(|| ProduceError::Encoding("no SensorReading schema".into()))?;
-                let encoder = AvroEncoder::new(schema)?;
+                let writer = SensorAvroWriter::for_schema(schema)?;
                 for (index, reading) in readings.iter().enumerate() {
-                    let body = encoder.encode(sensor_to_avro(reading, schema))?;
-                    let value = frame(version.version_id, &body, (*compression).into());
+                    let value = frame_with(version.version_id, (*compression).into(), 48, |body| {
+                        writer.write(reading, body)
+                    });
                     records.push(record(
                         Some(&reading.device_id),
                         value,
@@ -290,17 +292,15 @@ impl<P: EventPublisher, R: SchemaRegistryWriter> ProducerService<P, R> {
             ValueFormat::Avro => {
                 // Encode everything first: a value that does not fit stops the request before the
                 // registry is touched.
-                let encoder = AvroEncoder::new(&inferred.schema)?;
+                let plan = JsonEncodePlan::compile(&inferred.schema);
                 let bodies = events
                     .iter()
                     .enumerate()
                     .map(|(index, event)| {
-                        json_to_avro(event, &inferred.schema)
+                        plan.encode_to_vec(event)
                             .map_err(|e| ProduceError::Encoding(format!("event {index}: {e}")))
-                            .and_then(|value| Ok(encoder.encode(value)?))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                drop(encoder);
                 let registered = if *auto_register {
                     self.registry
                         .register_or_reuse(schema_name, &inferred.definition, Compatibility::Backward)

@@ -306,3 +306,31 @@ fn offset_ranges_summarise_per_partition() {
         }
     );
 }
+
+#[test]
+fn event_ids_are_deterministic_and_distinct_across_a_large_generated_set() {
+    let mut seen = std::collections::HashSet::new();
+    let fingerprints: Vec<uuid::Uuid> = (0..1_000u64)
+        .map(|request| uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, &request.to_be_bytes()))
+        .collect();
+    for fingerprint in &fingerprints {
+        for index in 0..1_000 {
+            let id = event_id(*fingerprint, index);
+            assert_eq!(id, event_id(*fingerprint, index), "deterministic");
+            assert!(seen.insert(id), "{fingerprint} record {index} repeats an id");
+        }
+    }
+    // One request at the record limit.
+    let largest = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, b"largest request");
+    for index in 0..limits::MAX_SIMULATED_RECORDS as usize {
+        assert!(
+            seen.insert(event_id(largest, index)),
+            "record {index} repeats an id"
+        );
+    }
+    // The header is the id as text, a version-8 UUID of the RFC variant.
+    let id = event_id(fingerprints[0], 7);
+    assert_eq!(id.get_version_num(), 8);
+    assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+    assert_eq!(event_id_header(fingerprints[0], 7), id.to_string().into_bytes());
+}
