@@ -922,6 +922,7 @@ fn offset_ranges(deliveries: &[Delivery]) -> BTreeMap<i32, OffsetRange> {
 // ---------------------------------------------------------------------------------------------
 // In-memory fakes for unit tests (here and in the producer crate)
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fakes {
     //! In-memory publisher and registry for unit tests.
 
