@@ -1,0 +1,981 @@
+//! Helpers of the consumer's local-server tests: the stack each run creates, the records it
+//! produces with their ground truth, and readers of every sink.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
+use apache_avro::Schema;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use consumer::app::{self, Consumer};
+use consumer::config::ConsumerConfig;
+use consumer::testkit;
+use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
+use pipeline_adapters::postgres_schema::{provision, AppRole, TableNames};
+use pipeline_contracts::{contracts, schema_text, Compatibility, PIPELINE_JSON};
+use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord};
+use pipeline_domain::model::{SensorReading, StoreEvent, StoreEventType};
+use pipeline_domain::payload::{encode_avro, sensor_to_avro, store_event_to_avro, store_event_to_json};
+use pipeline_domain::produce::SchemaRegistryWriter;
+use pipeline_domain::wire::{frame, Compression};
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+// ------------------------------------------------------------------------------------------------
+// Environment
+
+pub fn required_env(var: &str, test: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => Some(v),
+        _ if std::env::var("PIPELINE_REQUIRE_STACK").as_deref() == Ok("1") => {
+            panic!("{test}: {var} is not set and PIPELINE_REQUIRE_STACK=1 (source .local/stack.env)")
+        }
+        _ => {
+            eprintln!(
+                "SKIP {test}: {var} is not set (run scripts/local-stack.sh up and source .local/stack.env)"
+            );
+            None
+        }
+    }
+}
+
+pub fn stack_available(test: &str) -> bool {
+    [
+        "AWS_ENDPOINT_URL",
+        "PG_HOST",
+        "PG_PORT",
+        PG_ADMIN_USER,
+        "PG_DATABASE",
+    ]
+    .iter()
+    .all(|var| required_env(var, test).is_some())
+}
+
+/// The local admin (owner of the databases); the consumer itself runs as a provisioned role.
+pub const PG_ADMIN_USER: &str = "PIPELINE_PG_ADMIN_USER";
+pub const PG_ADMIN_PASSWORD: &str = "PIPELINE_PG_ADMIN_PASSWORD";
+
+pub fn env(var: &str) -> String {
+    std::env::var(var).unwrap_or_default()
+}
+
+/// Deterministic xorshift, so failures reproduce.
+pub struct Rng(pub u64);
+impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Per-run resources
+
+pub struct Stack {
+    pub sdk: aws_config::SdkConfig,
+    pub run: String,
+    pub config: ConsumerConfig,
+    pub database: String,
+    pub registry: GlueSchemaRegistry,
+    pub ids: SchemaIds,
+}
+
+/// Registered once per test process (the tests run concurrently).
+pub static REGISTERED: tokio::sync::OnceCell<SchemaIds> = tokio::sync::OnceCell::const_new();
+
+#[derive(Clone, Copy)]
+pub struct SchemaIds {
+    pub sensor_v1: Uuid,
+    pub sensor_v2: Uuid,
+    pub store_v1: Uuid,
+    pub order_v1: Uuid,
+}
+
+pub const ORDER_SCHEMA: &str = r#"{"type":"record","name":"Order","namespace":"com.example.explicit","fields":[
+    {"name":"order_id","type":"string"},{"name":"amount","type":"double"},{"name":"count","type":"long"},
+    {"name":"tags","type":{"type":"array","items":"string"}},{"name":"note","type":["null","string"],"default":null}]}"#;
+
+pub fn key_type(table: &str, which: &str) -> ScalarAttributeType {
+    let raw: Json = serde_json::from_str(PIPELINE_JSON).expect("contract parses");
+    match raw["tables"][table][which].as_str() {
+        Some("N") => ScalarAttributeType::N,
+        Some("B") => ScalarAttributeType::B,
+        _ => ScalarAttributeType::S,
+    }
+}
+
+pub async fn pg_admin(database: &str) -> tokio_postgres::Client {
+    let mut config = tokio_postgres::Config::new();
+    config
+        .host(env("PG_HOST"))
+        .port(env("PG_PORT").parse().expect("PG_PORT is a port"))
+        .user(env(PG_ADMIN_USER))
+        .dbname(database);
+    if !env(PG_ADMIN_PASSWORD).is_empty() {
+        config.password(env(PG_ADMIN_PASSWORD));
+    }
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("postgres reachable");
+    tokio::spawn(connection);
+    client
+}
+
+pub async fn create_database(name: &str) {
+    pg_admin(&env("PG_DATABASE"))
+        .await
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("create test database");
+}
+
+pub async fn stack() -> Stack {
+    let sdk = pipeline_adapters::aws::load_sdk_config().await;
+    let run = format!("ci{}", &Uuid::new_v4().simple().to_string()[..12]);
+    let c = contracts();
+
+    let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
+    let aggregates = format!("{run}-{}", c.tables.window_aggregates.name);
+    let generic = format!("{run}-{}", c.tables.generic_events.name);
+    for (name, contract_key, table) in [
+        (&aggregates, "windowAggregates", &c.tables.window_aggregates),
+        (&generic, "genericEvents", &c.tables.generic_events),
+    ] {
+        dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(&table.partition_key)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(&table.sort_key)
+                    .key_type(KeyType::Range)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(&table.partition_key)
+                    .attribute_type(key_type(contract_key, "partitionKeyType"))
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(&table.sort_key)
+                    .attribute_type(key_type(contract_key, "sortKeyType"))
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("create table");
+    }
+
+    let bucket = format!("{run}-{}", c.bucket.local_name);
+    let s3 = app::s3_client(&sdk);
+    let mut create = s3.create_bucket().bucket(&bucket);
+    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
+    if !region.is_empty() && region != "us-east-1" {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
+                .build(),
+        );
+    }
+    create.send().await.expect("create bucket");
+
+    let queue_url = aws_sdk_sqs::Client::new(&sdk)
+        .create_queue()
+        .queue_name(format!("{run}-{}", c.queues.poison))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+
+    let database = format!("consumer_{run}");
+    create_database(&database).await;
+    let role = AppRole {
+        name: format!("consumer_{run}"),
+        password: format!("{run}-password"),
+    };
+    provision(
+        &mut pg_admin(&database).await,
+        &TableNames::new(&c.postgres.sales_table, &c.postgres.inventory_table),
+        &role,
+    )
+    .await
+    .expect("provision the run's database and role");
+    let secret = json!({
+        "username": role.name,
+        "password": role.password,
+        "host": env("PG_HOST"),
+        "port": env("PG_PORT").parse::<u16>().unwrap(),
+        "dbname": database,
+    });
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(format!("{run}/postgres"))
+        .secret_string(secret.to_string())
+        .send()
+        .await
+        .expect("create secret")
+        .arn
+        .expect("secret arn");
+
+    // One registry for all runs: moto allows only 10 registries per account, and registering an
+    // identical definition again reuses its version, so sharing it is harmless.
+    let registry_name = format!("{}-consumer-tests", c.schema_registry.name);
+    let registry = GlueSchemaRegistry::new(glue_client(&sdk, None).await, &registry_name);
+    let ids = *REGISTERED
+        .get_or_init(|| async {
+            registry.ensure_registry().await.expect("registry");
+            let register = |name: &'static str, text: &'static str| {
+                let registry = registry.clone();
+                async move {
+                    registry
+                        .register_or_reuse(name, text, Compatibility::Backward)
+                        .await
+                        .expect("register schema")
+                        .version_id
+                }
+            };
+            SchemaIds {
+                sensor_v1: register(
+                    "SensorReading",
+                    schema_text("schemas/sensor_reading.v1.avsc").unwrap(),
+                )
+                .await,
+                sensor_v2: register(
+                    "SensorReading",
+                    schema_text("schemas/sensor_reading.v2.avsc").unwrap(),
+                )
+                .await,
+                store_v1: register("StoreEvent", schema_text("schemas/store_event.v1.avsc").unwrap()).await,
+                order_v1: register("Order", ORDER_SCHEMA).await,
+            }
+        })
+        .await;
+
+    // The consumer reads its configuration exactly as on Lambda, by the contract's variable names:
+    // database credentials through the secret, no PG_HOST/PG_USER/PG_PASSWORD.
+    let n = &c.env_vars;
+    let vars: HashMap<String, String> = [
+        (&n.aggregates_table, aggregates),
+        (&n.generic_events_table, generic),
+        (&n.store_events_bucket, bucket),
+        (&n.poison_queue_url, queue_url),
+        (&n.registry_name, registry_name),
+        (&n.pg_secret_arn, secret_arn),
+        (&n.pg_tls, "disable".to_string()),
+        (&n.window_seconds, "60".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.clone(), v))
+    .collect();
+    let config = ConsumerConfig::from_lookup(|name| vars.get(name).cloned()).expect("config");
+    Stack {
+        sdk,
+        run,
+        config,
+        database,
+        registry,
+        ids,
+    }
+}
+
+impl Stack {
+    /// Removes this run's resources (best effort), so repeated runs do not pile up on
+    /// long-lived servers. Not reached when a test fails: the resources stay for inspection.
+    pub async fn cleanup(self) {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
+        for table in [&self.config.aggregates_table, &self.config.generic_events_table] {
+            let _ = dynamodb.delete_table().table_name(table).send().await;
+        }
+        let s3 = app::s3_client(&self.sdk);
+        let bucket = &self.config.store_events_bucket;
+        for key in objects(&self.sdk, bucket).await.into_keys() {
+            let _ = s3.delete_object().bucket(bucket).key(key).send().await;
+        }
+        let _ = s3.delete_bucket().bucket(bucket).send().await;
+        let _ = aws_sdk_sqs::Client::new(&self.sdk)
+            .delete_queue()
+            .queue_url(&self.config.poison_queue_url)
+            .send()
+            .await;
+        if let Some(secret) = &self.config.postgres.secret_id {
+            let _ = aws_sdk_secretsmanager::Client::new(&self.sdk)
+                .delete_secret()
+                .secret_id(secret)
+                .force_delete_without_recovery(true)
+                .send()
+                .await;
+        }
+        drop_database(&self.database).await;
+        let _ = pg_admin(&env("PG_DATABASE"))
+            .await
+            .batch_execute(&format!("DROP ROLE IF EXISTS \"consumer_{}\"", self.run))
+            .await;
+    }
+}
+
+pub async fn drop_database(name: &str) {
+    let _ = pg_admin(&env("PG_DATABASE"))
+        .await
+        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .await;
+}
+
+pub async fn consumer(stack: &Stack) -> Consumer<GlueSchemaRegistry> {
+    app::build(&stack.config, &stack.sdk, stack.registry.clone())
+        .await
+        .expect("consumer cold start")
+}
+
+// ------------------------------------------------------------------------------------------------
+// The produced stream and its ground truth
+
+#[derive(Default)]
+pub struct Produced {
+    pub records: Vec<KafkaRecord>,
+    /// Valid readings with their (topic-partition, offset).
+    pub readings: Vec<(String, i64, SensorReading)>,
+    pub store_events: Vec<(String, i32, i64, StoreEvent)>,
+    pub generic: Vec<(String, i32, i64, Json)>,
+    /// (topic, partition, offset) → expected reason kind.
+    pub poison: BTreeMap<(String, i32, i64), &'static str>,
+}
+
+pub struct Offsets(pub BTreeMap<(String, i32), i64>);
+impl Offsets {
+    pub fn next(&mut self, topic: &str, partition: i32) -> i64 {
+        let start = if topic == contracts().topics.store_events.name && partition == 0 {
+            990 // crosses an archive block boundary
+        } else {
+            0
+        };
+        let offset = self.0.entry((topic.to_string(), partition)).or_insert(start);
+        *offset += 1;
+        *offset
+    }
+}
+
+pub fn schema(path: &str) -> Schema {
+    Schema::parse_str(schema_text(path).unwrap()).unwrap()
+}
+
+pub fn produce(ids: SchemaIds, seed: u64) -> Produced {
+    let c = contracts();
+    let sensor_topic = c.topics.sensor_readings.name.as_str();
+    let store_topic = c.topics.store_events.name.as_str();
+    let explicit_topic = c.topics.explicit_events.name.as_str();
+    let v1 = schema("schemas/sensor_reading.v1.avsc");
+    let v2 = schema("schemas/sensor_reading.v2.avsc");
+    let store_schema = schema("schemas/store_event.v1.avsc");
+    let order_schema = Schema::parse_str(ORDER_SCHEMA).unwrap();
+    let mut rng = Rng::new(seed);
+    let mut offsets = Offsets(BTreeMap::new());
+    let mut out = Produced::default();
+    let mut temperatures = [20.0f64; 8];
+    let base_time = 1_767_225_540_000i64; // 2025-12-31T23:59:00Z: windows and dates cross midnight
+
+    for i in 0..420i64 {
+        let ts = base_time + i * 700;
+        match rng.below(20) {
+            0..=10 => {
+                let device = rng.below(8) as usize;
+                temperatures[device] += (rng.below(2001) as f64 - 1000.0) / 1000.0 + 0.00037;
+                let reading = SensorReading {
+                    device_id: format!("device-{device}"),
+                    event_time: ts - rng.below(90_000) as i64,
+                    temperature: temperatures[device],
+                    humidity: (device % 2 == 0).then_some(40.0 + device as f64),
+                };
+                let partition = (device % 4) as i32;
+                let mut expected = reading.clone();
+                let value = match rng.below(3) {
+                    0 => serde_json::to_vec(&reading).unwrap(),
+                    1 => {
+                        // v1 has no humidity field.
+                        expected.humidity = None;
+                        frame(
+                            ids.sensor_v1,
+                            &encode_avro(sensor_to_avro(&reading, &v1), &v1).unwrap(),
+                            Compression::None,
+                        )
+                    }
+                    _ => frame(
+                        ids.sensor_v2,
+                        &encode_avro(sensor_to_avro(&reading, &v2), &v2).unwrap(),
+                        Compression::Zlib,
+                    ),
+                };
+                let offset = offsets.next(sensor_topic, partition);
+                out.readings
+                    .push((format!("{sensor_topic}-{partition}"), offset, expected));
+                out.records.push(testkit::record(
+                    sensor_topic,
+                    partition,
+                    offset,
+                    ts,
+                    Some(reading.device_id.as_bytes()),
+                    Some(&value),
+                    None,
+                ));
+            }
+            11..=15 => {
+                let event = StoreEvent {
+                    request_id: Uuid::from_u64_pair(seed, i as u64).to_string(),
+                    event_type: if rng.below(2) == 0 {
+                        StoreEventType::Sales
+                    } else {
+                        StoreEventType::Inventory
+                    },
+                    store_id: rng.below(10) as i32,
+                    cust_id: 200 + rng.below(100) as i32,
+                    category: ["Camera", "Laptops", "Books"][rng.below(3) as usize].into(),
+                    sku: 100_000 + rng.below(1000) as i64,
+                    price_cents: rng.below(99_999_999) as i64 - 10,
+                    qty: 1 + rng.below(20) as i32,
+                    discount_hundredths: rng.below(9999) as i64,
+                    gift_wrap: rng.below(2) == 0,
+                    variant: ["red", "blue"][rng.below(2) as usize].into(),
+                    priority_shipping: rng.below(2) == 0,
+                    ts_micros: ts * 1000 + rng.below(1000) as i64,
+                    contact_me: (rng.below(3) == 0).then(|| "ops@example.com".to_string()),
+                };
+                let partition = rng.below(2) as i32;
+                let value = if rng.below(2) == 0 {
+                    frame(
+                        ids.store_v1,
+                        &encode_avro(store_event_to_avro(&event), &store_schema).unwrap(),
+                        Compression::None,
+                    )
+                } else {
+                    serde_json::to_vec(&store_event_to_json(&event)).unwrap()
+                };
+                let offset = offsets.next(store_topic, partition);
+                out.store_events
+                    .push((store_topic.to_string(), partition, offset, event));
+                out.records.push(testkit::record(
+                    store_topic,
+                    partition,
+                    offset,
+                    ts,
+                    None,
+                    Some(&value),
+                    None,
+                ));
+            }
+            16..=17 => {
+                let partition = rng.below(2) as i32;
+                let offset = offsets.next(explicit_topic, partition);
+                let document = json!({
+                    "order_id": format!("o-{i}"),
+                    "amount": (rng.below(100_000) as f64) / 100.0,
+                    "count": rng.below(50),
+                    "tags": ["a", format!("t{}", i % 3)],
+                    "note": if i % 2 == 0 { Json::Null } else { json!("rush") },
+                });
+                let value = if rng.below(2) == 0 {
+                    let avro = apache_avro::types::Value::Record(vec![
+                        (
+                            "order_id".into(),
+                            apache_avro::types::Value::String(document["order_id"].as_str().unwrap().into()),
+                        ),
+                        (
+                            "amount".into(),
+                            apache_avro::types::Value::Double(document["amount"].as_f64().unwrap()),
+                        ),
+                        (
+                            "count".into(),
+                            apache_avro::types::Value::Long(document["count"].as_i64().unwrap()),
+                        ),
+                        (
+                            "tags".into(),
+                            apache_avro::types::Value::Array(
+                                document["tags"]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .map(|t| apache_avro::types::Value::String(t.as_str().unwrap().into()))
+                                    .collect(),
+                            ),
+                        ),
+                        (
+                            "note".into(),
+                            match document["note"].as_str() {
+                                Some(n) => apache_avro::types::Value::Union(
+                                    1,
+                                    Box::new(apache_avro::types::Value::String(n.into())),
+                                ),
+                                None => apache_avro::types::Value::Union(
+                                    0,
+                                    Box::new(apache_avro::types::Value::Null),
+                                ),
+                            },
+                        ),
+                    ]);
+                    frame(
+                        ids.order_v1,
+                        &encode_avro(avro, &order_schema).unwrap(),
+                        Compression::Zlib,
+                    )
+                } else {
+                    serde_json::to_vec(&document).unwrap()
+                };
+                out.generic
+                    .push((explicit_topic.to_string(), partition, offset, document));
+                out.records.push(testkit::record(
+                    explicit_topic,
+                    partition,
+                    offset,
+                    ts,
+                    Some(b"order"),
+                    Some(&value),
+                    None,
+                ));
+            }
+            _ => {
+                let (topic, partition, value, kind): (&str, i32, Option<Vec<u8>>, &'static str) =
+                    match rng.below(7) {
+                        0 => (
+                            sensor_topic,
+                            3,
+                            Some(b"{\"device_id\": \"device-3\", ".to_vec()),
+                            "bad_json",
+                        ),
+                        1 => (
+                            store_topic,
+                            1,
+                            Some(vec![0x03, 0x00, 0x01, 0x02]),
+                            "truncated_header",
+                        ),
+                        2 => {
+                            let mut framed = frame(ids.order_v1, b"\x02", Compression::None);
+                            framed[2..18].copy_from_slice(Uuid::from_u64_pair(7, 7).as_bytes());
+                            (explicit_topic, 0, Some(framed), "unknown_schema_version")
+                        }
+                        3 => (sensor_topic, 1, None, "null_value"),
+                        4 => (
+                            store_topic,
+                            0,
+                            Some(br#"{"request_id":"x","event_type":"refund_event"}"#.to_vec()),
+                            "bad_field",
+                        ),
+                        5 => (
+                            sensor_topic,
+                            2,
+                            Some(b"\x7fnot a format".to_vec()),
+                            "unknown_wire_format",
+                        ),
+                        _ => (explicit_topic, 1, Some(vec![b' '; 300 * 1024]), "too_large"),
+                    };
+                let offset = offsets.next(topic, partition);
+                out.poison.insert((topic.to_string(), partition, offset), kind);
+                let headers = Some(vec![BTreeMap::from([("trace".to_string(), vec![-61, -87, 65])])]);
+                out.records.push(testkit::record(
+                    topic,
+                    partition,
+                    offset,
+                    ts,
+                    Some(b"k"),
+                    value.as_deref(),
+                    headers,
+                ));
+            }
+        }
+    }
+    // Records the ESM would never route here, and a value that is not base64 at all.
+    let offset = offsets.next("unrouted-topic", 0);
+    out.poison
+        .insert(("unrouted-topic".into(), 0, offset), "unknown_topic");
+    out.records.push(testkit::record(
+        "unrouted-topic",
+        0,
+        offset,
+        base_time,
+        None,
+        Some(b"{}"),
+        None,
+    ));
+    let offset = offsets.next(sensor_topic, 0);
+    out.poison.insert((sensor_topic.into(), 0, offset), "bad_base64");
+    let mut bad = testkit::record(sensor_topic, 0, offset, base_time, None, None, None);
+    bad.value = Some("%%% not base64".into());
+    out.records.push(bad);
+    out
+}
+
+/// Consecutive slices of the stream as ESM events, alternating MSK and self-managed envelopes.
+pub fn batches(records: &[KafkaRecord], rng: &mut Rng) -> Vec<KafkaEvent> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < records.len() {
+        let end = (at + 20 + rng.below(60) as usize).min(records.len());
+        let source = if out.len() % 2 == 0 {
+            EventSource::SelfManagedKafka
+        } else {
+            EventSource::Msk
+        };
+        out.push(testkit::event(source, records[at..end].iter().cloned()));
+        at = end;
+    }
+    out
+}
+
+/// Decimal text of milli-units, computed here independently of the domain's formatter.
+pub fn milli_text(value: i128) -> String {
+    let negative = value < 0;
+    let abs = value.abs();
+    let mut text = format!("{}.{:03}", abs / 1000, abs % 1000);
+    while text.ends_with('0') {
+        text.pop();
+    }
+    if text.ends_with('.') {
+        text.pop();
+    }
+    if negative {
+        format!("-{text}")
+    } else {
+        text
+    }
+}
+
+pub fn hundredths_text(value: i64) -> String {
+    format!(
+        "{}{}.{:02}",
+        if value < 0 { "-" } else { "" },
+        value.abs() / 100,
+        value.abs() % 100
+    )
+}
+
+/// Every expected window item, attribute by attribute, as canonical strings.
+pub fn expected_window_items(produced: &Produced) -> BTreeMap<(String, String), BTreeMap<String, String>> {
+    struct Acc {
+        count: u64,
+        sum: i128,
+        min: i64,
+        max: i64,
+        first: i64,
+        last: i64,
+        offsets: BTreeMap<String, i64>,
+    }
+    let mut windows: BTreeMap<(String, i64), Acc> = BTreeMap::new();
+    for (tp, offset, r) in &produced.readings {
+        let start = r.event_time.div_euclid(60_000) * 60_000;
+        let milli = (r.temperature * 1000.0).round() as i64;
+        let acc = windows.entry((r.device_id.clone(), start)).or_insert(Acc {
+            count: 0,
+            sum: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+            first: i64::MAX,
+            last: i64::MIN,
+            offsets: BTreeMap::new(),
+        });
+        acc.count += 1;
+        acc.sum += i128::from(milli);
+        acc.min = acc.min.min(milli);
+        acc.max = acc.max.max(milli);
+        acc.first = acc.first.min(r.event_time);
+        acc.last = acc.last.max(r.event_time);
+        let o = acc.offsets.entry(tp.clone()).or_insert(*offset);
+        *o = (*o).max(*offset);
+    }
+    windows
+        .into_iter()
+        .map(|((device, start), a)| {
+            let count = i128::from(a.count);
+            let avg = if a.sum >= 0 {
+                (2 * a.sum + count) / (2 * count)
+            } else {
+                (2 * a.sum - count) / (2 * count)
+            };
+            let offsets = a
+                .offsets
+                .iter()
+                .map(|(tp, o)| format!("{tp}={o}"))
+                .collect::<Vec<_>>()
+                .join(",");
+            let attrs = BTreeMap::from([
+                ("device_id".to_string(), device.clone()),
+                ("window_start".to_string(), start.to_string()),
+                ("window_end".to_string(), (start + 60_000).to_string()),
+                ("count".to_string(), a.count.to_string()),
+                ("sum".to_string(), milli_text(a.sum)),
+                ("min".to_string(), milli_text(a.min.into())),
+                ("max".to_string(), milli_text(a.max.into())),
+                ("avg".to_string(), milli_text(avg)),
+                ("first_event_time".to_string(), a.first.to_string()),
+                ("last_event_time".to_string(), a.last.to_string()),
+                ("offsets".to_string(), offsets),
+            ]);
+            ((device, start.to_string()), attrs)
+        })
+        .collect()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Reading the sinks back
+
+pub fn attribute_text(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::S(s) | AttributeValue::N(s) => s.clone(),
+        AttributeValue::M(m) => {
+            let sorted: BTreeMap<_, _> = m.iter().map(|(k, v)| (k.clone(), attribute_text(v))).collect();
+            sorted
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+/// The exact stored form: type tags, and maps in key order (the SDK hands them over as HashMaps).
+pub fn typed_text(value: &AttributeValue) -> String {
+    match value {
+        AttributeValue::M(m) => {
+            let sorted: BTreeMap<_, _> = m.iter().map(|(k, v)| (k.clone(), typed_text(v))).collect();
+            format!("M{sorted:?}")
+        }
+        AttributeValue::L(items) => format!("L{:?}", items.iter().map(typed_text).collect::<Vec<_>>()),
+        other => format!("{other:?}"),
+    }
+}
+
+pub fn attribute_json(value: &AttributeValue) -> Json {
+    match value {
+        AttributeValue::S(s) => json!(s),
+        AttributeValue::N(n) => serde_json::from_str(n).unwrap_or_else(|_| json!(n)),
+        AttributeValue::Bool(b) => json!(b),
+        AttributeValue::Null(_) => Json::Null,
+        AttributeValue::L(items) => Json::Array(items.iter().map(attribute_json).collect()),
+        AttributeValue::M(map) => {
+            Json::Object(map.iter().map(|(k, v)| (k.clone(), attribute_json(v))).collect())
+        }
+        other => json!(format!("{other:?}")),
+    }
+}
+
+pub async fn scan(sdk: &aws_config::SdkConfig, table: &str) -> Vec<HashMap<String, AttributeValue>> {
+    let client = aws_sdk_dynamodb::Client::new(sdk);
+    let mut items = Vec::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            .consistent_read(true)
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .expect("scan");
+        items.extend(page.items().iter().cloned());
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    items
+}
+
+pub async fn objects(
+    sdk: &aws_config::SdkConfig,
+    bucket: &str,
+) -> BTreeMap<String, (Vec<u8>, Option<String>)> {
+    let client = app::s3_client(sdk);
+    let mut out = BTreeMap::new();
+    let mut token = None;
+    loop {
+        let page = client
+            .list_objects_v2()
+            .bucket(bucket)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .expect("list objects");
+        for object in page.contents() {
+            let key = object.key().unwrap().to_string();
+            let got = client
+                .get_object()
+                .bucket(bucket)
+                .key(&key)
+                .send()
+                .await
+                .expect("get object");
+            let etag = got.e_tag().map(str::to_string);
+            let bytes = got.body.collect().await.unwrap().into_bytes().to_vec();
+            out.insert(key, (bytes, etag));
+        }
+        match page.next_continuation_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    out
+}
+
+pub fn gunzip_lines(bytes: &[u8]) -> Vec<Json> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_string(&mut text)
+        .expect("gzip");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("ndjson line"))
+        .collect()
+}
+
+pub async fn table_rows(database: &str, table: &str) -> Vec<String> {
+    pg_admin(database)
+        .await
+        .query(
+            &format!(r#"SELECT row_to_json(t)::text FROM "{table}" t ORDER BY topic, partition, "offset""#),
+            &[],
+        )
+        .await
+        .expect("select rows")
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+pub async fn queue_depth(sdk: &aws_config::SdkConfig, queue_url: &str) -> (String, String) {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let attrs = aws_sdk_sqs::Client::new(sdk)
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .unwrap_or_default();
+    (
+        attrs
+            .get(&A::ApproximateNumberOfMessages)
+            .cloned()
+            .unwrap_or_default(),
+        attrs
+            .get(&A::ApproximateNumberOfMessagesNotVisible)
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+pub async fn drain_queue(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<Json> {
+    let client = aws_sdk_sqs::Client::new(sdk);
+    let mut bodies = Vec::new();
+    for _ in 0..200 {
+        let received = client
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(600)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages();
+        if messages.is_empty() {
+            break;
+        }
+        for m in messages {
+            bodies.push(serde_json::from_str(m.body().unwrap()).expect("poison body is JSON"));
+            // FIFO: a group's next message is delivered only after this one is deleted.
+            client
+                .delete_message()
+                .queue_url(queue_url)
+                .receipt_handle(m.receipt_handle().unwrap())
+                .send()
+                .await
+                .expect("delete");
+        }
+    }
+    bodies
+}
+
+/// Everything the sinks hold, in a comparable form.
+#[derive(Debug, PartialEq)]
+pub struct Snapshot {
+    pub aggregates: Vec<String>,
+    pub generic: Vec<String>,
+    pub objects: BTreeMap<String, (Vec<u8>, Option<String>)>,
+    pub sales: Vec<String>,
+    pub inventory: Vec<String>,
+    pub queue: (String, String),
+}
+
+pub async fn snapshot(stack: &Stack) -> Snapshot {
+    let canonical = |items: Vec<HashMap<String, AttributeValue>>| {
+        let mut rows: Vec<String> = items
+            .iter()
+            .map(|item| typed_text(&AttributeValue::M(item.clone())))
+            .collect();
+        rows.sort();
+        rows
+    };
+    let c = contracts();
+    Snapshot {
+        aggregates: canonical(scan(&stack.sdk, &stack.config.aggregates_table).await),
+        generic: canonical(scan(&stack.sdk, &stack.config.generic_events_table).await),
+        objects: objects(&stack.sdk, &stack.config.store_events_bucket).await,
+        sales: table_rows(&stack.database, &c.postgres.sales_table).await,
+        inventory: table_rows(&stack.database, &c.postgres.inventory_table).await,
+        queue: queue_depth(&stack.sdk, &stack.config.poison_queue_url).await,
+    }
+}
+
+/// Replays must leave every sink byte-identical; on a difference, name the sink and the first
+/// differing entry instead of dumping everything.
+pub fn assert_same(before: &Snapshot, after: &Snapshot) {
+    pub fn first_difference<T: PartialEq + std::fmt::Debug>(sink: &str, a: &[T], b: &[T]) {
+        if a != b {
+            let at = a
+                .iter()
+                .zip(b)
+                .position(|(x, y)| x != y)
+                .unwrap_or(a.len().min(b.len()));
+            panic!(
+                "{sink} changed on replay: {} entries before, {} after; first difference at {at}:\n before: {:?}\n after:  {:?}",
+                a.len(),
+                b.len(),
+                a.get(at),
+                b.get(at)
+            );
+        }
+    }
+    first_difference("window aggregates", &before.aggregates, &after.aggregates);
+    first_difference("explicit events", &before.generic, &after.generic);
+    let objects = |s: &Snapshot| {
+        s.objects
+            .iter()
+            .map(|(k, (b, e))| (k.clone(), b.len(), e.clone(), b.clone()))
+            .collect::<Vec<_>>()
+    };
+    first_difference("objects", &objects(before), &objects(after));
+    first_difference("sales rows", &before.sales, &after.sales);
+    first_difference("inventory rows", &before.inventory, &after.inventory);
+    assert_eq!(before.queue, after.queue, "poison queue depth changed on replay");
+}
