@@ -33,9 +33,27 @@ wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
 stage_setup() { scripts/setup.sh; }
 
+# No test support ships in a Lambda: every fakes/fuzzing/testkit module is compiled only for tests
+# or the `testing` feature, and the feature set `cargo lambda build --bin X` resolves (the default
+# members, without dev-dependencies) enables no `testing` feature.
+check_no_test_support_in_lambdas() {
+  local ungated
+  ungated="$(grep -rn -B1 -E '^pub mod (fakes|fuzzing|testkit)( |;|\{)' functions --include=*.rs |
+    awk '/-[0-9]+-/ { previous = $0; next } /:[0-9]+:/ { if (previous !~ /cfg\((any\(test, )?feature = "testing"\)?\)/) print }')"
+  if [[ -n "$ungated" ]]; then
+    printf 'test support outside the testing feature:\n%s\n' "$ungated" >&2
+    return 1
+  fi
+  if cargo tree --locked -e normal,build,features --prefix none | grep -F 'feature "testing"'; then
+    echo 'a Lambda build enables the testing feature (above)' >&2
+    return 1
+  fi
+}
+
 stage_static() {
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  check_no_test_support_in_lambdas
   npm run --silent build
   npm run --silent lint
 }

@@ -4,4 +4,5 @@
 pub mod app;
 pub mod config;
 pub mod metrics;
+#[cfg(feature = "testing")]
 pub mod testkit;

@@ -13,6 +13,7 @@
 
 pub mod archive;
 pub mod batch;
+#[cfg(any(test, feature = "testing"))]
 pub mod fakes;
 pub mod ledger;
 pub mod ports;

@@ -8,6 +8,7 @@ pub mod avro_write;
 pub mod consume;
 pub mod dynamodb_item;
 pub mod event;
+#[cfg(any(test, feature = "testing"))]
 pub mod fuzzing;
 pub mod limits;
 pub mod model;

@@ -16,6 +16,7 @@
 //! publishes them, [`ports`] what it drives and [`fakes`] in-memory ports for tests; this file
 //! holds the per-record step ([`record`]) and the summary.
 
+#[cfg(any(test, feature = "testing"))]
 pub mod fakes;
 pub mod ports;
 pub mod request;
