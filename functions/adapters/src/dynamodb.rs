@@ -36,35 +36,22 @@ use pipeline_domain::consume::ledger::{LedgerMark, PartitionLedger};
 use pipeline_domain::consume::ports::{GenericEventStore, PartitionLedgerStore, SaveOutcome, WindowStore};
 use pipeline_domain::consume::GenericEvent;
 use pipeline_domain::dynamodb_item::{
-    fits_item_limit, generic_event_item, item_size, AttributeValue as DomainValue, Item,
+    batch_write_requests, generic_event_item, window_item, AttributeValue as DomainValue, Item,
 };
 use pipeline_domain::offsets::OffsetSet;
 use pipeline_domain::ports::PortError;
-use pipeline_domain::window::{format_milli, parse_milli, WindowAggregate, WindowKey};
+use pipeline_domain::window::{parse_milli, WindowAggregate, WindowKey};
 
 use crate::aws::classify_sdk_error;
 
 const COMPONENT: &str = "dynamodb";
 
-use pipeline_domain::limits::{
-    DYNAMODB_BATCH_GET_MAX_KEYS as MAX_GET_KEYS, DYNAMODB_BATCH_WRITE_MAX_BYTES as MAX_WRITE_BYTES,
-    DYNAMODB_BATCH_WRITE_MAX_ITEMS as MAX_WRITE_ITEMS, DYNAMODB_MAX_ITEM_BYTES,
-};
+use pipeline_domain::limits::DYNAMODB_BATCH_GET_MAX_KEYS as MAX_GET_KEYS;
 /// Rounds of re-sending unprocessed keys or items before giving up (transient).
 const UNPROCESSED_ROUNDS: u32 = 8;
 
-/// Non-key attribute names of a window item.
-pub mod window_attr {
-    pub const WINDOW_END: &str = "window_end";
-    pub const COUNT: &str = "count";
-    pub const SUM: &str = "sum";
-    pub const MIN: &str = "min";
-    pub const MAX: &str = "max";
-    pub const AVG: &str = "avg";
-    pub const FIRST_EVENT_TIME: &str = "first_event_time";
-    pub const LAST_EVENT_TIME: &str = "last_event_time";
-    pub const OFFSETS: &str = "offsets";
-}
+/// Non-key attribute names of a window item (the item is built by the domain).
+pub use pipeline_domain::dynamodb_item::window_attr;
 
 /// The `offset` of a partition's ledger item: below every Kafka offset.
 pub const LEDGER_OFFSET: i64 = -1;
@@ -98,8 +85,8 @@ fn rejected(message: impl Into<String>) -> PortError {
 pub struct DynamoWindowStore {
     client: Client,
     table: String,
-    partition_key: String,
-    sort_key: String,
+    /// Key attribute names (`tables.windowAggregates`).
+    contract: Table,
 }
 
 impl DynamoWindowStore {
@@ -108,52 +95,26 @@ impl DynamoWindowStore {
         Self {
             client,
             table: table_name.into(),
-            partition_key: contract.partition_key.clone(),
-            sort_key: contract.sort_key.clone(),
+            contract: contract.clone(),
         }
     }
 
     fn key_item(&self, key: &WindowKey) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
-                self.partition_key.clone(),
+                self.contract.partition_key.clone(),
                 AttributeValue::S(key.device_id.clone()),
             ),
             (
-                self.sort_key.clone(),
+                self.contract.sort_key.clone(),
                 AttributeValue::N(key.window_start_ms.to_string()),
             ),
         ])
     }
 
-    /// The item for an aggregate.
+    /// The item for an aggregate: the domain's item ([`window_item`]), translated.
     pub fn to_item(&self, a: &WindowAggregate) -> HashMap<String, AttributeValue> {
-        let mut item = self.key_item(&a.key());
-        let n = |v: String| AttributeValue::N(v);
-        item.insert(window_attr::WINDOW_END.into(), n(a.window_end_ms.to_string()));
-        item.insert(window_attr::COUNT.into(), n(a.count.to_string()));
-        item.insert(window_attr::SUM.into(), n(format_milli(a.sum_milli)));
-        item.insert(window_attr::MIN.into(), n(format_milli(a.min_milli.into())));
-        item.insert(window_attr::MAX.into(), n(format_milli(a.max_milli.into())));
-        item.insert(window_attr::AVG.into(), n(format_milli(a.average_milli())));
-        item.insert(
-            window_attr::FIRST_EVENT_TIME.into(),
-            n(a.first_event_time_ms.to_string()),
-        );
-        item.insert(
-            window_attr::LAST_EVENT_TIME.into(),
-            n(a.last_event_time_ms.to_string()),
-        );
-        item.insert(
-            window_attr::OFFSETS.into(),
-            AttributeValue::M(
-                a.applied
-                    .iter()
-                    .map(|(tp, offsets)| (tp.clone(), AttributeValue::S(offsets.to_string())))
-                    .collect(),
-            ),
-        );
-        item
+        to_sdk_item(&window_item(a, &self.contract))
     }
 
     /// Parses a stored item; a malformed one is a rejection (someone else wrote the table).
@@ -194,8 +155,8 @@ impl DynamoWindowStore {
             _ => return Err(rejected("window item lacks its offsets map")),
         };
         Ok(WindowAggregate {
-            device_id: text(&self.partition_key)?.to_string(),
-            window_start_ms: integer(&self.sort_key)?,
+            device_id: text(&self.contract.partition_key)?.to_string(),
+            window_start_ms: integer(&self.contract.sort_key)?,
             window_end_ms: integer(window_attr::WINDOW_END)?,
             count: u64::try_from(integer(window_attr::COUNT)?)
                 .map_err(|_| rejected("negative window count"))?,
@@ -269,7 +230,7 @@ impl WindowStore for DynamoWindowStore {
         let request = match expected_count {
             None => request
                 .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", &self.partition_key),
+                .expression_attribute_names("#pk", &self.contract.partition_key),
             Some(count) => request
                 .condition_expression("#count = :expected")
                 .expression_attribute_names("#count", window_attr::COUNT)
@@ -482,29 +443,11 @@ fn to_sdk(value: &DomainValue) -> AttributeValue {
     }
 }
 
-// 25 items of at most 400 KB are 10 MB: a full request never reaches BatchWriteItem's 16 MB, so
-// counting items is enough once each item is within its limit.
-const _: () = assert!(MAX_WRITE_ITEMS * DYNAMODB_MAX_ITEM_BYTES <= MAX_WRITE_BYTES);
-
 /// Requests of at most 25 items; an item over 400 KB (DynamoDB's formula) is refused before
-/// anything is sent, as DynamoDB would refuse the whole request.
+/// anything is sent, as DynamoDB would refuse the whole request (one home:
+/// `dynamodb_item::batch_write_requests`, which the in-memory fake sends too).
 fn write_chunks(items: Vec<(Item, String)>) -> Result<Vec<Vec<Item>>, PortError> {
-    for (item, name) in &items {
-        let size = item_size(item);
-        if !fits_item_limit(size) {
-            return Err(rejected(format!(
-                "item {name} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte item limit"
-            )));
-        }
-    }
-    let mut chunks: Vec<Vec<Item>> = Vec::new();
-    for (item, _) in items {
-        match chunks.last_mut() {
-            Some(chunk) if chunk.len() < MAX_WRITE_ITEMS => chunk.push(item),
-            _ => chunks.push(vec![item]),
-        }
-    }
-    Ok(chunks)
+    batch_write_requests(items).map_err(|e| rejected(e.to_string()))
 }
 
 impl GenericEventStore for DynamoGenericEventStore {
@@ -563,7 +506,9 @@ impl GenericEventStore for DynamoGenericEventStore {
 mod tests {
     use super::*;
     use pipeline_contracts::contracts;
+    use pipeline_domain::dynamodb_item::item_size;
     use pipeline_domain::dynamodb_item::json_to_attribute as domain_json_to_attribute;
+    use pipeline_domain::limits::DYNAMODB_MAX_ITEM_BYTES;
 
     fn store() -> DynamoWindowStore {
         let config = aws_sdk_dynamodb::Config::builder()

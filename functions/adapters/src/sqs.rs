@@ -22,10 +22,7 @@ use crate::s3::S3Objects;
 
 const COMPONENT: &str = "sqs";
 
-use pipeline_domain::limits::{
-    sqs_message_bytes, SQS_MAX_BATCH_BYTES as MAX_REQUEST_BYTES, SQS_MAX_BATCH_ENTRIES as MAX_ENTRIES,
-    SQS_MAX_MESSAGE_BYTES,
-};
+use pipeline_domain::limits::{pack_send_message_batches, sqs_message_bytes, SQS_MAX_MESSAGE_BYTES};
 /// Re-sends of entries SQS failed on its side before giving up (transient).
 const FAILED_ENTRY_ROUNDS: u32 = 5;
 
@@ -99,24 +96,10 @@ struct Entry {
     deduplication_id: String,
 }
 
-/// Packs entries into requests of at most 10 entries and 256 KiB.
+/// Packs entries into requests of at most 10 entries and 256 KiB (one home:
+/// `limits::pack_send_message_batches`, which the in-memory queue uses too).
 fn pack(entries: Vec<Entry>) -> Vec<Vec<Entry>> {
-    let mut requests: Vec<Vec<Entry>> = Vec::new();
-    let mut size = 0;
-    for entry in entries {
-        let fits = requests
-            .last()
-            .is_some_and(|r| r.len() < MAX_ENTRIES && size + entry.body.len() <= MAX_REQUEST_BYTES);
-        if !fits {
-            requests.push(Vec::new());
-            size = 0;
-        }
-        size += entry.body.len();
-        if let Some(request) = requests.last_mut() {
-            request.push(entry);
-        }
-    }
-    requests
+    pack_send_message_batches(entries, |entry| entry.body.len())
 }
 
 impl PoisonSink for SqsPoisonSink {
@@ -206,6 +189,7 @@ impl PoisonSink for SqsPoisonSink {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pipeline_domain::limits::SQS_MAX_BATCH_BYTES as MAX_REQUEST_BYTES;
 
     fn entry(size: usize) -> Entry {
         Entry {

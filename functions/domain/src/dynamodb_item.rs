@@ -1,8 +1,10 @@
 //! DynamoDB items as plain values, and DynamoDB's item-size formula over them.
 //!
-//! The explicit-event item is built here, once: the decoder measures it to turn what DynamoDB
-//! would refuse into poison, the in-memory fake and the DynamoDB adapter refuse the same items,
-//! and the adapter only translates these values into the SDK's.
+//! The explicit-event and window items are built here, once: the decoder measures the first to
+//! turn what DynamoDB would refuse into poison, the window merge measures the second, the
+//! in-memory fakes and the DynamoDB adapter refuse the same items, and the adapter only translates
+//! these values into the SDK's. [`batch_write_requests`] splits writes into the BatchWriteItem
+//! requests both the adapter and the fake send.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +12,10 @@ use pipeline_contracts::Table;
 use serde_json::Value as Json;
 
 use crate::consume::{GenericEvent, ValueFormat};
-use crate::limits::DYNAMODB_MAX_ITEM_BYTES;
+use crate::limits::{
+    DYNAMODB_BATCH_WRITE_MAX_BYTES, DYNAMODB_BATCH_WRITE_MAX_ITEMS, DYNAMODB_MAX_ITEM_BYTES,
+};
+use crate::window::{format_milli, WindowAggregate};
 
 /// One DynamoDB attribute value. Numbers keep DynamoDB's wire form: a decimal string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +43,121 @@ pub mod generic_attr {
     pub const KEY: &str = "key";
     pub const SCHEMA_VERSION_ID: &str = "schema_version_id";
     pub const PAYLOAD: &str = "payload";
+}
+
+/// Non-key attribute names of a window item (keys come from `tables.windowAggregates`).
+pub mod window_attr {
+    pub const WINDOW_END: &str = "window_end";
+    pub const COUNT: &str = "count";
+    pub const SUM: &str = "sum";
+    pub const MIN: &str = "min";
+    pub const MAX: &str = "max";
+    pub const AVG: &str = "avg";
+    pub const FIRST_EVENT_TIME: &str = "first_event_time";
+    pub const LAST_EVENT_TIME: &str = "last_event_time";
+    pub const OFFSETS: &str = "offsets";
+}
+
+/// The item of a window aggregate: keys from `table` (`device_id`, `window_start`), then the
+/// [`window_attr`] numbers and `offsets`, a map from `topic-partition` to its applied offsets as
+/// merged intervals in text (`"0-41,50-99"`).
+pub fn window_item(a: &WindowAggregate, table: &Table) -> Item {
+    let n = AttributeValue::N;
+    Item::from([
+        (
+            table.partition_key.clone(),
+            AttributeValue::S(a.device_id.clone()),
+        ),
+        (table.sort_key.clone(), n(a.window_start_ms.to_string())),
+        (window_attr::WINDOW_END.into(), n(a.window_end_ms.to_string())),
+        (window_attr::COUNT.into(), n(a.count.to_string())),
+        (window_attr::SUM.into(), n(format_milli(a.sum_milli))),
+        (window_attr::MIN.into(), n(format_milli(a.min_milli.into()))),
+        (window_attr::MAX.into(), n(format_milli(a.max_milli.into()))),
+        (window_attr::AVG.into(), n(format_milli(a.average_milli()))),
+        (
+            window_attr::FIRST_EVENT_TIME.into(),
+            n(a.first_event_time_ms.to_string()),
+        ),
+        (
+            window_attr::LAST_EVENT_TIME.into(),
+            n(a.last_event_time_ms.to_string()),
+        ),
+        (
+            window_attr::OFFSETS.into(),
+            AttributeValue::M(
+                a.applied
+                    .iter()
+                    .map(|(tp, offsets)| (tp.clone(), AttributeValue::S(offsets.to_string())))
+                    .collect(),
+            ),
+        ),
+    ])
+}
+
+/// Why a set of items cannot be written with BatchWriteItem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BatchWriteError {
+    #[error("item {name} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte item limit")]
+    ItemTooLarge { name: String, size: usize },
+    #[error(
+        "a BatchWriteItem request of {items} items and {bytes} bytes exceeds DynamoDB's \
+         {DYNAMODB_BATCH_WRITE_MAX_ITEMS} items or {DYNAMODB_BATCH_WRITE_MAX_BYTES} bytes"
+    )]
+    RequestTooLarge { items: usize, bytes: usize },
+}
+
+// 25 items of at most 400 KB are 10 MB: a request of valid items never reaches BatchWriteItem's
+// 16 MB, so counting items is enough once each item is within its limit.
+const _: () =
+    assert!(DYNAMODB_BATCH_WRITE_MAX_ITEMS * DYNAMODB_MAX_ITEM_BYTES <= DYNAMODB_BATCH_WRITE_MAX_BYTES);
+
+/// Splits items (each with a name for errors) into BatchWriteItem requests of at most 25 items,
+/// in order. An item over 400 KB is refused before anything is sent, as DynamoDB refuses the whole
+/// request that holds one.
+pub fn batch_write_requests<T>(items: Vec<(Item, T)>) -> Result<Vec<Vec<Item>>, BatchWriteError>
+where
+    T: std::fmt::Display,
+{
+    for (item, name) in &items {
+        let size = item_size(item);
+        if !fits_item_limit(size) {
+            return Err(BatchWriteError::ItemTooLarge {
+                name: name.to_string(),
+                size,
+            });
+        }
+    }
+    let mut requests: Vec<Vec<Item>> = Vec::new();
+    for (item, _) in items {
+        match requests.last_mut() {
+            Some(request) if request.len() < DYNAMODB_BATCH_WRITE_MAX_ITEMS => request.push(item),
+            _ => requests.push(vec![item]),
+        }
+    }
+    Ok(requests)
+}
+
+/// What DynamoDB checks of one BatchWriteItem request: at most 25 items, 16 MB, 400 KB per item.
+pub fn check_batch_write_request(items: &[Item]) -> Result<(), BatchWriteError> {
+    let mut bytes = 0;
+    for item in items {
+        let size = item_size(item);
+        if !fits_item_limit(size) {
+            return Err(BatchWriteError::ItemTooLarge {
+                name: "in the request".into(),
+                size,
+            });
+        }
+        bytes += size;
+    }
+    if items.len() > DYNAMODB_BATCH_WRITE_MAX_ITEMS || bytes > DYNAMODB_BATCH_WRITE_MAX_BYTES {
+        return Err(BatchWriteError::RequestTooLarge {
+            items: items.len(),
+            bytes,
+        });
+    }
+    Ok(())
 }
 
 /// The item of an explicit event: keys from `table` (`source` = `topic-partition`, `offset`), then

@@ -46,6 +46,41 @@ pub fn sqs_message_bytes(body: &str, attributes: &[(&str, &str, &[u8])]) -> usiz
             .sum::<usize>()
 }
 
+/// Packs entries into `SendMessageBatch` requests of at most 10 entries and 256 KiB of bodies, in
+/// order (the SQS adapter and the in-memory queue send the same requests).
+pub fn pack_send_message_batches<T>(entries: Vec<T>, body_bytes: impl Fn(&T) -> usize) -> Vec<Vec<T>> {
+    let mut requests: Vec<Vec<T>> = Vec::new();
+    let mut size = 0;
+    for entry in entries {
+        let bytes = body_bytes(&entry);
+        let fits = requests
+            .last()
+            .is_some_and(|r| r.len() < SQS_MAX_BATCH_ENTRIES && size + bytes <= SQS_MAX_BATCH_BYTES);
+        if !fits {
+            requests.push(Vec::new());
+            size = 0;
+        }
+        size += bytes;
+        if let Some(request) = requests.last_mut() {
+            request.push(entry);
+        }
+    }
+    requests
+}
+
+/// What SQS checks of one `SendMessageBatch` request (bodies only: we send no attributes).
+pub fn check_send_message_batch(bodies: &[&str]) -> Result<(), String> {
+    let total: usize = bodies.iter().map(|b| sqs_message_bytes(b, &[])).sum();
+    if bodies.is_empty() || bodies.len() > SQS_MAX_BATCH_ENTRIES || total > SQS_MAX_BATCH_BYTES {
+        return Err(format!(
+            "a SendMessageBatch request of {} entries and {total} bytes is outside SQS's 1..={SQS_MAX_BATCH_ENTRIES} \
+             entries and {SQS_MAX_BATCH_BYTES} bytes",
+            bodies.len()
+        ));
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // DynamoDB
 

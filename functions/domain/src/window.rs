@@ -23,7 +23,13 @@
 //! devices' records are one interval each. An item keeps at most [`MAX_OFFSET_INTERVALS`]
 //! intervals over all partitions; a write that would exceed it is refused with
 //! [`MergeError::TooFragmented`] and the batch fails (the `BatchFailures` alarm fires), so nothing
-//! is dropped silently. The stored `count` doubles as the optimistic-concurrency token: it grows
+//! is dropped silently. The item itself, measured with DynamoDB's item-size formula
+//! ([`crate::dynamodb_item::window_item`]), must stay within DynamoDB's 400 KB: the interval bound
+//! keeps the `offsets` text under 160 KiB, but each partition is a map entry named
+//! `topic-partition` (a topic name may take 249 bytes), so readings of one device spread over
+//! many partitions of long-named topics could pass it. A merge whose item would exceed 400 KB is
+//! refused with [`MergeError::ItemTooLarge`] and fails the batch in the same way, before DynamoDB
+//! would refuse the write. The stored `count` doubles as the optimistic-concurrency token: it grows
 //! with every effective write, so "count unchanged" is a safe condition for the next write.
 //!
 //! # Window size
@@ -35,6 +41,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::dynamodb_item::{fits_item_limit, item_size, window_item};
+use crate::limits::DYNAMODB_MAX_ITEM_BYTES;
 use crate::model::{RecordCoordinates, SensorReading};
 use crate::offsets::OffsetSet;
 
@@ -79,6 +87,15 @@ pub enum MergeError {
         device_id: String,
         window_start_ms: i64,
         intervals: usize,
+    },
+    #[error(
+        "window {device_id}@{window_start_ms} would be a {size}-byte item, over DynamoDB's \
+         {DYNAMODB_MAX_ITEM_BYTES}-byte item limit"
+    )]
+    ItemTooLarge {
+        device_id: String,
+        window_start_ms: i64,
+        size: usize,
     },
 }
 
@@ -331,6 +348,17 @@ pub fn merge(
             device_id: aggregate.device_id.clone(),
             window_start_ms: aggregate.window_start_ms,
             intervals,
+        });
+    }
+    let size = item_size(&window_item(
+        &aggregate,
+        &pipeline_contracts::contracts().tables.window_aggregates,
+    ));
+    if !fits_item_limit(size) {
+        return Err(MergeError::ItemTooLarge {
+            device_id: aggregate.device_id.clone(),
+            window_start_ms: aggregate.window_start_ms,
+            size,
         });
     }
     Ok(MergeOutcome::Updated {
@@ -622,6 +650,50 @@ mod tests {
             merge(Some(&filled), &over),
             Err(MergeError::TooFragmented { intervals, .. }) if intervals == MAX_OFFSET_INTERVALS + 1
         ));
+    }
+
+    #[test]
+    fn window_items_are_measured_by_dynamodbs_formula_and_refused_past_400_kb() {
+        let table = &pipeline_contracts::contracts().tables.window_aggregates;
+        // One device's readings spread over many partitions of a topic with a long name: each
+        // partition is an entry of the item's `offsets` map.
+        let topic = "t".repeat(240);
+        let pending_of = |device: &str| PendingWindow {
+            key: WindowKey {
+                device_id: device.into(),
+                window_start_ms: 0,
+            },
+            bounds: WindowBounds {
+                start_ms: 0,
+                end_ms: 60_000,
+            },
+            contributions: (0..1_600)
+                .map(|p| Contribution {
+                    topic_partition: format!("{topic}-{p}"),
+                    offset: 7,
+                    event_time_ms: 1,
+                    milli_degrees: 1,
+                })
+                .collect(),
+        };
+        let size_of = |device: &str| match merge(None, &pending_of(device)) {
+            Ok(MergeOutcome::Updated { aggregate, .. }) => item_size(&window_item(&aggregate, table)),
+            other => panic!("{other:?}"),
+        };
+        let base = size_of("d");
+        assert!(base < DYNAMODB_MAX_ITEM_BYTES, "{base}");
+        // The device id that makes the item exactly 400 KB is stored; one byte more is refused.
+        let at_limit = "d".repeat(1 + DYNAMODB_MAX_ITEM_BYTES - base);
+        assert_eq!(size_of(&at_limit), DYNAMODB_MAX_ITEM_BYTES);
+        let over = format!("{at_limit}d");
+        assert_eq!(
+            merge(None, &pending_of(&over)),
+            Err(MergeError::ItemTooLarge {
+                device_id: over.clone(),
+                window_start_ms: 0,
+                size: DYNAMODB_MAX_ITEM_BYTES + 1,
+            })
+        );
     }
 
     /// Deterministic xorshift, so the property loops below are reproducible.

@@ -17,8 +17,11 @@ use super::ports::{
     WriteCondition,
 };
 use super::GenericEvent;
-use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
-use crate::limits::DYNAMODB_MAX_ITEM_BYTES;
+use crate::dynamodb_item::{
+    batch_write_requests, check_batch_write_request, fits_item_limit, generic_event_item, item_size,
+    window_item,
+};
+use crate::limits::{check_send_message_batch, pack_send_message_batches, DYNAMODB_MAX_ITEM_BYTES};
 use crate::model::{RecordCoordinates, StoreEvent};
 use crate::ports::PortError;
 use crate::window::{WindowAggregate, WindowKey};
@@ -126,6 +129,16 @@ impl WindowStore for InMemoryWindowStore {
         expected_count: Option<u64>,
     ) -> Result<SaveOutcome, PortError> {
         self.faults.check("window store")?;
+        // DynamoDB refuses an item over 400 KB by its formula; the merge refuses it first.
+        let size = item_size(&window_item(aggregate, &contracts().tables.window_aggregates));
+        if !fits_item_limit(size) {
+            return Err(PortError::Rejected {
+                component: "window store",
+                message: format!(
+                    "item is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte limit"
+                ),
+            });
+        }
         let key = aggregate.key();
         let mut items = locked(&self.items);
         if let Some(other) = locked(&self.interference).remove(&key) {
@@ -274,6 +287,8 @@ impl StoreEventTable for InMemoryStoreEventTable {
 pub struct InMemoryGenericEventStore {
     items: Mutex<BTreeMap<RecordCoordinates, GenericEvent>>,
     ledgers: Mutex<BTreeMap<String, PartitionLedger>>,
+    /// BatchWriteItem requests sent so far (the adapter sends the same ones).
+    write_requests: AtomicU64,
     pub faults: Faults,
 }
 
@@ -284,6 +299,11 @@ impl InMemoryGenericEventStore {
 
     pub fn ledgers(&self) -> BTreeMap<String, PartitionLedger> {
         locked(&self.ledgers).clone()
+    }
+
+    /// BatchWriteItem requests sent so far.
+    pub fn write_requests(&self) -> u64 {
+        self.write_requests.load(Ordering::Relaxed)
     }
 }
 
@@ -315,22 +335,29 @@ impl PartitionLedgerStore for InMemoryGenericEventStore {
 impl GenericEventStore for InMemoryGenericEventStore {
     async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
         self.faults.check("generic event store")?;
-        // DynamoDB refuses the whole BatchWriteItem request when one item is too large.
+        // The requests the adapter sends (one write per key, 25 per request), each checked as
+        // DynamoDB checks it: a request holding an item over 400 KB is refused whole.
+        let rejected = |e: crate::dynamodb_item::BatchWriteError| PortError::Rejected {
+            component: "generic event store",
+            message: e.to_string(),
+        };
         let table = &contracts().tables.generic_events;
-        for event in events {
-            let size = item_size(&generic_event_item(event, table));
-            if !fits_item_limit(size) {
-                return Err(PortError::Rejected {
-                    component: "generic event store",
-                    message: format!(
-                        "item {} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte limit",
-                        event.coordinates
-                    ),
-                });
-            }
+        let by_coordinates: BTreeMap<&RecordCoordinates, &GenericEvent> =
+            events.iter().map(|e| (&e.coordinates, e)).collect();
+        let requests = batch_write_requests(
+            by_coordinates
+                .values()
+                .map(|event| (generic_event_item(event, table), &event.coordinates))
+                .collect(),
+        )
+        .map_err(rejected)?;
+        for request in &requests {
+            check_batch_write_request(request).map_err(rejected)?;
         }
+        self.write_requests
+            .fetch_add(requests.len() as u64, Ordering::Relaxed);
         let mut items = locked(&self.items);
-        for event in events {
+        for event in by_coordinates.into_values() {
             items.insert(event.coordinates.clone(), event.clone());
         }
         Ok(())
@@ -349,6 +376,8 @@ pub struct InMemoryPoisonSink {
     messages: Mutex<Vec<PoisonMessage>>,
     /// What SQS would hold: the inline body or the pointer, by deduplication id.
     queue_bodies: Mutex<BTreeMap<String, String>>,
+    /// SendMessageBatch requests sent so far (the adapter sends the same ones).
+    batch_requests: AtomicU64,
     pub faults: Faults,
 }
 
@@ -361,6 +390,11 @@ impl InMemoryPoisonSink {
     /// The bodies as they sit in the queue (inline messages or pointers), by deduplication id.
     pub fn queue_bodies(&self) -> BTreeMap<String, String> {
         locked(&self.queue_bodies).clone()
+    }
+
+    /// SendMessageBatch requests sent so far.
+    pub fn batch_requests(&self) -> u64 {
+        self.batch_requests.load(Ordering::Relaxed)
     }
 }
 
@@ -381,9 +415,20 @@ impl PoisonSink for InMemoryPoisonSink {
             };
             planned.push((message, body));
         }
+        // The requests the adapter sends, each checked as SQS checks SendMessageBatch.
+        let requests = pack_send_message_batches(planned, |(_, body)| body.len());
+        for request in &requests {
+            let bodies: Vec<&str> = request.iter().map(|(_, body)| body.as_str()).collect();
+            check_send_message_batch(&bodies).map_err(|message| PortError::Rejected {
+                component: "poison queue",
+                message,
+            })?;
+        }
+        self.batch_requests
+            .fetch_add(requests.len() as u64, Ordering::Relaxed);
         let mut queue = locked(&self.messages);
         let mut bodies = locked(&self.queue_bodies);
-        for (message, body) in planned {
+        for (message, body) in requests.into_iter().flatten() {
             if let std::collections::btree_map::Entry::Vacant(slot) = bodies.entry(message.deduplication_id())
             {
                 slot.insert(body);

@@ -851,3 +851,131 @@ fn objects_over_s3s_put_limit_are_refused_at_and_across_it() {
         Err(PortError::Rejected { .. })
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// The fakes send the requests the adapters send, checked as AWS checks them
+
+fn generic_event(offset: i64) -> GenericEvent {
+    GenericEvent {
+        coordinates: RecordCoordinates {
+            topic: explicit_topic().into(),
+            partition: 0,
+            offset,
+        },
+        timestamp_ms: NOW_MS,
+        key_base64: None,
+        format: ValueFormat::Json,
+        schema_version_id: None,
+        document: Json::Null,
+    }
+}
+
+#[tokio::test]
+async fn the_fake_table_writes_in_batch_write_requests_of_25() {
+    let store = InMemoryGenericEventStore::default();
+    let events: Vec<GenericEvent> = (0..51).map(generic_event).collect();
+    store.put(&events).await.unwrap();
+    assert_eq!(store.write_requests(), 3, "25 + 25 + 1");
+    // A repeated key is one write, as BatchWriteItem refuses duplicate keys in a request.
+    store.put(&[generic_event(0), generic_event(0)]).await.unwrap();
+    assert_eq!(store.write_requests(), 4);
+    assert_eq!(store.snapshot().len(), 51);
+}
+
+#[test]
+fn batch_write_requests_are_checked_as_dynamodb_checks_them() {
+    use crate::dynamodb_item::{batch_write_requests, check_batch_write_request, BatchWriteError, Item};
+    let item = |bytes: usize| {
+        Item::from([(
+            "p".into(),
+            crate::dynamodb_item::AttributeValue::S("x".repeat(bytes - 1)),
+        )])
+    };
+    let at_count: Vec<Item> = (0..25).map(|_| item(100)).collect();
+    assert_eq!(check_batch_write_request(&at_count), Ok(()));
+    let over_count: Vec<Item> = (0..26).map(|_| item(100)).collect();
+    assert_eq!(
+        check_batch_write_request(&over_count),
+        Err(BatchWriteError::RequestTooLarge {
+            items: 26,
+            bytes: 2_600
+        })
+    );
+    assert_eq!(
+        check_batch_write_request(&[item(DYNAMODB_MAX_ITEM_BYTES)]),
+        Ok(())
+    );
+    assert!(matches!(
+        check_batch_write_request(&[item(DYNAMODB_MAX_ITEM_BYTES + 1)]),
+        Err(BatchWriteError::ItemTooLarge { size, .. }) if size == DYNAMODB_MAX_ITEM_BYTES + 1
+    ));
+    // 25 items at the item limit are 10 MB: within 16 MB, so the splitter counts items only.
+    let full: Vec<(Item, usize)> = (0..26).map(|i| (item(DYNAMODB_MAX_ITEM_BYTES), i)).collect();
+    let requests = batch_write_requests(full).unwrap();
+    assert_eq!(requests.iter().map(Vec::len).collect::<Vec<_>>(), vec![25, 1]);
+    assert!(requests.iter().all(|r| check_batch_write_request(r).is_ok()));
+}
+
+#[tokio::test]
+async fn the_fake_queue_sends_batches_of_10_entries_and_256_kib() {
+    let sink = InMemoryPoisonSink::default();
+    let messages: Vec<PoisonMessage> = (0..23)
+        .map(|offset| PoisonMessage {
+            offset,
+            ..message_with(10, 10)
+        })
+        .collect();
+    sink.send(&messages).await.unwrap();
+    assert_eq!(sink.batch_requests(), 3, "10 + 10 + 3");
+    // Two bodies of about 200 KiB do not fit one request.
+    let big: Vec<PoisonMessage> = (100..102)
+        .map(|offset| PoisonMessage {
+            offset,
+            ..message_with(200 * 1024, 10)
+        })
+        .collect();
+    sink.send(&big).await.unwrap();
+    assert_eq!(sink.batch_requests(), 5);
+    assert_eq!(sink.snapshot().len(), 25);
+}
+
+#[test]
+fn send_message_batches_are_checked_as_sqs_checks_them() {
+    use crate::limits::{check_send_message_batch, pack_send_message_batches, SQS_MAX_BATCH_BYTES};
+    assert_eq!(check_send_message_batch(&["x"; 10]), Ok(()));
+    assert!(check_send_message_batch(&["x"; 11]).is_err());
+    assert!(check_send_message_batch(&[]).is_err());
+    let half = "x".repeat(SQS_MAX_BATCH_BYTES / 2);
+    assert_eq!(check_send_message_batch(&[&half, &half]), Ok(()));
+    let one_more = format!("{half}x");
+    assert!(check_send_message_batch(&[&half, &one_more]).is_err());
+    // The packer never builds a request the check refuses.
+    let bodies = vec![half.clone(), one_more.clone(), "y".repeat(10), half];
+    let requests = pack_send_message_batches(bodies, String::len);
+    assert_eq!(requests.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 2, 1]);
+    for request in &requests {
+        let refs: Vec<&str> = request.iter().map(String::as_str).collect();
+        assert_eq!(check_send_message_batch(&refs), Ok(()));
+    }
+}
+
+#[tokio::test]
+async fn the_fake_window_table_refuses_items_dynamodb_would_refuse() {
+    use crate::consume::ports::WindowStore;
+    let store = InMemoryWindowStore::default();
+    let aggregate = crate::window::WindowAggregate {
+        device_id: "d".repeat(DYNAMODB_MAX_ITEM_BYTES),
+        window_start_ms: 0,
+        window_end_ms: 60_000,
+        count: 1,
+        sum_milli: 1,
+        min_milli: 1,
+        max_milli: 1,
+        first_event_time_ms: 1,
+        last_event_time_ms: 1,
+        applied: BTreeMap::new(),
+    };
+    let refused = store.save(&aggregate, None).await;
+    assert!(matches!(refused, Err(PortError::Rejected { .. })), "{refused:?}");
+    assert!(store.snapshot().is_empty());
+}

@@ -56,7 +56,7 @@ fn subject() -> Subject {
     settings.retry = fast_retry();
     ConsumerService::new(
         SwitchableRegistry {
-            inner: registry(),
+            inner: property_registry(),
             down: AtomicBool::new(false),
         },
         Sinks {
@@ -85,10 +85,54 @@ fn state(service: &Subject) -> Snapshot {
     }
 }
 
+/// A registered JSON Schema version and an Avro version being deleted.
+const JSON_SCHEMA_VERSION: Uuid = Uuid::from_u128(0xbad_0101);
+const DELETING_VERSION: Uuid = Uuid::from_u128(0xbad_0102);
+
+/// The contract registry plus the versions the limits work makes poison.
+fn property_registry() -> InMemorySchemaSource {
+    let registry = registry();
+    registry.insert_version(
+        JSON_SCHEMA_VERSION,
+        SchemaVersion {
+            definition: r#"{"type":"object"}"#.into(),
+            data_format: "JSON".into(),
+            status: SchemaVersion::AVAILABLE.into(),
+        },
+    );
+    registry.insert_version(
+        DELETING_VERSION,
+        SchemaVersion {
+            status: "DELETING".into(),
+            ..SchemaVersion::available_avro(schema_text("schemas/sensor_reading.v1.avsc").unwrap())
+        },
+    );
+    registry
+}
+
 /// Bad values beyond those of [`stream`]: unknown and wrong-typed schema versions, a reading no
-/// window can hold, a tombstone, an unknown compression byte, a non-base64 value.
+/// window can hold, a tombstone, an unknown compression byte, a non-base64 value, and the poison
+/// kinds of the limits work: a body that inflates past the record bound, a JSON Schema and a
+/// non-AVAILABLE version, an implausible event time, a document over DynamoDB's item limit (on
+/// other topics than the explicit one these are poison for their fields).
 fn corrupt(record: &mut KafkaRecord, rng: &mut ChaCha8Rng) {
-    match rng.random_range(0..6) {
+    match rng.random_range(0..11) {
+        6 => {
+            let zeros = vec![0u8; crate::limits::MAX_DECODED_RECORD_BYTES + 1];
+            record.value = Some(b64(&frame(SENSOR_V1, &zeros, Compression::Zlib)));
+        }
+        7 => record.value = Some(b64(&frame(JSON_SCHEMA_VERSION, b"{}", Compression::None))),
+        8 => record.value = Some(b64(&frame(DELETING_VERSION, b"\x02", Compression::None))),
+        9 => {
+            let far = reading("d-2200", 7_258_118_400_000, 1.0);
+            record.value = Some(b64(&serde_json::to_vec(&far).unwrap()));
+        }
+        10 => {
+            let lists = vec![serde_json::json!([1]); 60_000];
+            record.value = Some(b64(
+                &serde_json::to_vec(&serde_json::json!({ "lines": lists })).unwrap()
+            ));
+        }
         0 => record.value = Some(b64(&frame(NOT_REGISTERED, b"\x02", Compression::None))),
         1 => {
             let schema = Schema::parse_str(WRONG_TYPES_SCHEMA).unwrap();
