@@ -4,6 +4,7 @@
 //! binaries wire adapters into the services defined here.
 
 pub mod avro_bounds;
+pub mod batch_response;
 pub mod consume;
 pub mod dynamodb_item;
 pub mod event;
