@@ -173,3 +173,31 @@ export const MSK_STORAGE_AUTO_SCALING = {
   maxTargetPercent: 80,
   maxVolumeGiB: 16384,
 } as const;
+
+/**
+ * Kafka event source mappings (Amazon MSK and self-managed Kafka) in provisioned mode, read 2026-12-02:
+ *  - Lambda developer guide "Apache Kafka event poller scaling modes" (kafka-scaling-modes.html): on-demand is
+ *    the default; provisioned mode gives the mapping dedicated pollers between a minimum and a maximum, each
+ *    handling up to 5 MB/s or 5 concurrent invocations, billed per Event Poller Unit.
+ *  - Lambda API reference "ProvisionedPollerConfig": MinimumPollers 1-200 (Kafka default 1), MaximumPollers
+ *    1-2000 (default 200).
+ *  - Lambda developer guide "Configuring error handling controls for Kafka event sources"
+ *    (kafka-retry-configurations.html): MaximumRetryAttempts (-1 = infinite, the default, or 0-10000; with an
+ *    on-failure destination and infinite retries Lambda applies at most 10), MaximumRecordAgeInSeconds (-1 =
+ *    infinite, the default, or 60-604800), BisectBatchOnFunctionError (default false) and
+ *    FunctionResponseTypes ["ReportBatchItemFailures"] are set in provisioned mode only; the console offers
+ *    them under "Event poller configuration" once provisioned mode is chosen.
+ *  - CloudFormation "AWS::Lambda::EventSourceMapping": a MaximumRecordAgeInSeconds from 0 to 59 is refused.
+ */
+export const KAFKA_PROVISIONED_MODE = {
+  minimumPollers: { min: 1, max: 200, default: 1 },
+  maximumPollers: { min: 1, max: 2000, default: 200 },
+  /** -1 = infinite. */
+  maximumRetryAttempts: { infinite: -1, min: 0, max: 10_000, default: -1 },
+  /** Retries Lambda applies when retries are infinite and an on-failure destination is set. */
+  retriesWithOnFailureDestination: 10,
+  /** -1 = infinite. */
+  maximumRecordAgeSeconds: { infinite: -1, min: 60, max: 604_800, default: -1 },
+  /** The one FunctionResponseTypes value, turning on partial-batch responses. */
+  reportBatchItemFailures: 'ReportBatchItemFailures',
+} as const;

@@ -1,7 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import {
-  AZ_ID_PATTERN, azIdPrefixOf, CFN_MAX_DYNAMIC_REFERENCES, kafkaVersionProblem, MSK_STORAGE_AUTO_SCALING, recommendedKafkaVersion,
+  AZ_ID_PATTERN, azIdPrefixOf, CFN_MAX_DYNAMIC_REFERENCES, KAFKA_PROVISIONED_MODE, kafkaVersionProblem, MSK_STORAGE_AUTO_SCALING,
+  recommendedKafkaVersion,
   REGIONS_WITHOUT_DEFAULT_ZONE_LETTERS,
 } from './aws-facts';
 import { consumerDynamicReferenceCount, maxBrokersWithinDynamicReferenceLimit } from './constructs/handshake';
@@ -75,6 +76,29 @@ export interface ProducerScheduleConfig {
   readonly requests: readonly Record<string, unknown>[];
 }
 
+/**
+ * How Lambda polls the topics: `on-demand` (Lambda sizes the pollers; failed batches are retried as AWS
+ * decides) or `provisioned` (dedicated pollers, billed per poller-hour, with the error-handling controls).
+ */
+export type EsmMode = 'on-demand' | 'provisioned';
+
+/** Provisioned-mode settings of every mapping; ranges and defaults in `KAFKA_PROVISIONED_MODE`. */
+export interface ProvisionedEsmSettings {
+  readonly minimumPollers: number;
+  readonly maximumPollers: number;
+  /** -1 = infinite (with the on-failure queue, AWS then applies at most 10). */
+  readonly maximumRetryAttempts: number;
+  /** -1 = infinite; else records older than this are sent to the on-failure queue unprocessed. */
+  readonly maximumRecordAgeSeconds: number;
+  readonly bisectBatchOnFunctionError: boolean;
+  /** The consumer answers with the partial-batch response (FunctionResponseTypes ReportBatchItemFailures). */
+  readonly reportBatchItemFailures: boolean;
+}
+
+export type EsmModeConfig =
+  | { readonly mode: 'on-demand' }
+  | ({ readonly mode: 'provisioned' } & ProvisionedEsmSettings);
+
 export interface PipelineConfig {
   readonly producer: SideConfig;
   readonly consumer: ConsumerSideConfig;
@@ -88,6 +112,8 @@ export interface PipelineConfig {
   readonly windowSeconds: number;
   readonly esmBatchSize: number;
   readonly esmBatchingWindowSeconds: number;
+  /** Poller mode and, in provisioned mode, the error-handling controls of every mapping. */
+  readonly esm: EsmModeConfig;
   readonly producerSchedule: ProducerScheduleConfig;
   readonly lambdaArchitecture: LambdaArchitectureName;
   readonly logLevel: LogLevel;
@@ -125,7 +151,7 @@ export const FALLBACK_REGION = 'eu-west-1';
 
 const KNOWN_TOP_LEVEL_KEYS = new Set([
   'producer', 'consumer', 'producerVpcCidr', 'consumerVpcCidr', 'msk', 'topics', 'topicDeletion',
-  'windowSeconds', 'esmBatchSize', 'esmBatchingWindowSeconds', 'producerSchedule', 'lambdaArchitecture',
+  'windowSeconds', 'esmBatchSize', 'esmBatchingWindowSeconds', 'esmMode', 'esmProvisioned', 'producerSchedule', 'lambdaArchitecture',
   'logLevel', 'retainData', 'endpointAcceptanceRequired', 'rds', 'alarmEmail', 'handshakeRevision',
 ]);
 
@@ -360,6 +386,66 @@ function readTopics(r: Reader, raw: Raw, contracts: PipelineContracts, brokerCou
   });
 }
 
+const PROVISIONED_KEYS = [
+  'minimumPollers', 'maximumPollers', 'maximumRetryAttempts', 'maximumRecordAgeSeconds', 'bisectBatchOnFunctionError',
+  'reportBatchItemFailures',
+] as const;
+
+/** An integer in [min, max] or exactly -1 (AWS's "infinite"). */
+function intOrInfinite(r: Reader, value: unknown, where: string, limits: { min: number; max: number; default: number }): number {
+  if (value === -1) {
+    return -1;
+  }
+  if (value === undefined) {
+    return limits.default;
+  }
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < limits.min || value > limits.max) {
+    r.problems.push(`${where} must be -1 (infinite) or an integer from ${limits.min} to ${limits.max}, got ${JSON.stringify(value)}`);
+    return limits.default;
+  }
+  return value;
+}
+
+/**
+ * `esmMode` and `esmProvisioned`. Lambda takes the Kafka error-handling controls and poller limits only in
+ * provisioned mode (aws-facts.ts KAFKA_PROVISIONED_MODE), so they are refused in on-demand mode rather than
+ * left for CloudFormation to reject mid-deployment.
+ */
+function readEsmMode(r: Reader, modeRaw: unknown, settingsRaw: unknown): EsmModeConfig {
+  const mode = r.oneOf(modeRaw, 'esmMode', ['on-demand', 'provisioned'] as const, 'on-demand');
+  const raw = r.object(settingsRaw, 'esmProvisioned');
+  r.knownKeys(raw, 'esmProvisioned', PROVISIONED_KEYS);
+  if (mode === 'on-demand') {
+    const given = PROVISIONED_KEYS.filter((key) => raw[key] !== undefined);
+    if (given.length > 0) {
+      r.problems.push(
+        `esmProvisioned.${given.join(', esmProvisioned.')} only apply in provisioned mode (Lambda refuses them for an `
+        + 'on-demand Kafka mapping): set esmMode to "provisioned", or remove esmProvisioned',
+      );
+    }
+    return { mode };
+  }
+  const f = KAFKA_PROVISIONED_MODE;
+  const minimumPollers = r.int(raw.minimumPollers, 'esmProvisioned.minimumPollers', f.minimumPollers.default, f.minimumPollers.min, f.minimumPollers.max);
+  const maximumPollers = r.int(raw.maximumPollers, 'esmProvisioned.maximumPollers', f.maximumPollers.default, f.maximumPollers.min, f.maximumPollers.max);
+  if (minimumPollers > maximumPollers) {
+    r.problems.push(
+      `esmProvisioned.minimumPollers (${minimumPollers}) exceeds esmProvisioned.maximumPollers (${maximumPollers}): `
+      + 'set maximumPollers to at least minimumPollers',
+    );
+  }
+  return {
+    mode,
+    minimumPollers,
+    maximumPollers,
+    maximumRetryAttempts: intOrInfinite(r, raw.maximumRetryAttempts, 'esmProvisioned.maximumRetryAttempts', f.maximumRetryAttempts),
+    maximumRecordAgeSeconds: intOrInfinite(r, raw.maximumRecordAgeSeconds, 'esmProvisioned.maximumRecordAgeSeconds', f.maximumRecordAgeSeconds),
+    bisectBatchOnFunctionError: r.bool(raw.bisectBatchOnFunctionError, 'esmProvisioned.bisectBatchOnFunctionError', false),
+    // The consumer answers with the partial-batch response, so provisioned mode turns it on unless told not to.
+    reportBatchItemFailures: r.bool(raw.reportBatchItemFailures, 'esmProvisioned.reportBatchItemFailures', true),
+  };
+}
+
 const DEFAULT_SCHEDULE_REQUESTS: readonly Record<string, unknown>[] = [
   { action: 'simulate_sensors', devices: 20, readings_per_device: 15 },
   { action: 'simulate_store_events', count: 50, malformed_share: 0.05 },
@@ -535,6 +621,7 @@ export function parseConfig(rawInput: unknown, contracts: PipelineContracts, cli
     esmBatchingWindowSeconds: r.int(
       raw.esmBatchingWindowSeconds, 'esmBatchingWindowSeconds', contracts.defaults.esmBatchingWindowSeconds, 0, 300,
     ),
+    esm: readEsmMode(r, raw.esmMode, raw.esmProvisioned),
     producerSchedule: {
       expression,
       enabled: r.bool(scheduleRaw.enabled, 'producerSchedule.enabled', true),

@@ -11,7 +11,7 @@ import {
   rawConfigFromContext,
 } from '../lib/config';
 import { loadContracts, parseContracts, PipelineContracts } from '../lib/contracts';
-import { MSK_KAFKA_VERSIONS } from '../lib/aws-facts';
+import { KAFKA_PROVISIONED_MODE, MSK_KAFKA_VERSIONS } from '../lib/aws-facts';
 import { cdkJsonContext, CONSUMER_ACCOUNT, HANDSHAKE_ARN, PRODUCER_ACCOUNT, PRODUCER_ZONE_IDS, REGION } from './helpers';
 
 const contracts = loadContracts();
@@ -346,5 +346,72 @@ describe('broker storage auto scaling', () => {
       'msk.maxVolumeSizeGiB (400) must be at least msk.volumeSizeGiB (500): storage auto scaling only grows',
     ]);
     expect(problemsOf({ msk: { maxVolumeSizeGiB: 20000 } })[0]).toMatch(/msk.maxVolumeSizeGiB must be an integer from 1 to 16384/);
+  });
+});
+
+describe('event source mapping mode', () => {
+  const limits = KAFKA_PROVISIONED_MODE;
+
+  test('on-demand by default, with no provisioned settings', () => {
+    expect(parseConfig({}, contracts, {}).esm).toEqual({ mode: 'on-demand' });
+  });
+
+  test('provisioned mode takes AWS\'s defaults, with partial-batch responses on', () => {
+    expect(parseConfig({ esmMode: 'provisioned' }, contracts, {}).esm).toEqual({
+      mode: 'provisioned',
+      minimumPollers: 1,
+      maximumPollers: 200,
+      maximumRetryAttempts: -1,
+      maximumRecordAgeSeconds: -1,
+      bisectBatchOnFunctionError: false,
+      reportBatchItemFailures: true,
+    });
+  });
+
+  test('every setting is accepted at its documented bounds and -1 means infinite', () => {
+    for (const [minimumPollers, maximumPollers, maximumRetryAttempts, maximumRecordAgeSeconds] of [
+      [limits.minimumPollers.min, limits.maximumPollers.min, limits.maximumRetryAttempts.min, limits.maximumRecordAgeSeconds.min],
+      [limits.minimumPollers.max, limits.maximumPollers.max, limits.maximumRetryAttempts.max, limits.maximumRecordAgeSeconds.max],
+      [1, 2, -1, -1],
+    ]) {
+      const esm = parseConfig({
+        esmMode: 'provisioned',
+        esmProvisioned: { minimumPollers, maximumPollers, maximumRetryAttempts, maximumRecordAgeSeconds, bisectBatchOnFunctionError: true },
+      }, contracts, {}).esm;
+      expect(esm).toMatchObject({ minimumPollers, maximumPollers, maximumRetryAttempts, maximumRecordAgeSeconds, bisectBatchOnFunctionError: true });
+    }
+  });
+
+  test('values across the documented bounds are refused with the range', () => {
+    const problems = (settings: Record<string, unknown>) => problemsOf({ esmMode: 'provisioned', esmProvisioned: settings });
+    expect(problems({ minimumPollers: 0 })).toEqual(['esmProvisioned.minimumPollers must be an integer from 1 to 200, got 0']);
+    expect(problems({ minimumPollers: 201, maximumPollers: 300 })[0]).toMatch(/minimumPollers must be an integer from 1 to 200, got 201/);
+    expect(problems({ maximumPollers: 2001 })).toEqual(['esmProvisioned.maximumPollers must be an integer from 1 to 2000, got 2001']);
+    expect(problems({ maximumRetryAttempts: 10001 })).toEqual([
+      'esmProvisioned.maximumRetryAttempts must be -1 (infinite) or an integer from 0 to 10000, got 10001',
+    ]);
+    expect(problems({ maximumRetryAttempts: -2 })[0]).toMatch(/maximumRetryAttempts must be -1 \(infinite\)/);
+    // CloudFormation refuses 0-59 although they lie inside the field's absolute range.
+    expect(problems({ maximumRecordAgeSeconds: 59 })).toEqual([
+      'esmProvisioned.maximumRecordAgeSeconds must be -1 (infinite) or an integer from 60 to 604800, got 59',
+    ]);
+    expect(problems({ maximumRecordAgeSeconds: 604801 })[0]).toMatch(/from 60 to 604800, got 604801/);
+    expect(problems({ bisectBatchOnFunctionError: 'yes' })[0]).toMatch(/bisectBatchOnFunctionError must be true or false/);
+    expect(problems({ parallelizationFactor: 2 })[0]).toMatch(/unknown key esmProvisioned.parallelizationFactor/);
+  });
+
+  test('more minimum than maximum pollers is refused with what to set', () => {
+    expect(problemsOf({ esmMode: 'provisioned', esmProvisioned: { minimumPollers: 5, maximumPollers: 4 } })).toEqual([
+      'esmProvisioned.minimumPollers (5) exceeds esmProvisioned.maximumPollers (4): set maximumPollers to at least minimumPollers',
+    ]);
+  });
+
+  test('error-handling controls in on-demand mode are refused, as AWS refuses them, naming the mode to set', () => {
+    expect(problemsOf({ esmProvisioned: { maximumRetryAttempts: 3, reportBatchItemFailures: true } })).toEqual([
+      'esmProvisioned.maximumRetryAttempts, esmProvisioned.reportBatchItemFailures only apply in provisioned mode (Lambda '
+      + 'refuses them for an on-demand Kafka mapping): set esmMode to "provisioned", or remove esmProvisioned',
+    ]);
+    expect(problemsOf({ esmMode: 'on-demand', esmProvisioned: { minimumPollers: 1 } })[0]).toMatch(/set esmMode to "provisioned"/);
+    expect(problemsOf({ esmMode: 'provisioned-mode' })[0]).toMatch(/esmMode must be one of on-demand, provisioned/);
   });
 });

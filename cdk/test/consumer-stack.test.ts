@@ -443,3 +443,43 @@ describe('consumer-stack (one account)', () => {
     });
   });
 });
+
+describe('consumer-stack: event source mapping mode', () => {
+  const mappingsOf = (override: Record<string, unknown>) =>
+    resourcesOf(Template.fromStack(synthOnce({ ...CROSS_ACCOUNT, ...override }).pipeline.consumer!), 'AWS::Lambda::EventSourceMapping');
+
+  test('on-demand (the default) sets no poller or error-handling property, leaving AWS\'s defaults', () => {
+    const mappings = mappingsOf({});
+    expect(mappings).toHaveLength(3);
+    for (const [, m] of mappings) {
+      for (const key of ['ProvisionedPollerConfig', 'MaximumRetryAttempts', 'MaximumRecordAgeInSeconds', 'BisectBatchOnFunctionError', 'FunctionResponseTypes']) {
+        expect(m).not.toHaveProperty(key);
+      }
+    }
+  });
+
+  test('provisioned mode emits pollers, retry limit, record age, bisect and ReportBatchItemFailures on every mapping', () => {
+    const mappings = mappingsOf({
+      esmMode: 'provisioned',
+      esmProvisioned: { minimumPollers: 2, maximumPollers: 8, maximumRetryAttempts: 4, maximumRecordAgeSeconds: 3600, bisectBatchOnFunctionError: true },
+    });
+    expect(mappings).toHaveLength(3);
+    for (const [, m] of mappings) {
+      expect(m).toMatchObject({
+        ProvisionedPollerConfig: { MinimumPollers: 2, MaximumPollers: 8 },
+        MaximumRetryAttempts: 4,
+        MaximumRecordAgeInSeconds: 3600,
+        BisectBatchOnFunctionError: true,
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+        DestinationConfig: { OnFailure: { Destination: expect.anything() } },
+      });
+    }
+  });
+
+  test('partial-batch responses can be turned off in provisioned mode', () => {
+    for (const [, m] of mappingsOf({ esmMode: 'provisioned', esmProvisioned: { reportBatchItemFailures: false } })) {
+      expect(m).toMatchObject({ ProvisionedPollerConfig: { MinimumPollers: 1, MaximumPollers: 200 }, MaximumRetryAttempts: -1 });
+      expect(m).not.toHaveProperty('FunctionResponseTypes');
+    }
+  });
+});

@@ -5,7 +5,8 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { PipelineConfig, topicByKey } from '../config';
+import { KAFKA_PROVISIONED_MODE } from '../aws-facts';
+import { EsmModeConfig, PipelineConfig, topicByKey } from '../config';
 import { PipelineContracts } from '../contracts';
 import { BrokerEndpoints } from '../constructs/broker-endpoints';
 import { ConsumerData } from '../constructs/consumer-data';
@@ -264,6 +265,7 @@ export class ConsumerStack extends Stack {
         ],
         destinationConfig: { onFailure: { destination: this.data.onFailureQueue.queueArn } },
         metricsConfig: { metrics: ['EventCount', 'ErrorCount', 'KafkaMetrics'] },
+        ...esmModeProperties(config.esm),
       });
       // The bootstrap servers are dynamic references: the revision makes CloudFormation re-read them.
       Tags.of(mapping).add(HANDSHAKE_REVISION_TAG, String(config.handshakeRevision));
@@ -293,6 +295,20 @@ export class ConsumerStack extends Stack {
   override get availabilityZones(): string[] {
     return [...this.zones];
   }
+}
+
+/** The poller and error-handling properties of one mapping: none in on-demand mode (AWS's defaults). */
+export function esmModeProperties(esm: EsmModeConfig): Partial<lambda.CfnEventSourceMappingProps> {
+  if (esm.mode === 'on-demand') {
+    return {};
+  }
+  return {
+    provisionedPollerConfig: { minimumPollers: esm.minimumPollers, maximumPollers: esm.maximumPollers },
+    maximumRetryAttempts: esm.maximumRetryAttempts,
+    maximumRecordAgeInSeconds: esm.maximumRecordAgeSeconds,
+    bisectBatchOnFunctionError: esm.bisectBatchOnFunctionError,
+    functionResponseTypes: esm.reportBatchItemFailures ? [KAFKA_PROVISIONED_MODE.reportBatchItemFailures] : undefined,
+  };
 }
 
 function capitalize(s: string): string {

@@ -5,6 +5,7 @@
 
 pub mod avro_bounds;
 pub mod avro_write;
+pub mod batch_response;
 pub mod consume;
 pub mod dynamodb_item;
 pub mod event;

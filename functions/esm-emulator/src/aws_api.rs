@@ -334,6 +334,7 @@ mod tests {
             region: "us-east-1".into(),
             on_failure_queue_url: queue_url.map(String::from),
             exit_when_idle: None,
+            error_handling: crate::config::ErrorHandlingSettings::on_demand(),
         }
     }
 

@@ -70,6 +70,74 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// The records `keep` accepts, as a batch of their own (empty groups dropped).
+    pub fn subset(&self, envelope: &EventEnvelope, mut keep: impl FnMut(&EncodedRecord) -> bool) -> Batch {
+        let groups: BTreeMap<String, Vec<EncodedRecord>> = self
+            .groups
+            .iter()
+            .map(|(key, records)| {
+                (
+                    key.clone(),
+                    records.iter().filter(|r| keep(r)).cloned().collect::<Vec<_>>(),
+                )
+            })
+            .filter(|(_, records)| !records.is_empty())
+            .collect();
+        Batch::of(envelope, groups)
+    }
+
+    fn of(envelope: &EventEnvelope, groups: BTreeMap<String, Vec<EncodedRecord>>) -> Batch {
+        let count = groups.values().map(Vec::len).sum();
+        let size = envelope
+            .render(groups.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+            .len();
+        Batch { groups, size, count }
+    }
+
+    /// The two halves of the batch in event order (`BisectBatchOnFunctionError`); the first holds
+    /// the first `count / 2` records.
+    pub fn halves(&self, envelope: &EventEnvelope) -> (Batch, Batch) {
+        let mut position = 0usize;
+        let half = self.count / 2;
+        let mut first = BTreeMap::new();
+        let mut second = BTreeMap::new();
+        for (key, records) in &self.groups {
+            for record in records {
+                let side = if position < half { &mut first } else { &mut second };
+                side.entry(key.clone())
+                    .or_insert_with(Vec::new)
+                    .push(record.clone());
+                position += 1;
+            }
+        }
+        (Batch::of(envelope, first), Batch::of(envelope, second))
+    }
+
+    /// What a partial-batch response asks to deliver again: for each named `topic-partition`, its
+    /// records from the named offset on. `Err` when a name or offset is not in this batch, which
+    /// the mapping treats as a failure of the whole batch.
+    pub fn resume_from(
+        &self,
+        envelope: &EventEnvelope,
+        points: &BTreeMap<String, i64>,
+    ) -> Result<Batch, String> {
+        for (key, offset) in points {
+            let Some(records) = self.groups.get(key) else {
+                return Err(format!("partition {key} is not in the batch"));
+            };
+            if !records.iter().any(|r| r.offset == *offset) {
+                return Err(format!("offset {offset} of {key} is not in the batch"));
+            }
+        }
+        Ok(self.subset(envelope, |r| {
+            points
+                .get(&partition_key(&r.topic, r.partition))
+                .is_some_and(|from| r.offset >= *from)
+        }))
+    }
+}
+
 /// What happened to a record offered to the assembler.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Offer {

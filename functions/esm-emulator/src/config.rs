@@ -19,6 +19,44 @@ pub const MAX_RETRY_ATTEMPTS: i64 = 10_000;
 /// whether on-demand mappings with an SQS destination are excluded; the emulator applies the cap
 /// to every mapping with a destination, so the tests see the case that can lose a batch.
 pub const RETRY_CAP_WITH_ON_FAILURE_DESTINATION: u32 = 10;
+/// `MaximumRecordAgeInSeconds` of a Kafka mapping: -1 (infinite) or 60..=604800 (Lambda developer
+/// guide, "Configuring error handling controls for Kafka event sources"; CloudFormation refuses
+/// 0..=59). The CDK side validates the same range (cdk/lib/aws-facts.ts KAFKA_PROVISIONED_MODE).
+pub const RECORD_AGE_SECONDS: std::ops::RangeInclusive<i64> = 60..=604_800;
+
+/// The error-handling controls a Kafka mapping takes in provisioned mode only (same page).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorHandlingSettings {
+    /// The mapping runs in provisioned mode; the controls below are refused otherwise, as AWS does.
+    pub provisioned: bool,
+    /// -1 = infinite.
+    pub max_record_age_secs: i64,
+    pub bisect_batch_on_function_error: bool,
+    pub report_batch_item_failures: bool,
+}
+
+impl ErrorHandlingSettings {
+    /// AWS's defaults: on-demand, no record age, no bisect, no partial-batch responses.
+    pub fn on_demand() -> Self {
+        Self {
+            max_record_age_secs: -1,
+            ..Self::default()
+        }
+    }
+}
+
+/// Validated error-handling controls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ErrorHandling {
+    /// Records older than this (by their Kafka timestamp) go to the on-failure destination
+    /// instead of the function.
+    pub max_record_age: Option<Duration>,
+    /// A failed invocation splits the batch in two and retries each half on its own.
+    pub bisect_batch_on_function_error: bool,
+    /// The function's `batchItemFailures` answer is honoured (re-deliver from the lowest failed
+    /// offset of each named partition, commit the rest).
+    pub report_batch_item_failures: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StartingPosition {
@@ -54,6 +92,7 @@ pub struct MappingConfig {
     pub on_failure_queue_url: Option<String>,
     /// Stop after every partition has been caught up for this long (for batch runs and tests).
     pub exit_when_idle: Option<Duration>,
+    pub error_handling: ErrorHandling,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -70,6 +109,10 @@ pub enum ConfigError {
     PayloadCap(usize),
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    #[error("maximum record age must be -1 (infinite) or 60..=604800 seconds, got {0}")]
+    RecordAge(i64),
+    #[error("{0} is set in provisioned mode only (Lambda refuses it for an on-demand Kafka mapping): add --provisioned-mode")]
+    NeedsProvisionedMode(&'static str),
 }
 
 /// Raw values as given on the command line or by a test.
@@ -90,6 +133,36 @@ pub struct MappingSettings {
     pub region: String,
     pub on_failure_queue_url: Option<String>,
     pub exit_when_idle: Option<Duration>,
+    pub error_handling: ErrorHandlingSettings,
+}
+
+impl ErrorHandlingSettings {
+    fn validate(self) -> Result<ErrorHandling, ConfigError> {
+        if !self.provisioned {
+            for (set, name) in [
+                (self.max_record_age_secs != -1, "maximum record age"),
+                (
+                    self.bisect_batch_on_function_error,
+                    "bisect batch on function error",
+                ),
+                (self.report_batch_item_failures, "ReportBatchItemFailures"),
+            ] {
+                if set {
+                    return Err(ConfigError::NeedsProvisionedMode(name));
+                }
+            }
+        }
+        let max_record_age = match self.max_record_age_secs {
+            -1 => None,
+            secs if RECORD_AGE_SECONDS.contains(&secs) => Some(Duration::from_secs(secs.unsigned_abs())),
+            other => return Err(ConfigError::RecordAge(other)),
+        };
+        Ok(ErrorHandling {
+            max_record_age,
+            bisect_batch_on_function_error: self.bisect_batch_on_function_error,
+            report_batch_item_failures: self.report_batch_item_failures,
+        })
+    }
 }
 
 impl MappingSettings {
@@ -120,6 +193,7 @@ impl MappingSettings {
             n @ 0..=MAX_RETRY_ATTEMPTS => Some(n as u32),
             other => return Err(ConfigError::RetryAttempts(other)),
         };
+        let error_handling = self.error_handling.validate()?;
         let event_source = match self.msk_cluster_arn {
             Some(cluster_arn) => EventSource::Msk { cluster_arn },
             None => EventSource::SelfManaged,
@@ -150,6 +224,7 @@ impl MappingSettings {
             function_arn,
             on_failure_queue_url,
             exit_when_idle: self.exit_when_idle,
+            error_handling,
         })
     }
 }
@@ -175,6 +250,55 @@ mod tests {
             region: "us-east-1".into(),
             on_failure_queue_url: None,
             exit_when_idle: None,
+            error_handling: ErrorHandlingSettings::on_demand(),
+        }
+    }
+
+    #[test]
+    fn error_handling_controls_need_provisioned_mode_and_the_documented_record_age() {
+        let with = |error_handling: ErrorHandlingSettings| {
+            let mut s = settings();
+            s.error_handling = error_handling;
+            s.validate().map(|c| c.error_handling)
+        };
+        let on_demand = ErrorHandlingSettings::on_demand();
+        assert_eq!(with(on_demand), Ok(ErrorHandling::default()));
+        for refused in [
+            ErrorHandlingSettings {
+                max_record_age_secs: 60,
+                ..on_demand
+            },
+            ErrorHandlingSettings {
+                bisect_batch_on_function_error: true,
+                ..on_demand
+            },
+            ErrorHandlingSettings {
+                report_batch_item_failures: true,
+                ..on_demand
+            },
+        ] {
+            assert!(
+                matches!(with(refused), Err(ConfigError::NeedsProvisionedMode(_))),
+                "{refused:?}"
+            );
+        }
+        let provisioned = ErrorHandlingSettings {
+            provisioned: true,
+            ..on_demand
+        };
+        for (secs, age) in [(60, Some(60)), (604_800, Some(604_800)), (-1, None)] {
+            let got = with(ErrorHandlingSettings {
+                max_record_age_secs: secs,
+                ..provisioned
+            });
+            assert_eq!(got.map(|e| e.max_record_age), Ok(age.map(Duration::from_secs)));
+        }
+        for secs in [0, 59, 604_801, -2] {
+            let got = with(ErrorHandlingSettings {
+                max_record_age_secs: secs,
+                ..provisioned
+            });
+            assert_eq!(got, Err(ConfigError::RecordAge(secs)));
         }
     }
 

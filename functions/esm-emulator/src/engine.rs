@@ -22,6 +22,7 @@ use crate::retry::RetryDecision;
 use crate::status::{
     BatchOutcome, BatchReport, MappingState, MappingStatus, ProcessingResult, Reporter, SpanReport,
 };
+use pipeline_domain::batch_response::KafkaBatchResponse;
 
 /// How long one poll waits when nothing is buffered; bounds how quickly a stop is noticed.
 const IDLE_POLL: Duration = Duration::from_millis(200);
@@ -63,9 +64,38 @@ enum Gathered {
 }
 
 enum Delivery {
-    Delivered { attempts: u32 },
-    Exhausted { attempts: u32, last: LastResponse },
+    Delivered,
+    Exhausted { last: LastResponse },
     Stopped,
+}
+
+/// One invocation's result, after endpoint unavailability was waited out.
+enum Attempt {
+    Succeeded(Vec<u8>),
+    Failed(LastResponse),
+    Stopped,
+}
+
+/// Part of a batch still to be resolved, with the failed attempts it has had.
+struct Piece {
+    batch: Batch,
+    failed_attempts: u32,
+}
+
+/// What became of a batch's records across its pieces.
+#[derive(Default)]
+struct Tally {
+    delivered: usize,
+    discarded: usize,
+    /// The most attempts one piece took.
+    attempts: u32,
+}
+
+impl Tally {
+    fn delivered(&mut self, records: usize, attempts: u32) {
+        self.delivered += records;
+        self.attempts = self.attempts.max(attempts);
+    }
 }
 
 pub struct Mapping<S, I, D, R> {
@@ -235,61 +265,201 @@ where
     }
 
     /// Returns false when a stop interrupted the batch before it was committed.
+    ///
+    /// The batch is resolved piece by piece: the whole batch first; with
+    /// `BisectBatchOnFunctionError` a failed piece becomes its two halves; with
+    /// `ReportBatchItemFailures` a partial-batch response leaves the records from each named
+    /// partition's lowest failed offset on as the next piece; records older than
+    /// `MaximumRecordAgeInSeconds` leave the piece for the on-failure destination before each
+    /// attempt. Offsets are committed once every piece is delivered or discarded.
     async fn deliver(&mut self, batch: Batch) -> Result<bool, EngineError> {
-        let payload = batch.render(self.assembler.envelope());
         let spans = batch.spans();
-        debug!(records = batch.record_count(), bytes = payload.len(), "invoking");
+        debug!(
+            records = batch.record_count(),
+            bytes = batch.payload_size(),
+            "invoking"
+        );
         self.set_state(MappingState::Polling);
-        let mut delivery = self.invoke_with_retries(&payload).await?;
-        if self.faults.deliver_twice && matches!(delivery, Delivery::Delivered { .. }) {
-            self.status.counters.injected_duplicates += 1;
-            delivery = self.invoke_with_retries(&payload).await?;
+        let mut work = VecDeque::from([Piece {
+            batch: batch.clone(),
+            failed_attempts: 0,
+        }]);
+        let mut tally = Tally::default();
+        while let Some(piece) = work.pop_front() {
+            if !self.resolve(piece, &mut work, &mut tally).await? {
+                return Ok(false);
+            }
         }
-        match delivery {
-            Delivery::Stopped => Ok(false),
-            Delivery::Delivered { attempts } => {
-                self.delivered_here += 1;
-                if self
-                    .faults
-                    .crash_after_batches
-                    .is_some_and(|n| self.delivered_here >= n)
-                {
-                    warn!(topic = %self.config.topic, batches = self.delivered_here, "injected crash: the batch was delivered but is not committed");
-                    return Err(EngineError::InjectedCrash {
-                        batches: self.delivered_here,
-                    });
-                }
-                if !self.commit(&spans).await {
+        if tally.discarded == 0 && self.faults.deliver_twice {
+            self.status.counters.injected_duplicates += 1;
+            let payload = batch.render(self.assembler.envelope());
+            if matches!(self.invoke_with_retries(&payload).await?, Delivery::Stopped) {
+                return Ok(false);
+            }
+        }
+        if tally.discarded == 0 {
+            self.delivered_here += 1;
+            if self
+                .faults
+                .crash_after_batches
+                .is_some_and(|n| self.delivered_here >= n)
+            {
+                warn!(topic = %self.config.topic, batches = self.delivered_here, "injected crash: the batch was delivered but is not committed");
+                return Err(EngineError::InjectedCrash {
+                    batches: self.delivered_here,
+                });
+            }
+        }
+        if !self.commit(&spans).await {
+            return Ok(false);
+        }
+        self.status.counters.records_delivered += tally.delivered as u64;
+        self.status.counters.records_discarded += tally.discarded as u64;
+        if tally.discarded == 0 {
+            self.status.counters.batches_delivered += 1;
+            self.report_batch(BatchOutcome::Delivered, &batch, tally.attempts, &spans);
+            self.refresh_lag(false).await?;
+            self.remember_and_maybe_replay(batch).await
+        } else {
+            self.status.counters.batches_discarded += 1;
+            self.report_batch(BatchOutcome::Discarded, &batch, tally.attempts, &spans);
+            self.refresh_lag(false).await?;
+            Ok(true)
+        }
+    }
+
+    /// Takes one piece a step further: delivered, discarded, or queued again (retry, halves, the
+    /// part a partial-batch response names). Returns false when stopped.
+    async fn resolve(
+        &mut self,
+        piece: Piece,
+        work: &mut VecDeque<Piece>,
+        tally: &mut Tally,
+    ) -> Result<bool, EngineError> {
+        let envelope = self.assembler.envelope().clone();
+        let handling = self.config.error_handling;
+        let Piece {
+            mut batch,
+            failed_attempts,
+        } = piece;
+        if let Some(max_age) = handling.max_record_age {
+            let oldest =
+                Utc::now().timestamp_millis() - i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+            let expired = batch.subset(&envelope, |r| r.timestamp < oldest);
+            if expired.record_count() > 0 {
+                let expired_spans = expired.spans();
+                warn!(topic = %self.config.topic, records = expired.record_count(), ?max_age, "records older than the maximum record age; sending them to the on-failure destination");
+                let body = self.failure_body(
+                    FailureCondition::RecordAgeExceeded,
+                    failed_attempts,
+                    None,
+                    expired.payload_size(),
+                    &expired_spans,
+                );
+                if !self.send_failure(body, &expired_spans).await {
                     return Ok(false);
                 }
-                self.status.counters.batches_delivered += 1;
-                self.status.counters.records_delivered += batch.record_count() as u64;
-                self.report_batch(BatchOutcome::Delivered, &batch, attempts, &spans);
-                self.refresh_lag(false).await?;
-                self.remember_and_maybe_replay(batch).await
+                self.status.counters.records_expired += expired.record_count() as u64;
+                tally.discarded += expired.record_count();
+                batch = batch.subset(&envelope, |r| r.timestamp >= oldest);
+                if batch.record_count() == 0 {
+                    return Ok(true);
+                }
             }
-            Delivery::Exhausted { attempts, last } => {
+        }
+        let payload = batch.render(&envelope);
+        let (failed, last, may_bisect) = match self.invoke_once(&payload).await? {
+            Attempt::Stopped => return Ok(false),
+            Attempt::Failed(last) => (batch, last, true),
+            Attempt::Succeeded(_) if !handling.report_batch_item_failures => {
+                tally.delivered(batch.record_count(), failed_attempts + 1);
+                return Ok(true);
+            }
+            Attempt::Succeeded(response) => match KafkaBatchResponse::parse_resume_points(&response)
+                .map_err(|e| e.to_string())
+                .and_then(|points| points.map(|p| batch.resume_from(&envelope, &p)).transpose())
+            {
+                Ok(None) => {
+                    tally.delivered(batch.record_count(), failed_attempts + 1);
+                    return Ok(true);
+                }
+                Ok(Some(rest)) => {
+                    self.status.counters.partial_batch_responses += 1;
+                    tally.delivered(batch.record_count() - rest.record_count(), failed_attempts + 1);
+                    let last = LastResponse {
+                        status_code: 200,
+                        function_error: String::new(),
+                        message: format!(
+                            "partial batch response: {} record(s) to deliver again",
+                            rest.record_count()
+                        ),
+                    };
+                    // Bisecting a partial answer would split at the failed record, which is
+                    // what redelivering from it already does.
+                    (rest, last, false)
+                }
+                Err(problem) => {
+                    // An answer the mapping cannot read fails the whole piece.
+                    let last = LastResponse {
+                        status_code: 200,
+                        function_error: String::new(),
+                        message: format!("unreadable partial batch response: {problem}"),
+                    };
+                    (batch, last, true)
+                }
+            },
+        };
+        if may_bisect && handling.bisect_batch_on_function_error && failed.record_count() > 1 {
+            // As for the stream sources, a split does not count as a retry.
+            self.status.counters.bisections += 1;
+            let (first, second) = failed.halves(&envelope);
+            debug!(
+                first = first.record_count(),
+                second = second.record_count(),
+                "bisecting the failed batch"
+            );
+            work.push_front(Piece {
+                batch: second,
+                failed_attempts,
+            });
+            work.push_front(Piece {
+                batch: first,
+                failed_attempts,
+            });
+            return Ok(true);
+        }
+        let failed_attempts = failed_attempts + 1;
+        match self.config.retry.after_failure(failed_attempts) {
+            RetryDecision::GiveUp => {
+                let failed_spans = failed.spans();
                 warn!(
-                    topic = %self.config.topic, records = batch.record_count(), attempts,
+                    topic = %self.config.topic, records = failed.record_count(), attempts = failed_attempts,
                     error = %last.message, "retries exhausted; sending the batch to the on-failure destination"
                 );
                 let body = self.failure_body(
                     FailureCondition::RetryAttemptsExhausted,
-                    attempts,
+                    failed_attempts,
                     Some(last),
-                    payload.len(),
-                    &spans,
+                    failed.payload_size(),
+                    &failed_spans,
                 );
-                if !self.send_failure(body, &spans).await || !self.commit(&spans).await {
+                if !self.send_failure(body, &failed_spans).await {
                     return Ok(false);
                 }
-                self.status.counters.batches_discarded += 1;
-                self.status.counters.records_discarded += batch.record_count() as u64;
-                self.report_batch(BatchOutcome::Discarded, &batch, attempts, &spans);
-                self.refresh_lag(false).await?;
-                Ok(true)
+                tally.discarded += failed.record_count();
+                tally.attempts = tally.attempts.max(failed_attempts);
+            }
+            RetryDecision::RetryAfter(wait) => {
+                self.set_state(MappingState::Retrying);
+                self.reporter.status(&self.status);
+                self.sleep(wait).await;
+                work.push_front(Piece {
+                    batch: failed,
+                    failed_attempts,
+                });
             }
         }
+        Ok(true)
     }
 
     /// Keeps the batch for later partial replays and, by the fault plan's odds, re-invokes a random
@@ -324,7 +494,7 @@ where
         self.status.counters.injected_replays += 1;
         match self.invoke_with_retries(&payload).await? {
             Delivery::Stopped => Ok(false),
-            Delivery::Delivered { .. } => Ok(true),
+            Delivery::Delivered => Ok(true),
             Delivery::Exhausted { last, .. } => {
                 // The records were committed long ago; a failed duplicate changes nothing.
                 warn!(error = %last.message, "the injected replay kept failing; ignored");
@@ -333,48 +503,33 @@ where
         }
     }
 
-    async fn invoke_with_retries(&mut self, payload: &[u8]) -> Result<Delivery, EngineError> {
-        let mut failed_attempts = 0u32;
+    /// Invokes until the function answers or fails; the endpoint being unavailable is retried
+    /// without counting an attempt.
+    async fn invoke_once(&mut self, payload: &[u8]) -> Result<Attempt, EngineError> {
         let mut unavailable_streak = 0u32;
         loop {
             if self.stop.is_stopped() {
-                return Ok(Delivery::Stopped);
+                return Ok(Attempt::Stopped);
             }
             self.status.counters.invocations += 1;
             match self.invoker.invoke(payload.to_vec()).await {
-                Ok(InvokeOutcome::Success) => {
+                Ok(InvokeOutcome::Success { response }) => {
                     self.status.last_processing_result = ProcessingResult::Ok;
-                    return Ok(Delivery::Delivered {
-                        attempts: failed_attempts + 1,
-                    });
+                    return Ok(Attempt::Succeeded(response));
                 }
                 Ok(InvokeOutcome::FunctionError {
                     status_code,
                     function_error,
                     message,
                 }) => {
-                    failed_attempts += 1;
-                    unavailable_streak = 0;
                     self.status.counters.function_errors += 1;
                     self.status.last_processing_result = ProcessingResult::FunctionCallFailed;
-                    warn!(topic = %self.config.topic, failed_attempts, status_code, %function_error, %message, "function error");
-                    match self.config.retry.after_failure(failed_attempts) {
-                        RetryDecision::GiveUp => {
-                            return Ok(Delivery::Exhausted {
-                                attempts: failed_attempts,
-                                last: LastResponse {
-                                    status_code,
-                                    function_error,
-                                    message,
-                                },
-                            })
-                        }
-                        RetryDecision::RetryAfter(wait) => {
-                            self.set_state(MappingState::Retrying);
-                            self.reporter.status(&self.status);
-                            self.sleep(wait).await;
-                        }
-                    }
+                    warn!(topic = %self.config.topic, status_code, %function_error, %message, "function error");
+                    return Ok(Attempt::Failed(LastResponse {
+                        status_code,
+                        function_error,
+                        message,
+                    }));
                 }
                 Err(InvokeError::Unavailable(message)) => {
                     self.status.counters.unavailable_errors += 1;
@@ -393,6 +548,29 @@ where
                         function: self.config.function_name.clone(),
                         message,
                     })
+                }
+            }
+        }
+    }
+
+    /// Invokes the same payload until it succeeds or the retries run out (the answer's body is
+    /// not read: used for re-invocations of records already handled).
+    async fn invoke_with_retries(&mut self, payload: &[u8]) -> Result<Delivery, EngineError> {
+        let mut failed_attempts = 0u32;
+        loop {
+            match self.invoke_once(payload).await? {
+                Attempt::Stopped => return Ok(Delivery::Stopped),
+                Attempt::Succeeded(_) => return Ok(Delivery::Delivered),
+                Attempt::Failed(last) => {
+                    failed_attempts += 1;
+                    match self.config.retry.after_failure(failed_attempts) {
+                        RetryDecision::GiveUp => return Ok(Delivery::Exhausted { last }),
+                        RetryDecision::RetryAfter(wait) => {
+                            self.set_state(MappingState::Retrying);
+                            self.reporter.status(&self.status);
+                            self.sleep(wait).await;
+                        }
+                    }
                 }
             }
         }
@@ -727,7 +905,7 @@ mod tests {
                     message: "sink down".into(),
                 });
             }
-            Ok(InvokeOutcome::Success)
+            Ok(InvokeOutcome::Success { response: Vec::new() })
         }
     }
 
@@ -742,6 +920,10 @@ mod tests {
     }
 
     fn config(batch_size: usize, retries: i64, cap: usize) -> MappingConfig {
+        settings_for(batch_size, retries, cap).validate().unwrap()
+    }
+
+    fn settings_for(batch_size: usize, retries: i64, cap: usize) -> MappingSettings {
         MappingSettings {
             topic: "t".into(),
             consumer_group: "g".into(),
@@ -758,9 +940,8 @@ mod tests {
             region: "us-east-1".into(),
             on_failure_queue_url: Some("q".into()),
             exit_when_idle: Some(Duration::ZERO),
+            error_handling: crate::config::ErrorHandlingSettings::on_demand(),
         }
-        .validate()
-        .unwrap()
     }
 
     fn function(failures: u32, log: &FakeLog) -> FakeFunction {
@@ -1149,5 +1330,285 @@ mod tests {
             "the batch is not invoked again for a commit failure"
         );
         assert_eq!(status.counters.records_delivered, 4);
+    }
+
+    /// How a scripted function answers the offsets of one invocation.
+    type Answer = dyn Fn(&[i64]) -> InvokeOutcome + Send + Sync;
+
+    /// Answers each invocation from the offsets it carries.
+    #[derive(Clone)]
+    struct ScriptedFunction {
+        answer: Arc<Answer>,
+        calls: Arc<Mutex<Vec<Vec<i64>>>>,
+    }
+
+    impl ScriptedFunction {
+        fn new(answer: impl Fn(&[i64]) -> InvokeOutcome + Send + Sync + 'static) -> Self {
+            Self {
+                answer: Arc::new(answer),
+                calls: Arc::default(),
+            }
+        }
+        fn calls(&self) -> Vec<Vec<i64>> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl Invoker for ScriptedFunction {
+        async fn invoke(&self, payload: Vec<u8>) -> Result<InvokeOutcome, InvokeError> {
+            let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+            let offsets: Vec<i64> = event["records"]
+                .as_object()
+                .unwrap()
+                .values()
+                .flat_map(|records| records.as_array().unwrap().iter())
+                .map(|r| r["offset"].as_i64().unwrap())
+                .collect();
+            self.calls.lock().unwrap().push(offsets.clone());
+            Ok((self.answer)(&offsets))
+        }
+    }
+
+    fn provisioned(
+        batch_size: usize,
+        retries: i64,
+        handling: crate::config::ErrorHandlingSettings,
+    ) -> MappingConfig {
+        MappingSettings {
+            error_handling: crate::config::ErrorHandlingSettings {
+                provisioned: true,
+                ..handling
+            },
+            ..settings_for(batch_size, retries, 1 << 20)
+        }
+        .validate()
+        .unwrap()
+    }
+
+    fn partial(partition: &str, offset: i64) -> InvokeOutcome {
+        InvokeOutcome::Success {
+            response: serde_json::to_vec(&serde_json::json!({
+                "batchItemFailures": [{ "itemIdentifier": { "partition": partition, "offset": offset } }]
+            }))
+            .unwrap(),
+        }
+    }
+
+    fn unhandled() -> InvokeOutcome {
+        InvokeOutcome::FunctionError {
+            status_code: 200,
+            function_error: "Unhandled".into(),
+            message: "sink down".into(),
+        }
+    }
+
+    async fn run_with(
+        config: MappingConfig,
+        log: &FakeLog,
+        f: &ScriptedFunction,
+        queue: &FakeQueue,
+    ) -> MappingStatus {
+        Mapping::new(
+            config,
+            log.clone(),
+            f.clone(),
+            Some(queue.clone()),
+            MemoryReporter::default(),
+            StopFlag::default(),
+        )
+        .run()
+        .await
+        .unwrap()
+    }
+
+    fn sent_conditions(queue: &FakeQueue) -> Vec<(String, String, String)> {
+        queue
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(body, _)| {
+                let record: serde_json::Value = serde_json::from_str(body).unwrap();
+                let info = &record["KafkaBatchInfo"]["recordsInfo"]["t-0"];
+                (
+                    record["requestContext"]["condition"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    info["firstRecordOffset"].as_str().unwrap_or_default().to_string(),
+                    info["lastRecordOffset"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_partial_batch_response_redelivers_from_the_lowest_failed_offset_and_commits_the_rest() {
+        let on = crate::config::ErrorHandlingSettings {
+            report_batch_item_failures: true,
+            ..crate::config::ErrorHandlingSettings::on_demand()
+        };
+        // The first answer names offsets 5 and 3: offsets 0..=2 are done, 3.. come again.
+        let answered = Arc::new(Mutex::new(false));
+        let once = answered.clone();
+        let f = ScriptedFunction::new(move |_| {
+            let mut answered = once.lock().unwrap();
+            if *answered {
+                InvokeOutcome::Success {
+                    response: b"{\"records\":3}".to_vec(),
+                }
+            } else {
+                *answered = true;
+                InvokeOutcome::Success {
+                    response: serde_json::to_vec(&serde_json::json!({ "batchItemFailures": [
+                        { "itemIdentifier": { "partition": "t-0", "offset": 5 } },
+                        { "itemIdentifier": { "partition": "t-0", "offset": 3 } },
+                    ] }))
+                    .unwrap(),
+                }
+            }
+        });
+        let log = FakeLog::with_records(6, 10);
+        let queue = FakeQueue::default();
+        let status = run_with(provisioned(10, 2, on), &log, &f, &queue).await;
+        assert_eq!(f.calls(), vec![vec![0, 1, 2, 3, 4, 5], vec![3, 4, 5]]);
+        assert_eq!(log.committed(), Some(6));
+        assert_eq!(status.counters.partial_batch_responses, 1);
+        assert_eq!(status.counters.records_delivered, 6);
+        assert!(queue.0.lock().unwrap().is_empty());
+
+        // Without ReportBatchItemFailures the same answer is a success: nothing comes again.
+        let f = ScriptedFunction::new(|_| partial("t-0", 3));
+        let log = FakeLog::with_records(6, 10);
+        run_with(config(10, 2, 1 << 20), &log, &f, &FakeQueue::default()).await;
+        assert_eq!(f.calls(), vec![vec![0, 1, 2, 3, 4, 5]]);
+        assert_eq!(log.committed(), Some(6));
+    }
+
+    #[tokio::test]
+    async fn a_partial_answer_that_keeps_failing_sends_only_the_unstored_records_to_the_destination() {
+        let on = crate::config::ErrorHandlingSettings {
+            report_batch_item_failures: true,
+            ..crate::config::ErrorHandlingSettings::on_demand()
+        };
+        let f = ScriptedFunction::new(|_| partial("t-0", 4));
+        let log = FakeLog::with_records(6, 10);
+        let queue = FakeQueue::default();
+        let status = run_with(provisioned(10, 1, on), &log, &f, &queue).await;
+        assert_eq!(f.calls(), vec![vec![0, 1, 2, 3, 4, 5], vec![4, 5]]);
+        assert_eq!(
+            sent_conditions(&queue),
+            vec![("RetryAttemptsExhausted".into(), "4".into(), "5".into())]
+        );
+        let body: serde_json::Value = serde_json::from_str(&queue.0.lock().unwrap()[0].0).unwrap();
+        // The function returned normally: no functionError in the response context.
+        assert_eq!(body["responseContext"]["statusCode"], 200);
+        assert!(body["responseContext"].get("functionError").is_none());
+        assert_eq!(
+            (
+                status.counters.records_delivered,
+                status.counters.records_discarded
+            ),
+            (4, 2)
+        );
+        assert_eq!(log.committed(), Some(6));
+
+        // An identifier outside the batch fails the whole batch, as an unreadable answer does.
+        let f = ScriptedFunction::new(|_| partial("t-7", 1));
+        let log = FakeLog::with_records(3, 10);
+        let queue = FakeQueue::default();
+        run_with(provisioned(10, 0, on), &log, &f, &queue).await;
+        assert_eq!(
+            sent_conditions(&queue),
+            vec![("RetryAttemptsExhausted".into(), "0".into(), "2".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn bisect_isolates_the_failing_record_and_delivers_the_others() {
+        let on = crate::config::ErrorHandlingSettings {
+            bisect_batch_on_function_error: true,
+            ..crate::config::ErrorHandlingSettings::on_demand()
+        };
+        // Offset 2 fails every time it is in a batch.
+        let f = ScriptedFunction::new(|offsets| {
+            if offsets.contains(&2) {
+                unhandled()
+            } else {
+                InvokeOutcome::Success { response: Vec::new() }
+            }
+        });
+        let log = FakeLog::with_records(4, 10);
+        let queue = FakeQueue::default();
+        let status = run_with(provisioned(10, 1, on), &log, &f, &queue).await;
+        assert_eq!(
+            f.calls(),
+            vec![
+                vec![0, 1, 2, 3],
+                vec![0, 1],
+                vec![2, 3],
+                vec![2],
+                vec![2],
+                vec![3]
+            ]
+        );
+        assert_eq!(
+            sent_conditions(&queue),
+            vec![("RetryAttemptsExhausted".into(), "2".into(), "2".into())]
+        );
+        assert_eq!(status.counters.bisections, 2);
+        assert_eq!(
+            (
+                status.counters.records_delivered,
+                status.counters.records_discarded
+            ),
+            (3, 1)
+        );
+        assert_eq!(log.committed(), Some(4));
+
+        // Without bisect the whole batch is retried and then sent.
+        let log = FakeLog::with_records(4, 10);
+        let queue = FakeQueue::default();
+        let f2 = ScriptedFunction::new(|offsets| {
+            if offsets.contains(&2) {
+                unhandled()
+            } else {
+                InvokeOutcome::Success { response: Vec::new() }
+            }
+        });
+        run_with(config(10, 1, 1 << 20), &log, &f2, &queue).await;
+        assert_eq!(f2.calls(), vec![vec![0, 1, 2, 3], vec![0, 1, 2, 3]]);
+        assert_eq!(
+            sent_conditions(&queue),
+            vec![("RetryAttemptsExhausted".into(), "0".into(), "3".into())]
+        );
+    }
+
+    #[tokio::test]
+    async fn records_older_than_the_maximum_age_go_to_the_destination_uninvoked() {
+        let on = crate::config::ErrorHandlingSettings {
+            max_record_age_secs: 3_600,
+            ..crate::config::ErrorHandlingSettings::on_demand()
+        };
+        let log = FakeLog::with_records(4, 10);
+        let now = Utc::now().timestamp_millis();
+        for record in log.inner.lock().unwrap().records.iter_mut() {
+            // Offsets 0 and 1 are two hours old, 2 and 3 one minute.
+            record.timestamp = if record.offset < 2 {
+                now - 7_200_000
+            } else {
+                now - 60_000
+            };
+        }
+        let f = ScriptedFunction::new(|_| InvokeOutcome::Success { response: Vec::new() });
+        let queue = FakeQueue::default();
+        let status = run_with(provisioned(10, 1, on), &log, &f, &queue).await;
+        assert_eq!(f.calls(), vec![vec![2, 3]]);
+        assert_eq!(
+            sent_conditions(&queue),
+            vec![("RecordAgeExceeded".into(), "0".into(), "1".into())]
+        );
+        assert_eq!(status.counters.records_expired, 2);
+        assert_eq!(log.committed(), Some(4));
     }
 }

@@ -16,6 +16,8 @@ use crate::event::{partition_key, EventEnvelope};
 pub enum FailureCondition {
     RetryAttemptsExhausted,
     MaximumPayloadSizeExceeded,
+    /// Older than `MaximumRecordAgeInSeconds` (the condition name the stream sources use).
+    RecordAgeExceeded,
 }
 
 impl FailureCondition {
@@ -23,6 +25,7 @@ impl FailureCondition {
         match self {
             FailureCondition::RetryAttemptsExhausted => "RetryAttemptsExhausted",
             FailureCondition::MaximumPayloadSizeExceeded => "MaximumPayloadSizeExceeded",
+            FailureCondition::RecordAgeExceeded => "RecordAgeExceeded",
         }
     }
 }
@@ -63,6 +66,8 @@ struct RequestContext<'a> {
 struct ResponseContext<'a> {
     status_code: u16,
     executed_version: &'static str,
+    /// Absent when the function returned normally (a partial-batch response kept failing).
+    #[serde(skip_serializing_if = "str::is_empty")]
     function_error: &'a str,
 }
 

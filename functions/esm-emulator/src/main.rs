@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use esm_emulator::adapters::mapping_api;
 use esm_emulator::adapters::report::JsonLinesReporter;
+use esm_emulator::config::ErrorHandlingSettings;
 use esm_emulator::faults::{FaultPlan, INJECTED_CRASH_EXIT_CODE};
 use esm_emulator::{run_mapping_served, Endpoints, EngineError, MappingSettings, ServeOptions, StopFlag};
 use tracing::{error, info};
@@ -42,6 +43,19 @@ struct Cli {
     /// MaximumRetryAttempts: -1 retries forever, else 0..=10000.
     #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
     maximum_retry_attempts: i64,
+    /// Provisioned mode: required by the four error-handling controls below, as on AWS.
+    #[arg(long)]
+    provisioned_mode: bool,
+    /// MaximumRecordAgeInSeconds: -1 (infinite) or 60..=604800; older records go to the
+    /// on-failure destination unprocessed.
+    #[arg(long, default_value_t = -1, allow_hyphen_values = true)]
+    maximum_record_age_secs: i64,
+    /// BisectBatchOnFunctionError: a failed batch is split in two and each half retried.
+    #[arg(long)]
+    bisect_batch_on_function_error: bool,
+    /// FunctionResponseTypes ReportBatchItemFailures: honour the function's partial-batch response.
+    #[arg(long)]
+    report_batch_item_failures: bool,
     #[arg(long, default_value_t = 500)]
     retry_initial_backoff_ms: u64,
     #[arg(long, default_value_t = 30_000)]
@@ -162,6 +176,12 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             .exit_when_idle_secs
             .map(|s| seconds(s, "--exit-when-idle-secs"))
             .transpose()?,
+        error_handling: ErrorHandlingSettings {
+            provisioned: cli.provisioned_mode,
+            max_record_age_secs: cli.maximum_record_age_secs,
+            bisect_batch_on_function_error: cli.bisect_batch_on_function_error,
+            report_batch_item_failures: cli.report_batch_item_failures,
+        },
     };
     let config = settings
         .validate()

@@ -48,7 +48,8 @@ pub trait RecordSource: Send {
 /// A completed invocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InvokeOutcome {
-    Success,
+    /// The function returned; `response` is what it answered (a partial-batch response, maybe).
+    Success { response: Vec<u8> },
     /// The function ran and failed (X-Amz-Function-Error), or the endpoint answered 4xx/5xx.
     FunctionError {
         status_code: u16,

@@ -329,7 +329,24 @@ async fn invoke<I: Invoker>(
     let mut attempt = 0;
     loop {
         match invoker.invoke(payload.to_vec()).await {
-            Ok(InvokeOutcome::Success) => return Ok(()),
+            // A partial-batch answer means records are still unstored: the range stays queued.
+            Ok(InvokeOutcome::Success { response }) => {
+                return match pipeline_domain::batch_response::KafkaBatchResponse::parse_resume_points(
+                    &response,
+                ) {
+                    Ok(None) => Ok(()),
+                    Ok(Some(_)) | Err(_) => Err(RedriveError::Function {
+                        function_error: String::new(),
+                        message: format!(
+                            "partial batch response: {}",
+                            String::from_utf8_lossy(&response)
+                                .chars()
+                                .take(2_000)
+                                .collect::<String>()
+                        ),
+                    }),
+                };
+            }
             Ok(InvokeOutcome::FunctionError {
                 function_error,
                 message,
@@ -511,7 +528,7 @@ mod tests {
                     message: "still down".into(),
                 });
             }
-            Ok(InvokeOutcome::Success)
+            Ok(InvokeOutcome::Success { response: Vec::new() })
         }
     }
 

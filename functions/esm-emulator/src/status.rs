@@ -80,6 +80,12 @@ pub struct Counters {
     pub batches_discarded: u64,
     pub records_discarded: u64,
     pub records_too_large: u64,
+    /// Older than `MaximumRecordAgeInSeconds`: sent to the on-failure destination uninvoked.
+    pub records_expired: u64,
+    /// Answers with `batchItemFailures` (ReportBatchItemFailures).
+    pub partial_batch_responses: u64,
+    /// Failed batches split in two (BisectBatchOnFunctionError).
+    pub bisections: u64,
     /// Fault injection (tests only): duplicate invocations, partial replays, corrupted values.
     pub injected_duplicates: u64,
     pub injected_replays: u64,

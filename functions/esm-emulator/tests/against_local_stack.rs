@@ -334,6 +334,7 @@ fn settings(stack: &Stack, topic: &str, group: &str) -> MappingSettings {
         region: stack.region.clone(),
         on_failure_queue_url: None,
         exit_when_idle: Some(Duration::from_millis(1500)),
+        error_handling: esm_emulator::config::ErrorHandlingSettings::on_demand(),
     }
 }
 

@@ -33,6 +33,7 @@ use super::{
     check_event_time, decode_record, glue_schema_version_id, Decoded, EventTimeBounds, GenericEvent, Poison,
     PoisonReason, RawRecord, TopicRoutes, WriterSchema, WriterSchemas,
 };
+use crate::batch_response::KafkaBatchResponse;
 use crate::event::{KafkaEvent, KafkaRecord};
 use crate::limits::MAX_DECODED_CHUNK_BYTES;
 use crate::model::{RecordCoordinates, SensorReading};
@@ -267,6 +268,32 @@ pub enum BatchError {
     Sinks(Vec<SinkFailure>),
 }
 
+/// A failed batch, with what a partial-batch response needs: the records not yet stored and what
+/// the stored part did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchFailure {
+    pub error: BatchError,
+    /// Records no sink has confirmed: those of the sinks that failed in the failing chunk, and
+    /// every record after that chunk. Empty when nothing was attempted (the registry failed).
+    pub unstored: Vec<RecordCoordinates>,
+    /// What the chunks before the failure did.
+    pub summary: BatchSummary,
+}
+
+impl BatchFailure {
+    /// What to answer a mapping with `ReportBatchItemFailures`: each partition again from its
+    /// lowest unstored offset, so everything before it is committed. `None` when the whole batch
+    /// must fail instead (nothing was stored, or the failure is not a sink's).
+    pub fn partial_response(&self) -> Option<KafkaBatchResponse> {
+        match self.error {
+            BatchError::Sinks(_) if !self.unstored.is_empty() => {
+                Some(KafkaBatchResponse::redeliver_from(&self.unstored))
+            }
+            _ => None,
+        }
+    }
+}
+
 fn describe(failures: &[SinkFailure]) -> String {
     failures
         .iter()
@@ -323,17 +350,35 @@ where
 
     /// Processes one ESM event. `Err` means the ESM must retry the batch.
     pub async fn process(&self, event: &KafkaEvent) -> Result<BatchSummary, BatchError> {
+        self.process_reporting(event)
+            .await
+            .map_err(|failure| failure.error)
+    }
+
+    /// [`Self::process`], naming on failure the records not yet stored (for a partial-batch
+    /// response). Retrying from each partition's lowest unstored offset redelivers a subset of
+    /// what retrying the whole batch would, so the sinks' idempotence covers it the same way.
+    pub async fn process_reporting(&self, event: &KafkaEvent) -> Result<BatchSummary, BatchFailure> {
         let routes = &self.settings.routes;
         let ids: BTreeSet<Uuid> = event.records().filter_map(glue_schema_version_id).collect();
         let schemas = self
             .schemas
             .resolve(ids, &self.settings.retry)
             .await
-            .map_err(BatchError::SchemaRegistry)?;
+            .map_err(|error| BatchFailure {
+                error: BatchError::SchemaRegistry(error),
+                unstored: Vec::new(),
+                summary: BatchSummary::default(),
+            })?;
         // A re-created topic reuses coordinates the sinks already hold: refuse before writing.
+        let whole_batch = |failure| BatchFailure {
+            error: BatchError::Sinks(vec![failure]),
+            unstored: Vec::new(),
+            summary: BatchSummary::default(),
+        };
         let ledgers = ledger::load_and_check(&self.sinks.generic, event, &self.settings.retry)
             .await
-            .map_err(|failure| BatchError::Sinks(vec![failure]))?;
+            .map_err(whole_batch)?;
 
         let mut summary = BatchSummary {
             records: event.record_count(),
@@ -343,7 +388,7 @@ where
         // Records are decoded in order and the sinks written whenever the decoded data reaches
         // the budget, so what a batch holds at once is bounded whatever it inflates to.
         let mut chunk = Chunk::default();
-        for record in event.records() {
+        for (position, record) in event.records().enumerate() {
             let decoded = decode_record(record, routes.payload_for(&record.topic), &schemas).and_then(|d| {
                 match self.settings.event_times {
                     Some(bounds) => check_event_time(&d, &bounds, now_ms)
@@ -360,7 +405,16 @@ where
             });
             let held = held_bytes(record, &decoded);
             if !chunk.is_empty() && chunk.held_bytes + held > self.settings.max_chunk_bytes {
-                self.write_chunk(std::mem::take(&mut chunk), &mut summary).await?;
+                if let Err((error, mut unstored)) =
+                    self.write_chunk(std::mem::take(&mut chunk), &mut summary).await
+                {
+                    unstored.extend(event.records().skip(position).map(KafkaRecord::coordinates));
+                    return Err(BatchFailure {
+                        error,
+                        unstored,
+                        summary,
+                    });
+                }
             }
             chunk.held_bytes += held;
             match decoded {
@@ -375,16 +429,28 @@ where
                 Err(p) => chunk.poison.push(*p),
             }
         }
-        self.write_chunk(chunk, &mut summary).await?;
-        // Only once every chunk is stored: a failed batch leaves the ledger where it was.
+        if let Err((error, unstored)) = self.write_chunk(chunk, &mut summary).await {
+            return Err(BatchFailure {
+                error,
+                unstored,
+                summary,
+            });
+        }
+        // Only once every chunk is stored: a failed batch leaves the ledger where it was (a
+        // partial answer too: the ledger then lags, which only delays noticing a re-created topic).
         ledger::advance_all(&self.sinks.generic, &ledgers, &self.settings.retry)
             .await
-            .map_err(|failure| BatchError::Sinks(vec![failure]))?;
+            .map_err(whole_batch)?;
         Ok(summary)
     }
 
-    /// Fans one chunk of decoded records out to the sinks, adding what it did to `summary`.
-    async fn write_chunk(&self, chunk: Chunk<'_>, summary: &mut BatchSummary) -> Result<(), BatchError> {
+    /// Fans one chunk of decoded records out to the sinks, adding what it did to `summary`. On
+    /// failure, also the records of the sinks that failed.
+    async fn write_chunk(
+        &self,
+        chunk: Chunk<'_>,
+        summary: &mut BatchSummary,
+    ) -> Result<(), (BatchError, Vec<RecordCoordinates>)> {
         let Chunk {
             readings,
             sensor_records,
@@ -467,10 +533,23 @@ where
         summary.windows_written += windows_written.load(Ordering::Relaxed);
         summary.archive_objects_written += objects_written.load(Ordering::Relaxed);
         if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(BatchError::Sinks(failures))
+            return Ok(());
         }
+        let failed = |sink: &str| failures.iter().any(|f| f.sink == sink);
+        let mut unstored = Vec::new();
+        if failed(SINK_WINDOWS) {
+            unstored.extend(readings.iter().map(|(c, _)| c.clone()));
+        }
+        if failed(SINK_ARCHIVE) || failed(SINK_TABLE) {
+            unstored.extend(store_rows.iter().map(|r| r.coordinates.clone()));
+        }
+        if failed(SINK_GENERIC) {
+            unstored.extend(generic.iter().map(|g| g.coordinates.clone()));
+        }
+        if failed(SINK_POISON) {
+            unstored.extend(poison.iter().map(|p| p.coordinates.clone()));
+        }
+        Err((BatchError::Sinks(failures), unstored))
     }
 
     /// Skips a sink call when there is nothing to write (`Ok(None)`).

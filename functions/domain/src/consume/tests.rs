@@ -569,6 +569,10 @@ fn fast_retry() -> RetryPolicy {
 }
 
 fn service() -> FakeService {
+    service_tuned(|_| {})
+}
+
+fn service_tuned(tune: impl FnOnce(&mut ConsumerSettings)) -> FakeService {
     let mut settings = ConsumerSettings::new(
         TopicRoutes::from_contract(),
         WindowSpec::from_seconds(60).unwrap(),
@@ -577,6 +581,7 @@ fn service() -> FakeService {
     settings.retry = fast_retry();
     // These tests use small synthetic event times; the plausibility bound has its own tests.
     settings.event_times = None;
+    tune(&mut settings);
     ConsumerService::new(
         registry(),
         Sinks {
@@ -1112,3 +1117,133 @@ fn poison_ids_fit_sqs_limits() {
 }
 
 mod limits;
+
+/// A mapping with ReportBatchItemFailures: a partial answer has the named partitions delivered
+/// again from their offsets, the rest committed; any other failure retries the whole batch.
+/// Returns how many partial answers it took.
+async fn deliver_partially(service: &FakeService, batch: Vec<KafkaRecord>) -> usize {
+    let mut event = event_of(batch);
+    let mut partial_answers = 0;
+    for _ in 0..50 {
+        let failure = match service.process_reporting(&event).await {
+            Ok(_) => return partial_answers,
+            Err(failure) => failure,
+        };
+        if let Some(response) = failure.partial_response() {
+            partial_answers += 1;
+            let from: BTreeMap<String, i64> = response
+                .batch_item_failures
+                .iter()
+                .map(|f| (f.item_identifier.partition.clone(), f.item_identifier.offset))
+                .collect();
+            let rest: Vec<KafkaRecord> = event
+                .records()
+                .filter(|r| {
+                    from.get(&r.coordinates().topic_partition())
+                        .is_some_and(|o| r.offset >= *o)
+                })
+                .cloned()
+                .collect();
+            assert!(!rest.is_empty(), "a partial answer names records of the batch");
+            event = event_of(rest);
+        }
+    }
+    panic!("batch never succeeded");
+}
+
+#[tokio::test]
+async fn partial_batch_responses_under_random_sink_outages_store_exactly_what_a_clean_run_does() {
+    for seed in [3u64, 17, 29, 41] {
+        let records = stream(seed, 220);
+        let reference = service();
+        deliver(&reference, records.clone()).await;
+        let expected = snapshot(&reference);
+
+        // Small chunks: a failure part-way leaves earlier chunks stored.
+        let subject = service_tuned(|s| s.max_chunk_bytes = 2_000);
+        let sinks = subject.sinks();
+        sinks.windows.faults.fail_randomly(seed, 300);
+        sinks.archive.faults.fail_randomly(seed + 1, 300);
+        sinks.table.faults.fail_randomly(seed + 2, 300);
+        sinks.generic.faults.fail_randomly(seed + 3, 300);
+        sinks.poison.faults.fail_randomly(seed + 4, 300);
+        let mut rng = Rng::new(seed);
+        let mut partial_answers = 0;
+        for batch in batches(&records, &mut rng) {
+            partial_answers += deliver_partially(&subject, batch).await;
+        }
+        assert!(
+            partial_answers > 0,
+            "seed {seed}: no partial answer was exercised"
+        );
+        assert_eq!(snapshot(&subject), expected, "seed {seed}");
+    }
+}
+
+#[tokio::test]
+async fn a_poison_queue_outage_redelivers_only_the_partition_holding_poison() {
+    let topic = explicit_topic();
+    let mut records: Vec<KafkaRecord> = (1..=4)
+        .map(|o| record(topic, 0, o, Some(format!(r#"{{"n": {o}}}"#).as_bytes())))
+        .collect();
+    records.push(record(topic, 1, 7, Some(br#"{"n": 7}"#)));
+    records.push(record(topic, 1, 8, Some(b"{not json")));
+    records.push(record(topic, 1, 9, Some(br#"{"n": 9}"#)));
+    let service = service();
+    service.sinks().poison.faults.fail_always();
+    let failure = service
+        .process_reporting(&event_of(records.clone()))
+        .await
+        .unwrap_err();
+    assert!(matches!(failure.error, BatchError::Sinks(_)), "{}", failure.error);
+    let response = failure
+        .partial_response()
+        .expect("a sink failure after some records were stored");
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({ "batchItemFailures": [
+            { "itemIdentifier": { "partition": format!("{topic}-1"), "offset": 8 } }
+        ] })
+    );
+    // Everything else is stored: the explicit events of both partitions.
+    assert_eq!(service.sinks().generic.snapshot().len(), 6);
+    // The whole-batch answer still fails the invocation, as before.
+    assert!(service.process(&event_of(records)).await.is_err());
+}
+
+#[tokio::test]
+async fn a_registry_outage_fails_the_whole_batch_not_a_partial_answer() {
+    let mut settings = ConsumerSettings::new(
+        TopicRoutes::from_contract(),
+        WindowSpec::from_seconds(60).unwrap(),
+        "p/",
+    );
+    settings.retry = fast_retry();
+    settings.event_times = None;
+    let service = ConsumerService::new(
+        FlakyRegistry {
+            inner: registry(),
+            failures: AtomicU32::new(u32::MAX),
+        },
+        Sinks {
+            windows: InMemoryWindowStore::default(),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            generic: InMemoryGenericEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        },
+        settings,
+    );
+    let value = sensor_avro(
+        &reading("dev-1", 1_700_000_000_000, 20.5),
+        SENSOR_V1,
+        "schemas/sensor_reading.v1.avsc",
+        Compression::None,
+    );
+    let failure = service
+        .process_reporting(&event_of([record(sensor_topic(), 0, 1, Some(&value))]))
+        .await
+        .unwrap_err();
+    assert!(matches!(failure.error, BatchError::SchemaRegistry(_)));
+    assert_eq!(failure.partial_response(), None);
+}

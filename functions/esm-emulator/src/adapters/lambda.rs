@@ -70,7 +70,9 @@ impl Invoker for LambdaInvoker {
             .await;
         match result {
             Ok(output) => match output.function_error() {
-                None => Ok(InvokeOutcome::Success),
+                None => Ok(InvokeOutcome::Success {
+                    response: output.payload().map(|p| p.as_ref().to_vec()).unwrap_or_default(),
+                }),
                 Some(function_error) => Ok(InvokeOutcome::FunctionError {
                     status_code: u16::try_from(output.status_code()).unwrap_or(200),
                     function_error: function_error.to_string(),
