@@ -608,13 +608,9 @@ export function rawConfigFromContext(context: ContextSource, baseDir: string = p
   return raw;
 }
 
-/** Topics in contract order, by key. */
-export function topicByKey(config: PipelineConfig, key: 'sensorReadings' | 'storeEvents' | 'explicitEvents'): ResolvedTopic {
-  const topic = config.topics.find((t) => t.key === key);
-  if (!topic) {
-    throw new Error(`topic ${key} missing from resolved config`);
-  }
-  return topic;
+/** Each topic's variable set to its name: the functions find every topic, and its payload kind, this way. */
+export function topicEnvironment(config: PipelineConfig): Record<string, string> {
+  return Object.fromEntries(config.topics.map((t) => [t.envVar, t.name]));
 }
 
 /** Used by tests and the app to keep the contract's topic order. */

@@ -5,7 +5,7 @@ import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
-import { PipelineConfig, topicByKey } from '../config';
+import { PipelineConfig, topicEnvironment } from '../config';
 import { PipelineContracts } from '../contracts';
 import { BrokerEndpoints } from '../constructs/broker-endpoints';
 import { ConsumerData } from '../constructs/consumer-data';
@@ -177,12 +177,10 @@ export class ConsumerStack extends Stack {
       environment: {
         [env.windowSeconds]: String(config.windowSeconds),
         [env.aggregatesTable]: this.data.windowAggregates.tableName,
-        [env.genericEventsTable]: this.data.genericEvents.tableName,
+        [env.explicitEventsTable]: this.data.explicitEvents.tableName,
         [env.storeEventsBucket]: this.data.bucket.bucketName,
         [env.poisonQueueUrl]: this.data.poisonQueue.queueUrl,
-        [env.sensorTopic]: topicByKey(config, 'sensorReadings').name,
-        [env.storeTopic]: topicByKey(config, 'storeEvents').name,
-        [env.explicitTopic]: topicByKey(config, 'explicitEvents').name,
+        ...topicEnvironment(config),
         [env.registryName]: contracts.schemaRegistry.name,
         [env.registryRoleArn]: props.registryReaderRoleArn,
         [env.pgHost]: this.database.endpointHost,
@@ -194,7 +192,7 @@ export class ConsumerStack extends Stack {
       },
     });
     const role = this.consumer.role;
-    const tables = [this.data.windowAggregates, this.data.genericEvents];
+    const tables = [this.data.windowAggregates, this.data.explicitEvents];
     role.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'WriteTheSinkTables',
       actions: [

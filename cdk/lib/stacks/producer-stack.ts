@@ -8,7 +8,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { GLUE_SCHEMA_VERSION_BY_ID } from '../aws-facts';
-import { PipelineConfig, topicByKey } from '../config';
+import { PipelineConfig, topicEnvironment } from '../config';
 import { PipelineContracts, readSchemaFile } from '../contracts';
 import { MSK_IAM_PORT } from '../constructs/msk-ports';
 import { PipelineFunction } from '../constructs/rust-function';
@@ -139,9 +139,7 @@ export class ProducerStack extends Stack {
         [env.kafkaBootstrapServers]: msk.bootstrapIam,
         [env.kafkaAuth]: 'iam',
         [env.kafkaTls]: 'true',
-        [env.sensorTopic]: topicByKey(config, 'sensorReadings').name,
-        [env.storeTopic]: topicByKey(config, 'storeEvents').name,
-        [env.explicitTopic]: topicByKey(config, 'explicitEvents').name,
+        ...topicEnvironment(config),
         [env.registryName]: contracts.schemaRegistry.name,
         [env.defaultFormat]: 'avro',
       },

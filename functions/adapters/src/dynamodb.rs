@@ -1,4 +1,4 @@
-//! DynamoDB: window aggregates ([`DynamoWindowStore`]) and explicit events ([`DynamoGenericEventStore`]).
+//! DynamoDB: window aggregates ([`DynamoWindowStore`]) and explicit events ([`DynamoExplicitEventStore`]).
 //!
 //! # Window item format
 //! Key attributes come from the contract (`tables.windowAggregates`: `device_id` S, `window_start`
@@ -8,8 +8,8 @@
 //! the highest applied offset. Writes are conditional on `count` (see `pipeline_domain::window`).
 //!
 //! # Explicit event item format
-//! Built by the domain (`pipeline_domain::dynamodb_item::generic_event_item`), which also sizes it
-//! by DynamoDB's formula: keys from `tables.genericEvents` (`source` = `topic-partition`,
+//! Built by the domain (`pipeline_domain::dynamodb_item::explicit_event_item`), which also sizes it
+//! by DynamoDB's formula: keys from `tables.explicitEvents` (`source` = `topic-partition`,
 //! `offset`), then `topic`, `partition`, `timestamp`, `format`, optional `key` (base64 as
 //! delivered) and `schema_version_id`, and `payload`: the decoded document as native DynamoDB
 //! types. Requests respect BatchWriteItem's 25 items and 16 MB; an item over 400 KB is refused
@@ -22,10 +22,10 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use aws_sdk_dynamodb::Client;
 use pipeline_contracts::Table;
-use pipeline_domain::consume::ports::{GenericEventStore, SaveOutcome, WindowStore};
-use pipeline_domain::consume::GenericEvent;
+use pipeline_domain::consume::ports::{ExplicitEventStore, SaveOutcome, WindowStore};
+use pipeline_domain::consume::ExplicitEvent;
 use pipeline_domain::dynamodb_item::{
-    fits_item_limit, generic_event_item, item_size, AttributeValue as DomainValue, Item,
+    explicit_event_item, fits_item_limit, item_size, AttributeValue as DomainValue, Item,
 };
 use pipeline_domain::ports::PortError;
 use pipeline_domain::window::{format_milli, parse_milli, WindowAggregate, WindowKey};
@@ -55,7 +55,7 @@ pub mod window_attr {
 }
 
 /// Non-key attribute names of an explicit-event item (the item is built by the domain).
-pub use pipeline_domain::dynamodb_item::generic_attr;
+pub use pipeline_domain::dynamodb_item::explicit_attr;
 
 /// Backoff between rounds of unprocessed keys/items: 50 ms doubling, capped at 2 s.
 fn unprocessed_delay(round: u32) -> Duration {
@@ -261,14 +261,14 @@ impl WindowStore for DynamoWindowStore {
 }
 
 #[derive(Debug, Clone)]
-pub struct DynamoGenericEventStore {
+pub struct DynamoExplicitEventStore {
     client: Client,
     table: String,
-    /// Key attribute names (`tables.genericEvents`).
+    /// Key attribute names (`tables.explicitEvents`).
     contract: Table,
 }
 
-impl DynamoGenericEventStore {
+impl DynamoExplicitEventStore {
     pub fn new(client: Client, table_name: impl Into<String>, contract: &Table) -> Self {
         Self {
             client,
@@ -277,9 +277,9 @@ impl DynamoGenericEventStore {
         }
     }
 
-    /// The SDK item of an event: the domain's item ([`generic_event_item`]), translated.
-    pub fn to_item(&self, event: &GenericEvent) -> HashMap<String, AttributeValue> {
-        to_sdk_item(&generic_event_item(event, &self.contract))
+    /// The SDK item of an event: the domain's item ([`explicit_event_item`]), translated.
+    pub fn to_item(&self, event: &ExplicitEvent) -> HashMap<String, AttributeValue> {
+        to_sdk_item(&explicit_event_item(event, &self.contract))
     }
 }
 
@@ -328,15 +328,15 @@ fn write_chunks(items: Vec<(Item, String)>) -> Result<Vec<Vec<Item>>, PortError>
     Ok(chunks)
 }
 
-impl GenericEventStore for DynamoGenericEventStore {
-    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
+impl ExplicitEventStore for DynamoExplicitEventStore {
+    async fn put(&self, events: &[ExplicitEvent]) -> Result<(), PortError> {
         // One write per key: BatchWriteItem refuses duplicate keys in a request.
         let by_coordinates: BTreeMap<_, _> = events.iter().map(|e| (&e.coordinates, e)).collect();
         let items = by_coordinates
             .values()
             .map(|event| {
                 (
-                    generic_event_item(event, &self.contract),
+                    explicit_event_item(event, &self.contract),
                     event.coordinates.to_string(),
                 )
             })

@@ -10,11 +10,11 @@ use std::sync::Mutex;
 use pipeline_contracts::contracts;
 
 use super::ports::{
-    check_object_size, GenericEventStore, ObjectStore, PoisonMessage, PoisonSink, QueueDelivery, SaveOutcome,
-    StoreEventRow, StoreEventTable, WindowStore,
+    check_object_size, ExplicitEventStore, ObjectStore, PoisonMessage, PoisonSink, QueueDelivery,
+    SaveOutcome, StoreEventRow, StoreEventTable, WindowStore,
 };
-use super::GenericEvent;
-use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use super::ExplicitEvent;
+use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use crate::limits::DYNAMODB_MAX_ITEM_BYTES;
 use crate::model::{RecordCoordinates, StoreEvent};
 use crate::ports::PortError;
@@ -202,27 +202,27 @@ impl StoreEventTable for InMemoryStoreEventTable {
 }
 
 #[derive(Debug, Default)]
-pub struct InMemoryGenericEventStore {
-    items: Mutex<BTreeMap<RecordCoordinates, GenericEvent>>,
+pub struct InMemoryExplicitEventStore {
+    items: Mutex<BTreeMap<RecordCoordinates, ExplicitEvent>>,
     pub faults: Faults,
 }
 
-impl InMemoryGenericEventStore {
-    pub fn snapshot(&self) -> BTreeMap<RecordCoordinates, GenericEvent> {
+impl InMemoryExplicitEventStore {
+    pub fn snapshot(&self) -> BTreeMap<RecordCoordinates, ExplicitEvent> {
         locked(&self.items).clone()
     }
 }
 
-impl GenericEventStore for InMemoryGenericEventStore {
-    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
-        self.faults.check("generic event store")?;
+impl ExplicitEventStore for InMemoryExplicitEventStore {
+    async fn put(&self, events: &[ExplicitEvent]) -> Result<(), PortError> {
+        self.faults.check("explicit event store")?;
         // DynamoDB refuses the whole BatchWriteItem request when one item is too large.
-        let table = &contracts().tables.generic_events;
+        let table = &contracts().tables.explicit_events;
         for event in events {
-            let size = item_size(&generic_event_item(event, table));
+            let size = item_size(&explicit_event_item(event, table));
             if !fits_item_limit(size) {
                 return Err(PortError::Rejected {
-                    component: "generic event store",
+                    component: "explicit event store",
                     message: format!(
                         "item {} is {size} bytes, over DynamoDB's {DYNAMODB_MAX_ITEM_BYTES}-byte limit",
                         event.coordinates
