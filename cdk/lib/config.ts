@@ -608,11 +608,6 @@ export function rawConfigFromContext(context: ContextSource, baseDir: string = p
   return raw;
 }
 
-/** Each topic's variable set to its name: the functions find every topic, and its payload kind, this way. */
-export function topicEnvironment(config: PipelineConfig): Record<string, string> {
-  return Object.fromEntries(config.topics.map((t) => [t.envVar, t.name]));
-}
-
 /** Used by tests and the app to keep the contract's topic order. */
 export function contractTopicNames(contracts: PipelineContracts): string[] {
   return allTopics(contracts).map((t) => t.name);

@@ -1,3 +1,4 @@
+import { CONTRACTS } from '../lib/generated/contracts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -346,5 +347,11 @@ describe('broker storage auto scaling', () => {
       'msk.maxVolumeSizeGiB (400) must be at least msk.volumeSizeGiB (500): storage auto scaling only grows',
     ]);
     expect(problemsOf({ msk: { maxVolumeSizeGiB: 20000 } })[0]).toMatch(/msk.maxVolumeSizeGiB must be an integer from 1 to 16384/);
+  });
+});
+
+describe('generated bindings (cdk/lib/generated, from functions/bindings)', () => {
+  test('the generated contract constant is the contract the app loads', () => {
+    expect(JSON.parse(JSON.stringify(CONTRACTS))).toEqual(JSON.parse(JSON.stringify(loadContracts())));
   });
 });

@@ -195,7 +195,6 @@ export class MskStack extends Stack {
       key: props.logKey,
       architecture: config.lambdaArchitecture,
       logLevel: config.logLevel,
-      logLevelEnvVar: contracts.envVars.logLevel,
     });
     this.topics = topics.resource;
   }

@@ -266,6 +266,40 @@ mod tests {
     }
 
     #[test]
+    fn reads_exactly_the_variables_its_function_spec_declares() {
+        let c = contracts();
+        let spec = pipeline_contracts::functions::consumer(c);
+        let base = lookup(&minimal());
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        ConsumerConfig::from_lookup(|name| {
+            read.borrow_mut().insert(name.to_string());
+            base(name)
+        })
+        .unwrap();
+        let declared: std::collections::BTreeSet<String> = spec.env_vars(c).into_iter().collect();
+        assert_eq!(
+            read.into_inner(),
+            declared,
+            "config.rs and functions::consumer must list the same variables"
+        );
+        for required in spec
+            .settings
+            .iter()
+            .filter(|s| s.when_unset == pipeline_contracts::functions::WhenUnset::Required)
+        {
+            let pairs: Vec<_> = minimal()
+                .into_iter()
+                .filter(|(k, _)| *k != required.env_var)
+                .collect();
+            assert!(
+                matches!(ConsumerConfig::from_lookup(lookup(&pairs)), Err(ConfigError::Missing { name, .. }) if name == required.env_var),
+                "{} is required in the spec",
+                required.env_var
+            );
+        }
+    }
+
+    #[test]
     fn two_kinds_on_one_topic_are_refused_at_start_up() {
         let c = contracts();
         let mut pairs = minimal();

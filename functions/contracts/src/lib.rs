@@ -28,12 +28,15 @@ pub const SCHEMA_FILES: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Contracts {
     /// The file's own explanation for readers; carries no data.
     #[serde(rename = "$comment", default)]
+    #[cfg_attr(feature = "bindings", ts(optional))]
     pub comment: Option<String>,
     pub project: String,
+    #[cfg_attr(feature = "bindings", ts(as = "BTreeMap<String, Topic>"))]
     pub topics: Topics,
     pub schema_registry: SchemaRegistry,
     pub schemas: BTreeMap<String, SchemaContract>,
@@ -111,6 +114,7 @@ impl<'de> Deserialize<'de> for Topics {
 /// What a topic carries. Each kind has exactly one sink in the consumer, so a topic of any kind
 /// is routed; a kind this enum does not know fails the contract's parse (and its tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub enum Payload {
     SensorReading,
     StoreEvent,
@@ -123,6 +127,7 @@ impl Payload {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Topic {
     pub name: String,
@@ -136,6 +141,7 @@ pub struct Topic {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SchemaRegistry {
     pub name: String,
@@ -143,6 +149,7 @@ pub struct SchemaRegistry {
 
 /// Compatibility modes as the Glue Schema Registry names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Compatibility {
     None,
@@ -156,6 +163,7 @@ pub enum Compatibility {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(deny_unknown_fields)]
 pub struct SchemaContract {
     pub compatibility: Compatibility,
@@ -186,6 +194,7 @@ impl SchemaContract {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tables {
     pub window_aggregates: Table,
@@ -204,6 +213,7 @@ impl Tables {
 
 /// DynamoDB's key attribute types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub enum KeyType {
     S,
     N,
@@ -211,6 +221,7 @@ pub enum KeyType {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Table {
     pub name: String,
@@ -221,6 +232,7 @@ pub struct Table {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Bucket {
     pub local_name: String,
@@ -229,6 +241,7 @@ pub struct Bucket {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Queues {
     pub poison: String,
@@ -236,6 +249,7 @@ pub struct Queues {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Postgres {
     pub database: String,
@@ -246,6 +260,7 @@ pub struct Postgres {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Defaults {
     pub window_seconds: u32,
@@ -255,6 +270,7 @@ pub struct Defaults {
 
 /// Environment variable names the functions read and the CDK app sets.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVars {
     pub window_seconds: String,
@@ -295,6 +311,8 @@ pub fn contracts() -> &'static Contracts {
             .expect("contracts/pipeline.json is validated by the contracts tests")
     })
 }
+
+pub mod functions;
 
 /// The embedded text of one schema file, by its path relative to `contracts/`.
 pub fn schema_text(path: &str) -> Option<&'static str> {
