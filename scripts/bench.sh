@@ -210,10 +210,7 @@ fresh_broker() {
   STARTED_PIDS+=("$!")
   BOOTSTRAP="127.0.0.1:$port"
   local deadline=$((SECONDS + 60))
-  until "$PYTHON" -c 'import json, sys
-sys.path.insert(0, "scripts/local")
-import provision
-provision.provision_topics(json.load(open("contracts/pipeline.json")), sys.argv[1])' "$BOOTSTRAP" 2>/dev/null; do
+  until "$PYTHON" scripts/local/provision.py --topics-only --kafka "$BOOTSTRAP" 2>/dev/null; do
     ((SECONDS < deadline)) || die "the $engine tansu on $BOOTSTRAP did not come up; see $dir/tansu.log"
     sleep 1
   done

@@ -62,9 +62,7 @@ log() { printf '[local-stack] %s\n' "$*" >&2; }
 die() { printf '[local-stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 contract_value() {
-  "$PYTHON" -c 'import json,sys; d=json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."): d=d[k]
-print(d)' "$REPO_ROOT/contracts/pipeline.json" "$1"
+  "$PYTHON" "$REPO_ROOT/scripts/local/contract.py" value "$1"
 }
 
 pid_file() { echo "$RUN_DIR/$1.pid"; }

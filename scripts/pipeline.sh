@@ -180,9 +180,9 @@ start_recording_proxy() {
 ESM_PIDS=()
 start_mappings() {
   local topic group batch window
-  batch="$("$PYTHON" -c 'import json;print(json.load(open("contracts/pipeline.json"))["defaults"]["esmBatchSize"])')"
-  window="$("$PYTHON" -c 'import json;print(json.load(open("contracts/pipeline.json"))["defaults"]["esmBatchingWindowSeconds"])')"
-  while read -r topic group; do
+  batch="$("$PYTHON" scripts/local/contract.py value defaults.esmBatchSize)"
+  window="$("$PYTHON" scripts/local/contract.py value defaults.esmBatchingWindowSeconds)"
+  while read -r topic group _; do
     rm -f "$RUN_DIR/esm-$topic.json"
     background "esm-$topic" "$LOG_DIR/esm-$topic.log" \
       env AWS_ENDPOINT_URL="${ESM_AWS_ENDPOINT:-$AWS_ENDPOINT_URL}" "$EMULATOR" --topic "$topic" --consumer-group "$group" \
@@ -193,8 +193,7 @@ start_mappings() {
       --on-failure-queue-url "$ON_FAILURE_QUEUE_URL" --status-file "$RUN_DIR/esm-$topic.json"
     ESM_PIDS+=("$(cat "$RUN_DIR/esm-$topic.pid")")
     echo "mapping $topic -> consumer (group $group, log $LOG_DIR/esm-$topic.log)" >&2
-  done < <("$PYTHON" -c 'import json
-for t in json.load(open("contracts/pipeline.json"))["topics"].values(): print(t["name"], t["consumerGroup"])')
+  done < <("$PYTHON" scripts/local/contract.py topics)
 }
 
 PRODUCED_AT=0
@@ -223,10 +222,9 @@ EOF
 
 wait_for_mappings() {
   local args=() topic pid
-  for topic in $("$PYTHON" -c 'import json
-for t in json.load(open("contracts/pipeline.json"))["topics"].values(): print(t["name"])'); do
+  while read -r topic _; do
     args+=(--status "$RUN_DIR/esm-$topic.json")
-  done
+  done < <("$PYTHON" scripts/local/contract.py topics)
   for pid in "${ESM_PIDS[@]}"; do args+=(--pid "$pid"); done
   "$PYTHON" scripts/local/progress.py "${args[@]}" --since "$PRODUCED_AT" --timeout "$TIMEOUT"
 }

@@ -54,6 +54,8 @@ stage_static() {
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
   check_no_test_support_in_lambdas
+  # The TypeScript bindings in cdk/lib/generated/ must be what the Rust side generates.
+  cargo run --locked -q -p pipeline-bindings --bin generate-bindings -- --check
   npm run --silent build
   npm run --silent lint
 }

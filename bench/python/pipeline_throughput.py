@@ -31,9 +31,12 @@ def log(message):
     print(f"[pipeline] {message}", file=sys.stderr, flush=True)
 
 
+sys.path.insert(0, os.path.join(REPO_ROOT, "scripts", "local"))
+import contract as contracts  # noqa: E402 - the harness's one contract reader
+
+
 def contract():
-    with open(os.path.join(REPO_ROOT, "contracts", "pipeline.json")) as f:
-        return json.load(f)
+    return contracts.load().raw
 
 
 def invoke(port, function, payload, timeout=600):

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
 use pipeline_domain::consume::fakes::{
-    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryExplicitEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
     InMemoryWindowStore,
 };
 use pipeline_domain::consume::{decode_record, glue_schema_version_id, TopicRoutes};
@@ -27,7 +27,7 @@ pub type FakeConsumer = ConsumerService<
     InMemoryWindowStore,
     InMemoryObjectStore,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
@@ -52,7 +52,7 @@ pub async fn fake_consumer(schemas: &BTreeMap<Uuid, String>) -> anyhow::Result<F
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings()?,

@@ -17,7 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use pipeline_adapters::dynamodb::DynamoWindowStore;
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, Sinks};
 use pipeline_domain::consume::fakes::{
-    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryExplicitEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
 };
 use pipeline_domain::ports::InMemorySchemaSource;
 use uuid::Uuid;
@@ -77,7 +77,7 @@ pub type DynamoConsumer = ConsumerService<
     DynamoWindowStore,
     InMemoryObjectStore,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
@@ -198,7 +198,7 @@ async fn consumer(
             windows: DynamoWindowStore::new(client, table, contract),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings()?,

@@ -154,7 +154,10 @@ pub async fn produce_records<R: SchemaRegistryWriter>(
     registry: R,
     request: ProduceRequest,
 ) -> anyhow::Result<(Vec<(Delivery, OutgoingRecord)>, BTreeMap<Uuid, String>)> {
-    let partitions = contracts().topics.sensor_readings.partitions as i32;
+    let partitions = contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .partitions as i32;
     let service = ProducerService::new(
         CapturePublisher::new(partitions),
         registry,
@@ -224,7 +227,10 @@ pub async fn sensor_event<R: SchemaRegistryWriter>(
 ) -> anyhow::Result<BenchEvent> {
     let (records, schemas) =
         produce_records(registry, sensor_request(devices, readings_per_device, format)).await?;
-    let topic = &contracts().topics.sensor_readings.name;
+    let topic = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
     Ok(BenchEvent {
         name: name.to_string(),
         format,
@@ -242,7 +248,10 @@ pub async fn capped_event<R: SchemaRegistryWriter>(
     cap_bytes: usize,
     format: ValueFormat,
 ) -> anyhow::Result<BenchEvent> {
-    let topic = &contracts().topics.sensor_readings.name;
+    let topic = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
     // Enough readings to overfill the cap (Avro values are the smaller ones, ~230 bytes per record).
     let readings_per_device = (cap_bytes / 200 / devices as usize + 1).min(100_000 / devices as usize) as u32;
     let (records, schemas) =

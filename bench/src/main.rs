@@ -226,7 +226,7 @@ fn main() -> anyhow::Result<()> {
                 "[memory] worst batch: {} records, {} bytes, {} stored, {} poison {:?}; peak RSS {:.1} MiB (before the batch {:.1} MiB)",
                 f.records,
                 f.event_bytes,
-                f.summary.store_events + f.summary.generic_events,
+                f.summary.store_events + f.summary.explicit_events,
                 f.summary.poison,
                 f.summary.poison_by_reason,
                 f.peak_rss_mib,
@@ -235,7 +235,7 @@ fn main() -> anyhow::Result<()> {
             emit(
                 json!({"figure": "memory", "impl": "ours", "case": "worst-6mb", "records": f.records,
                         "bytes": f.event_bytes, "poison": f.summary.poison,
-                        "stored": f.summary.store_events + f.summary.generic_events,
+                        "stored": f.summary.store_events + f.summary.explicit_events,
                         "max_rss_mib": f.peak_rss_mib, "baseline_rss_mib": f.baseline_rss_mib}),
             );
             Ok(())

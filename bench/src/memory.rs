@@ -23,11 +23,11 @@ use pipeline_contracts::{contracts, schema_text};
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
 use pipeline_domain::consume::ledger::PartitionLedger;
 use pipeline_domain::consume::ports::{
-    ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
+    ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
     SaveOutcome, StoreEventRow, StoreEventTable, StoredObject, WindowStore, WriteCondition,
 };
-use pipeline_domain::consume::{GenericEvent, TopicRoutes};
-use pipeline_domain::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use pipeline_domain::consume::{ExplicitEvent, TopicRoutes};
+use pipeline_domain::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
 use pipeline_domain::model::{StoreEvent, StoreEventType};
 use pipeline_domain::payload::{encode_avro, store_event_to_avro};
@@ -112,7 +112,12 @@ pub fn worst_batch(cap_bytes: usize) -> anyhow::Result<(KafkaEvent, InMemorySche
     let huge_value = store(0, huge)?;
 
     let c = contracts();
-    let partitions = i64::from(c.topics.store_events.partitions.max(1));
+    let partitions = i64::from(
+        c.topics
+            .first_carrying(pipeline_contracts::Payload::StoreEvent)
+            .partitions
+            .max(1),
+    );
     let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     let mut records: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();
     // JSON envelope, keys and separators: a few hundred bytes.
@@ -121,15 +126,29 @@ pub fn worst_batch(cap_bytes: usize) -> anyhow::Result<(KafkaEvent, InMemorySche
     loop {
         let store_partition = (n % partitions) as i32;
         let (topic, partition, value) = if n < 5 {
-            (&c.topics.store_events.name, store_partition, huge_value.clone())
+            (
+                &c.topics
+                    .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                    .name,
+                store_partition,
+                huge_value.clone(),
+            )
         } else if n % 4 == 0 {
             (
-                &c.topics.store_events.name,
+                &c.topics
+                    .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                    .name,
                 store_partition,
                 store(n, at_bound.clone())?,
             )
         } else {
-            (&c.topics.explicit_events.name, 0, ints.clone())
+            (
+                &c.topics
+                    .first_carrying(pipeline_contracts::Payload::Explicit)
+                    .name,
+                0,
+                ints.clone(),
+            )
         };
         let record = KafkaRecord {
             topic: topic.clone(),
@@ -217,14 +236,14 @@ impl StoreEventTable for DroppingSinks {
     }
 }
 
-impl GenericEventStore for DroppingSinks {
-    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
-        let table = &contracts().tables.generic_events;
+impl ExplicitEventStore for DroppingSinks {
+    async fn put(&self, events: &[ExplicitEvent]) -> Result<(), PortError> {
+        let table = &contracts().tables.explicit_events;
         for event in events {
-            let size = item_size(&generic_event_item(event, table));
+            let size = item_size(&explicit_event_item(event, table));
             if !fits_item_limit(size) {
                 return Err(PortError::Rejected {
-                    component: "generic event store",
+                    component: "explicit event store",
                     message: format!("{size} bytes"),
                 });
             }
@@ -291,7 +310,7 @@ pub fn measure(rt: &tokio::runtime::Runtime, cap_bytes: usize) -> anyhow::Result
             windows: DroppingSinks,
             archive: DroppingSinks,
             table: DroppingSinks,
-            generic: DroppingSinks,
+            explicit: DroppingSinks,
             poison: DroppingSinks,
         },
         settings,
@@ -330,7 +349,7 @@ mod tests {
         assert_eq!(summary.poison_by_reason.get("too_large"), Some(&5), "{summary:?}");
         assert_eq!(summary.poison, 5, "{summary:?}");
         assert!(
-            summary.store_events > 0 && summary.generic_events > summary.store_events,
+            summary.store_events > 0 && summary.explicit_events > summary.store_events,
             "{summary:?}"
         );
         assert_eq!(summary.records, event.record_count());

@@ -93,7 +93,10 @@ pub async fn measure(
     )
     .await?;
     let outgoing: Vec<_> = prepared.into_iter().map(|(_, record)| record).collect();
-    let topic = &pipeline_contracts::contracts().topics.sensor_readings.name;
+    let topic = &pipeline_contracts::contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
     let mut publish = Vec::new();
     for _ in 0..runs.max(1) {
         let batch = outgoing.clone();

@@ -695,15 +695,6 @@ export function rawConfigFromContext(context: ContextSource, baseDir: string = p
   return raw;
 }
 
-/** Topics in contract order, by key. */
-export function topicByKey(config: PipelineConfig, key: 'sensorReadings' | 'storeEvents' | 'explicitEvents'): ResolvedTopic {
-  const topic = config.topics.find((t) => t.key === key);
-  if (!topic) {
-    throw new Error(`topic ${key} missing from resolved config`);
-  }
-  return topic;
-}
-
 /** Used by tests and the app to keep the contract's topic order. */
 export function contractTopicNames(contracts: PipelineContracts): string[] {
   return allTopics(contracts).map((t) => t.name);

@@ -11,9 +11,15 @@ import * as path from 'node:path';
 export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CONTRACTS_DIR = path.join(REPO_ROOT, 'contracts');
 
+/** What a topic carries; the consumer has one sink per kind (Rust `pipeline_contracts::Payload`). */
+export type PayloadKind = 'SensorReading' | 'StoreEvent' | 'Explicit';
+const PAYLOAD_KINDS: readonly PayloadKind[] = ['SensorReading', 'StoreEvent', 'Explicit'];
+
 export interface TopicContract {
   readonly name: string;
-  readonly payload: string;
+  readonly payload: PayloadKind;
+  /** The variable the functions read this topic's name from. */
+  readonly envVar: string;
   readonly partitions: number;
   readonly replicationFactor: number;
   readonly consumerGroup: string;
@@ -38,16 +44,13 @@ export interface SchemaContract {
 
 export interface PipelineContracts {
   readonly project: string;
-  readonly topics: {
-    readonly sensorReadings: TopicContract;
-    readonly storeEvents: TopicContract;
-    readonly explicitEvents: TopicContract;
-  };
+  /** Keyed by the topic's contract key (construct ids, config overrides), in file order. */
+  readonly topics: Readonly<Record<string, TopicContract>>;
   readonly schemaRegistry: { readonly name: string };
   readonly schemas: Readonly<Record<string, SchemaContract>>;
   readonly tables: {
     readonly windowAggregates: TableContract;
-    readonly genericEvents: TableContract;
+    readonly explicitEvents: TableContract;
   };
   readonly bucket: {
     readonly localName: string;
@@ -68,12 +71,9 @@ export interface PipelineContracts {
 export type EnvVarKey =
   | 'windowSeconds'
   | 'aggregatesTable'
-  | 'genericEventsTable'
+  | 'explicitEventsTable'
   | 'storeEventsBucket'
   | 'poisonQueueUrl'
-  | 'sensorTopic'
-  | 'storeTopic'
-  | 'explicitTopic'
   | 'registryName'
   | 'registryRoleArn'
   | 'pgHost'
@@ -88,8 +88,8 @@ export type EnvVarKey =
   | 'defaultFormat';
 
 const REQUIRED_ENV_VARS: readonly EnvVarKey[] = [
-  'windowSeconds', 'aggregatesTable', 'genericEventsTable', 'storeEventsBucket', 'poisonQueueUrl',
-  'sensorTopic', 'storeTopic', 'explicitTopic', 'registryName', 'registryRoleArn', 'pgHost', 'pgPort',
+  'windowSeconds', 'aggregatesTable', 'explicitEventsTable', 'storeEventsBucket', 'poisonQueueUrl',
+  'registryName', 'registryRoleArn', 'pgHost', 'pgPort',
   'pgDatabase', 'pgUser', 'pgSecretArn', 'pgTls', 'kafkaBootstrapServers', 'kafkaAuth', 'kafkaTls',
   'defaultFormat',
 ];
@@ -131,9 +131,16 @@ export function parseContracts(raw: unknown): PipelineContracts {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
   const c = raw as any;
   requireString(c.project, 'project');
-  for (const key of ['sensorReadings', 'storeEvents', 'explicitEvents']) {
-    const t = c.topics?.[key];
+  if (typeof c.topics !== 'object' || c.topics === null || Object.keys(c.topics).length === 0) {
+    throw new ContractError('topics must be an object with at least one topic');
+  }
+  for (const key of Object.keys(c.topics)) {
+    const t = c.topics[key];
     requireString(t?.name, `topics.${key}.name`);
+    requireString(t?.envVar, `topics.${key}.envVar`);
+    if (!PAYLOAD_KINDS.includes(t?.payload)) {
+      throw new ContractError(`topics.${key}.payload must be one of ${PAYLOAD_KINDS.join(', ')}`);
+    }
     requireString(t?.consumerGroup, `topics.${key}.consumerGroup`);
     requirePositiveInt(t?.partitions, `topics.${key}.partitions`);
     requirePositiveInt(t?.replicationFactor, `topics.${key}.replicationFactor`);
@@ -150,7 +157,7 @@ export function parseContracts(raw: unknown): PipelineContracts {
       throw new ContractError(`schemas.${name}.versions must list at least one file`);
     }
   }
-  for (const key of ['windowAggregates', 'genericEvents']) {
+  for (const key of ['windowAggregates', 'explicitEvents']) {
     const t = c.tables?.[key];
     requireString(t?.name, `tables.${key}.name`);
     requireString(t?.partitionKey, `tables.${key}.partitionKey`);
@@ -192,9 +199,9 @@ export function loadContracts(file: string = path.join(CONTRACTS_DIR, 'pipeline.
   return parsed;
 }
 
-/** The three topics in a stable order. */
+/** Every contract topic, in file order. */
 export function allTopics(c: PipelineContracts): TopicContract[] {
-  return [c.topics.sensorReadings, c.topics.storeEvents, c.topics.explicitEvents];
+  return Object.values(c.topics);
 }
 
 /** Reads one committed Avro schema version (path relative to `contracts/`). */

@@ -55,7 +55,7 @@ export function architectureDot(config: PipelineConfig, contracts: PipelineContr
     node('zone', 'Private hosted zone = cluster domain\\nb-N.<cluster domain> -> endpoint', 'box'),
     node('esm', `${config.topics.length} x Kafka ESM (one per topic)\\nSASL_SCRAM_512, TRIM_HORIZON\\nbatch ${config.esmBatchSize} / ${config.esmBatchingWindowSeconds}s, group per topic`, 'box', 'fillcolor="#fde9d9"'),
     node('consumer', `consumer (Rust)\\n${config.windowSeconds}s event-time windows`, 'box'),
-    node('ddb', `DynamoDB (PITR, CMK)\\n${contracts.tables.windowAggregates.name}\\n${contracts.tables.genericEvents.name}`, 'cylinder'),
+    node('ddb', `DynamoDB (PITR, CMK)\\n${contracts.tables.windowAggregates.name}\\n${contracts.tables.explicitEvents.name}`, 'cylinder'),
     node('s3', `S3 (KMS, versioned, SSL only)\\n${contracts.bucket.storeEventsPrefix}, ${contracts.bucket.oversizePoisonPrefix}`, 'cylinder'),
     node('rds', `RDS PostgreSQL (private, CMK)\\ndb ${contracts.postgres.database} via RDS Proxy (TLS)`, 'cylinder'),
     node('onfailure', `SQS ${contracts.queues.onFailure}\\n(ESM on-failure destination)`, 'cylinder'),

@@ -26,6 +26,8 @@ export interface PipelineOptions {
   readonly config?: PipelineConfig;
   /** Register cdk-nag AwsSolutions. @default true */
   readonly nag?: boolean;
+  /** The contract the stacks are built from. @default loadContracts() (contracts/pipeline.json) */
+  readonly contracts?: PipelineContracts;
 }
 
 export interface Pipeline {
@@ -47,7 +49,7 @@ export interface Pipeline {
  * deploys the producer side it references).
  */
 export function buildPipeline(app: App, options: PipelineOptions = {}): Pipeline {
-  const contracts = loadContracts();
+  const contracts = options.contracts ?? loadContracts();
   const config = options.config ?? parseConfig(rawConfigFromContext(app.node), contracts, {
     account: options.cliAccount,
     region: options.cliRegion,

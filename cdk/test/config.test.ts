@@ -1,3 +1,4 @@
+import { CONTRACTS } from '../lib/generated/contracts';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -413,5 +414,11 @@ describe('event source mapping mode', () => {
     ]);
     expect(problemsOf({ esmMode: 'on-demand', esmProvisioned: { minimumPollers: 1 } })[0]).toMatch(/set esmMode to "provisioned"/);
     expect(problemsOf({ esmMode: 'provisioned-mode' })[0]).toMatch(/esmMode must be one of on-demand, provisioned/);
+  });
+});
+
+describe('generated bindings (cdk/lib/generated, from functions/bindings)', () => {
+  test('the generated contract constant is the contract the app loads', () => {
+    expect(JSON.parse(JSON.stringify(CONTRACTS))).toEqual(JSON.parse(JSON.stringify(loadContracts())));
   });
 });

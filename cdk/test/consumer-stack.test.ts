@@ -1,14 +1,18 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { parseConfig } from '../lib/config';
+import { loadContracts } from '../lib/contracts';
+import { buildPipeline } from '../lib/pipeline';
 import { CFN_MAX_DYNAMIC_REFERENCES } from '../lib/aws-facts';
 import { SCHEMA_SOURCE, schemaHash } from '../lib/constructs/database-schema';
 import {
   consumerDynamicReferenceCount, ESM_BOOTSTRAP_BROKERS, HANDSHAKE_KEYS, maxBrokersWithinDynamicReferenceLimit,
 } from '../lib/constructs/handshake';
 import {
-  asArray, CROSS_ACCOUNT, HANDSHAKE_ARN, iamStatements, logicalIdOf, PRODUCER_ACCOUNT, resourcesOf, synthOnce, synthPipeline, text,
+  asArray, cdkJsonContext, CROSS_ACCOUNT, HANDSHAKE_ARN, iamStatements, logicalIdOf, PRODUCER_ACCOUNT, resourcesOf, synthOnce, synthPipeline, text,
 } from './helpers';
 
 describe('consumer-stack (cross-account)', () => {
@@ -111,12 +115,10 @@ describe('consumer-stack (cross-account)', () => {
         Variables: {
           [env.windowSeconds]: String(contracts.defaults.windowSeconds),
           [env.aggregatesTable]: { Ref: logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataWindowAggregates') },
-          [env.genericEventsTable]: { Ref: logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataGenericEvents') },
+          [env.explicitEventsTable]: { Ref: logicalIdOf(template, 'AWS::DynamoDB::Table', 'DataGenericEvents') },
           [env.storeEventsBucket]: { Ref: logicalIdOf(template, 'AWS::S3::Bucket', 'DataStoreEvents') },
           [env.poisonQueueUrl]: { Ref: logicalIdOf(template, 'AWS::SQS::Queue', 'DataPoisonQueue') },
-          [env.sensorTopic]: contracts.topics.sensorReadings.name,
-          [env.storeTopic]: contracts.topics.storeEvents.name,
-          [env.explicitTopic]: contracts.topics.explicitEvents.name,
+          ...Object.fromEntries(Object.values(contracts.topics).map((t) => [t.envVar, t.name])),
           [env.registryName]: contracts.schemaRegistry.name,
           [env.registryRoleArn]: Match.anyValue(),
           [env.pgHost]: Match.anyValue(),
@@ -136,7 +138,7 @@ describe('consumer-stack (cross-account)', () => {
 
   test('DynamoDB tables: contract keys and types, PITR, customer managed key', () => {
     const dataKey = logicalIdOf(template, 'AWS::KMS::Key', 'DataKey');
-    for (const table of [contracts.tables.windowAggregates, contracts.tables.genericEvents]) {
+    for (const table of [contracts.tables.windowAggregates, contracts.tables.explicitEvents]) {
       template.hasResourceProperties('AWS::DynamoDB::Table', {
         TableName: table.name,
         KeySchema: [
@@ -156,6 +158,35 @@ describe('consumer-stack (cross-account)', () => {
     for (const r of Object.values(resources).filter((x) => x.Type === 'AWS::DynamoDB::Table')) {
       expect(r.DeletionPolicy).toBe('Retain');
     }
+  });
+
+  test('a fourth topic of an existing payload kind gets its topic, mapping and variable with no code change', () => {
+    const base = loadContracts();
+    const extra = { ...base.topics.sensorReadings, name: 'sensor-readings-eu', envVar: 'SENSOR_EU_TOPIC', consumerGroup: 'pipeline-sensor-readings-eu' };
+    const fourTopics = { ...base, topics: { ...base.topics, sensorReadingsEu: extra } };
+    const context = cdkJsonContext();
+    const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
+    const config = parseConfig(context.pipeline as Record<string, unknown>, fourTopics, {});
+    const built = buildPipeline(app, { config, contracts: fourTopics, nag: false });
+    const consumer = Template.fromStack(built.consumer!);
+    consumer.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      Topics: ['sensor-readings-eu'],
+      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: 'pipeline-sensor-readings-eu' },
+    });
+    expect(resourcesOf(consumer, 'AWS::Lambda::EventSourceMapping')).toHaveLength(4);
+    consumer.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: { Variables: Match.objectLike({ SENSOR_EU_TOPIC: 'sensor-readings-eu', [base.topics.sensorReadings.envVar]: 'sensor-readings' }) },
+    });
+    Template.fromStack(built.msk).hasResourceProperties('Custom::KafkaTopics', {
+      Topics: Match.arrayWith([Match.objectLike({ Name: 'sensor-readings-eu', Partitions: extra.partitions })]),
+    });
+  });
+
+  test('the explicit-events table keeps the logical id it was first deployed with (a new one replaces the table)', () => {
+    const explicit = resourcesOf(template, 'AWS::DynamoDB::Table')
+      .find(([, props]) => props.TableName === contracts.tables.explicitEvents.name);
+    // The id CDK gave the construct path Data/GenericEvents on main before the rename.
+    expect(explicit?.[0]).toBe('DataGenericEvents35351C91');
   });
 
   test('store-events bucket: KMS, versioned, public access blocked, SSL only, lifecycle, access logs', () => {

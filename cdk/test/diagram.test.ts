@@ -32,7 +32,7 @@ describe('architecture diagram', () => {
     const dot = architectureDot(parseConfig({}, contracts, {}), contracts);
     for (const name of [
       contracts.topics.sensorReadings.name, contracts.topics.storeEvents.name, contracts.topics.explicitEvents.name,
-      contracts.tables.windowAggregates.name, contracts.tables.genericEvents.name,
+      contracts.tables.windowAggregates.name, contracts.tables.explicitEvents.name,
       contracts.queues.poison, contracts.queues.onFailure, contracts.schemaRegistry.name,
     ]) {
       expect(dot).toContain(name);

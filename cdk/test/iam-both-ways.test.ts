@@ -96,7 +96,7 @@ describe('IAM checker over the deployed app', () => {
   // The local stack's names, as scripts/local/provision.py writes them into stack.env.
   const localEnv = {
     [env.aggregatesTable]: contracts.tables.windowAggregates.name,
-    [env.genericEventsTable]: contracts.tables.genericEvents.name,
+    [env.explicitEventsTable]: contracts.tables.explicitEvents.name,
     [env.storeEventsBucket]: contracts.bucket.localName,
     [env.poisonQueueUrl]: `http://127.0.0.1:35000/123456789012/${contracts.queues.poison}`,
     [env.registryName]: contracts.schemaRegistry.name,
@@ -122,7 +122,7 @@ describe('IAM checker over the deployed app', () => {
     assume, consumerGlue,
     call('consumer', 'dynamodb', 'BatchGetItem', { Tables: [contracts.tables.windowAggregates.name] }),
     call('consumer', 'dynamodb', 'PutItem', { TableName: contracts.tables.windowAggregates.name }),
-    call('consumer', 'dynamodb', 'BatchWriteItem', { Tables: [contracts.tables.genericEvents.name] }),
+    call('consumer', 'dynamodb', 'BatchWriteItem', { Tables: [contracts.tables.explicitEvents.name] }),
     call('consumer', 's3', 'GetObject', { Bucket: contracts.bucket.localName, Key: `${contracts.bucket.storeEventsPrefix}event_type=sale/x.ndjson.gz` }),
     call('consumer', 's3', 'PutObject', { Bucket: contracts.bucket.localName, Key: `${contracts.bucket.storeEventsPrefix}event_type=sale/x.ndjson.gz` }),
     call('consumer', 'sqs', 'SendMessage', { QueueUrl: localEnv[env.poisonQueueUrl] }),

@@ -8,7 +8,9 @@ committed schema versions (moto). Names come only from the contract; a rerun cha
 PostgreSQL is provisioned before this runs (scripts/local-stack.sh, db-admin-local); --pg-user is
 the consumer's role, --pg-admin-user the owner of the databases.
 
-Usage: provision.py --kafka HOST:PORT --aws-endpoint URL --region R --pg-host H --pg-port P
+Usage: provision.py --dry-run [--contract PATH]   print what would be created, touch nothing
+       provision.py --topics-only --kafka HOST:PORT
+       provision.py --kafka HOST:PORT --aws-endpoint URL --region R --pg-host H --pg-port P
                     --pg-user U --pg-password PW --pg-admin-user A --pg-admin-password APW
                     --env-file PATH
 """
@@ -16,7 +18,6 @@ Usage: provision.py --kafka HOST:PORT --aws-endpoint URL --region R --pg-host H 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import pathlib
 import shlex
@@ -27,8 +28,9 @@ import boto3
 from botocore.exceptions import ClientError
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONTRACT_PATH = REPO_ROOT / "contracts" / "pipeline.json"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import contract as contracts  # noqa: E402 - the harness's one contract reader, next to this file
+from contract import Contract  # noqa: E402
 
 # Broker-side settings that only make sense with several replicas; a single local broker rejects
 # or ignores them, so they stay on AWS only.
@@ -47,7 +49,25 @@ def fail(component: str, message: str) -> None:
     sys.exit(1)
 
 
-def provision_topics(contract: dict, bootstrap: str) -> None:
+def local_topic_config(topic: contracts.Topic) -> dict[str, str]:
+    config = {k: v for k, v in topic.config.items() if k not in REPLICA_ONLY_TOPIC_CONFIG}
+    config.update(LOCAL_TOPIC_CONFIG_OVERRIDES)
+    return config
+
+
+def plan(contract: Contract) -> list[str]:
+    """What provisioning creates, one line per resource (--dry-run prints it)."""
+    lines = [f"topic {t.name} partitions={t.partitions} config={local_topic_config(t)}" for t in contract.topics]
+    lines += [f"table {t.name} hash={t.partition_key}:{t.partition_key_type} range={t.sort_key}:{t.sort_key_type}"
+              for t in contract.tables.values()]
+    lines.append(f"bucket {contract.raw['bucket']['localName']}")
+    lines += [f"queue {name}" for name in contract.raw["queues"].values()]
+    lines.append(f"registry {contract.raw['schemaRegistry']['name']} schemas={','.join(contract.raw['schemas'])}")
+    lines += [f"env {name}={value}" for name, value in contract.topic_environment().items()]
+    return lines
+
+
+def provision_topics(contract: Contract, bootstrap: str) -> None:
     admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 10000})
     try:
         existing = admin.list_topics(timeout=15).topics
@@ -55,10 +75,9 @@ def provision_topics(contract: dict, bootstrap: str) -> None:
         fail("kafka", f"cannot list topics on {bootstrap}: {error}; is tansu up? scripts/local-stack.sh status")
     wanted = []
     grow = []
-    for topic in contract["topics"].values():
-        name, partitions = topic["name"], int(topic["partitions"])
-        config = {k: v for k, v in topic.get("config", {}).items() if k not in REPLICA_ONLY_TOPIC_CONFIG}
-        config.update(LOCAL_TOPIC_CONFIG_OVERRIDES)
+    for topic in contract.topics:
+        name, partitions = topic.name, topic.partitions
+        config = local_topic_config(topic)
         if name not in existing:
             wanted.append(NewTopic(name, num_partitions=partitions, replication_factor=1, config=config))
         else:
@@ -89,9 +108,7 @@ def provision_topics(contract: dict, bootstrap: str) -> None:
     while True:
         topics = admin.list_topics(timeout=10).topics
         missing = [
-            t["name"]
-            for t in contract["topics"].values()
-            if t["name"] not in topics or len(topics[t["name"]].partitions) < int(t["partitions"])
+            t.name for t in contract.topics if t.name not in topics or len(topics[t.name].partitions) < t.partitions
         ]
         if not missing:
             return
@@ -100,32 +117,21 @@ def provision_topics(contract: dict, bootstrap: str) -> None:
         time.sleep(0.5)
 
 
-def provision_tables(contract: dict, session: boto3.Session, endpoint: str) -> None:
+def provision_tables(contract: Contract, session: boto3.Session, endpoint: str) -> None:
     dynamodb = session.client("dynamodb", endpoint_url=endpoint)
     existing = set(dynamodb.list_tables()["TableNames"])
-    for table in contract["tables"].values():
-        name = table["name"]
+    for table in contract.tables.values():
+        name = table.name
         if name in existing:
             log(f"table {name} exists")
             continue
-        dynamodb.create_table(
-            TableName=name,
-            AttributeDefinitions=[
-                {"AttributeName": table["partitionKey"], "AttributeType": table["partitionKeyType"]},
-                {"AttributeName": table["sortKey"], "AttributeType": table["sortKeyType"]},
-            ],
-            KeySchema=[
-                {"AttributeName": table["partitionKey"], "KeyType": "HASH"},
-                {"AttributeName": table["sortKey"], "KeyType": "RANGE"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        dynamodb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST", **table.key_schema())
         log(f"table {name} created")
 
 
-def provision_bucket(contract: dict, session: boto3.Session, endpoint: str, region: str) -> None:
+def provision_bucket(contract: Contract, session: boto3.Session, endpoint: str, region: str) -> None:
     s3 = session.client("s3", endpoint_url=endpoint)
-    name = contract["bucket"]["localName"]
+    name = contract.raw["bucket"]["localName"]
     existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
     if name in existing:
         log(f"bucket {name} exists")
@@ -137,10 +143,10 @@ def provision_bucket(contract: dict, session: boto3.Session, endpoint: str, regi
     log(f"bucket {name} created")
 
 
-def provision_queues(contract: dict, session: boto3.Session, endpoint: str) -> dict[str, str]:
+def provision_queues(contract: Contract, session: boto3.Session, endpoint: str) -> dict[str, str]:
     sqs = session.client("sqs", endpoint_url=endpoint)
     urls = {}
-    for role, name in contract["queues"].items():
+    for role, name in contract.raw["queues"].items():
         attributes = {"MessageRetentionPeriod": "1209600"}
         if name.endswith(".fifo"):
             # Deduplication by explicit MessageDeduplicationId (record coordinates), not content.
@@ -151,9 +157,9 @@ def provision_queues(contract: dict, session: boto3.Session, endpoint: str) -> d
     return urls
 
 
-def provision_registry(contract: dict, session: boto3.Session, endpoint: str) -> None:
+def provision_registry(contract: Contract, session: boto3.Session, endpoint: str) -> None:
     glue = session.client("glue", endpoint_url=endpoint)
-    registry = contract["schemaRegistry"]["name"]
+    registry = contract.raw["schemaRegistry"]["name"]
     try:
         glue.create_registry(RegistryName=registry)
         log(f"registry {registry} created")
@@ -161,8 +167,8 @@ def provision_registry(contract: dict, session: boto3.Session, endpoint: str) ->
         if error.response["Error"]["Code"] != "AlreadyExistsException":
             raise
         log(f"registry {registry} exists")
-    for schema_name, schema in contract["schemas"].items():
-        texts = [(CONTRACT_PATH.parent / path).read_text() for path in schema["versions"]]
+    for schema_name, schema in contract.raw["schemas"].items():
+        texts = [(contract.path.parent / path).read_text() for path in schema["versions"]]
         schema_id = {"RegistryName": registry, "SchemaName": schema_name}
         try:
             glue.create_schema(
@@ -201,10 +207,10 @@ def registry_role_arn(session: boto3.Session, endpoint: str) -> str:
     return f"arn:aws:iam::{account}:role/pipeline-registry-reader"
 
 
-def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[str, str], registry_role: str) -> None:
-    names = contract["envVars"]
-    topics = contract["topics"]
-    tables = contract["tables"]
+def write_env_file(contract: Contract, args: argparse.Namespace, queue_urls: dict[str, str], registry_role: str) -> None:
+    names = contract.env_vars
+    tables = contract.tables
+    raw = contract.raw
     values = [
         (names["kafkaBootstrapServers"], args.kafka),
         ("AWS_ENDPOINT_URL", args.aws_endpoint),
@@ -219,15 +225,13 @@ def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[st
         # The owner of the databases, for local tools and tests (the consumer never gets it).
         ("PIPELINE_PG_ADMIN_USER", args.pg_admin_user),
         ("PIPELINE_PG_ADMIN_PASSWORD", args.pg_admin_password),
-        (names["pgDatabase"], contract["postgres"]["database"]),
-        (names["sensorTopic"], topics["sensorReadings"]["name"]),
-        (names["storeTopic"], topics["storeEvents"]["name"]),
-        (names["explicitTopic"], topics["explicitEvents"]["name"]),
-        (names["aggregatesTable"], tables["windowAggregates"]["name"]),
-        (names["genericEventsTable"], tables["genericEvents"]["name"]),
-        (names["storeEventsBucket"], contract["bucket"]["localName"]),
-        (names["registryName"], contract["schemaRegistry"]["name"]),
-        (names["windowSeconds"], str(contract["defaults"]["windowSeconds"])),
+        (names["pgDatabase"], raw["postgres"]["database"]),
+        *contract.topic_environment().items(),
+        (names["aggregatesTable"], tables["windowAggregates"].name),
+        (names["explicitEventsTable"], tables["explicitEvents"].name),
+        (names["storeEventsBucket"], raw["bucket"]["localName"]),
+        (names["registryName"], raw["schemaRegistry"]["name"]),
+        (names["windowSeconds"], str(raw["defaults"]["windowSeconds"])),
         (names["poisonQueueUrl"], queue_urls["poison"]),
         # The ESM's on-failure destination has no function env var on AWS; local tools use this name.
         ("ON_FAILURE_QUEUE_URL", queue_urls["onFailure"]),
@@ -245,19 +249,29 @@ def write_env_file(contract: dict, args: argparse.Namespace, queue_urls: dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--kafka", required=True)
-    parser.add_argument("--aws-endpoint", required=True)
-    parser.add_argument("--region", required=True)
-    parser.add_argument("--pg-host", required=True)
-    parser.add_argument("--pg-port", required=True, type=int)
-    parser.add_argument("--pg-user", required=True)
-    parser.add_argument("--pg-password", required=True)
-    parser.add_argument("--pg-admin-user", required=True)
-    parser.add_argument("--pg-admin-password", required=True)
-    parser.add_argument("--env-file", required=True)
+    parser.add_argument("--dry-run", action="store_true", help="print what would be created and stop")
+    parser.add_argument("--contract", help="a contract file other than contracts/pipeline.json")
+    parser.add_argument("--topics-only", action="store_true", help="only the Kafka topics (needs --kafka)")
+    live = "--dry-run" not in sys.argv and "--topics-only" not in sys.argv
+    parser.add_argument("--kafka", required="--dry-run" not in sys.argv)
+    parser.add_argument("--aws-endpoint", required=live)
+    parser.add_argument("--region", required=live)
+    parser.add_argument("--pg-host", required=live)
+    parser.add_argument("--pg-port", required=live, type=int)
+    parser.add_argument("--pg-user", required=live)
+    parser.add_argument("--pg-password", required=live)
+    parser.add_argument("--pg-admin-user", required=live)
+    parser.add_argument("--pg-admin-password", required=live)
+    parser.add_argument("--env-file", required=live)
     args = parser.parse_args()
 
-    contract = json.loads(CONTRACT_PATH.read_text())
+    contract = contracts.load(args.contract)
+    if args.dry_run:
+        print("\n".join(plan(contract)))
+        return
+    if args.topics_only:
+        provision_topics(contract, args.kafka)
+        return
     session = boto3.Session(
         aws_access_key_id="test", aws_secret_access_key=LOCAL_AWS_SECRET_ACCESS_KEY, region_name=args.region
     )

@@ -24,7 +24,10 @@ from decimal import Decimal
 import boto3
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONTRACT = json.loads((REPO_ROOT / "contracts" / "pipeline.json").read_text())
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "local"))
+import contract as contracts  # noqa: E402 - the harness's one contract reader
+
+CONTRACT = contracts.load().raw
 NAMES = CONTRACT["envVars"]
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
@@ -237,15 +240,15 @@ def main() -> None:
 
     dynamodb, s3, sqs = clients()
     rows = scan_windows(dynamodb)
-    generic_table = os.environ.get(NAMES["genericEventsTable"], CONTRACT["tables"]["genericEvents"]["name"])
+    explicit_table = os.environ.get(NAMES["explicitEventsTable"], CONTRACT["tables"]["explicitEvents"]["name"])
     counts = {
         "windows": len(rows),
         "sensorReadingsAggregated": sum(r["count"] for r in rows),
         "devices": len({r["device"] for r in rows}),
         # The table also holds one partition ledger item per partition, at offset -1.
-        "genericEvents": count_items(dynamodb, generic_table, FilterExpression="#o >= :zero",
-                                     ExpressionAttributeNames={"#o": CONTRACT["tables"]["genericEvents"]["sortKey"]},
-                                     ExpressionAttributeValues={":zero": {"N": "0"}}),
+        "explicitEvents": count_items(dynamodb, explicit_table, FilterExpression="#o >= :zero",
+                                      ExpressionAttributeNames={"#o": CONTRACT["tables"]["explicitEvents"]["sortKey"]},
+                                      ExpressionAttributeValues={":zero": {"N": "0"}}),
         "s3": s3_counts(s3),
         "postgres": postgres_counts(),
         "queues": queue_depths(sqs),
@@ -254,7 +257,7 @@ def main() -> None:
     print_table(rows, args.max_rows)
     print()
     print(f"sensor readings aggregated : {counts['sensorReadingsAggregated']} in {counts['windows']} windows over {counts['devices']} devices")
-    print(f"explicit events (DynamoDB) : {counts['genericEvents']}")
+    print(f"explicit events (DynamoDB) : {counts['explicitEvents']}")
     print(f"S3 archive                 : {counts['s3']['archive']['records']} store events in {counts['s3']['archive']['objects']} objects"
           f" (+{counts['s3']['poison']['objects']} oversize poison objects)")
     print(f"PostgreSQL                 : " + ", ".join(f"{t}={n}" for t, n in counts["postgres"].items()))

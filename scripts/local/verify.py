@@ -4,7 +4,7 @@ code, by reading the topics themselves:
 
 1. Every record in every contract topic is accounted for exactly once: in its sink (sensor readings
    in the window aggregates, store events in PostgreSQL and in the S3 archive, explicit events in
-   the generic-events table), or in a failure queue (the poison queue or an on-failure batch).
+   the explicit-events table), or in a failure queue (the poison queue or an on-failure batch).
 2. The window aggregates equal those computed here from the topic's records (Glue-framed Avro is
    decoded with the writer schema fetched from the registry; JSON is parsed), minus the poison.
 
@@ -35,15 +35,18 @@ import boto3
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
-CONTRACT = json.loads((REPO_ROOT / "contracts" / "pipeline.json").read_text())
-NAMES = CONTRACT["envVars"]
+sys.path.insert(0, str(REPO_ROOT / "scripts" / "local"))
+import contract as contracts  # noqa: E402 - the harness's one contract reader
+
+TYPED = contracts.load()
+CONTRACT = TYPED.raw
+NAMES = TYPED.env_vars
 TOPICS = CONTRACT["topics"]
-# The env var that overrides each contract topic's name (as in the functions' configuration).
-TOPIC_ENV = {"sensorReadings": "sensorTopic", "storeEvents": "storeTopic", "explicitEvents": "explicitTopic"}
 
 
 def topic_name(key: str) -> str:
-    return os.environ.get(NAMES[TOPIC_ENV[key]]) or TOPICS[key]["name"]
+    """The topic's name as the functions see it: its variable when set (as in their configuration)."""
+    return TYPED.topic(key).name_from()
 
 
 def env(name: str) -> str:
@@ -403,15 +406,15 @@ def check(poison_bodies: list[dict] | None = None, failed_bodies: list[dict] | N
             summary[topic] = {"records": len(records), "postgres": sum(rows[c] for c in coordinates),
                               "archived": sum(archived[c] for c in coordinates), "poison": len(in_poison), "onFailure": len(in_failed)}
         else:
-            keys = CONTRACT["tables"]["genericEvents"]
+            keys = CONTRACT["tables"]["explicitEvents"]
             items = collections.Counter()
-            for item in scan(dynamodb, os.environ.get(NAMES["genericEventsTable"], CONTRACT["tables"]["genericEvents"]["name"])):
+            for item in scan(dynamodb, os.environ.get(NAMES["explicitEventsTable"], keys["name"])):
                 source = item[keys["partitionKey"]]["S"]
                 t, _, p = source.rpartition("-")
                 items[(t, int(p), int(item[keys["sortKey"]]["N"]))] += 1
             for c in sorted(coordinates):
                 if items[c] != (1 if c in handled else 0):
-                    problems.append(f"{c}: in the generic-events table {items[c]} times")
+                    problems.append(f"{c}: in the explicit-events table {items[c]} times")
             summary[topic] = {"records": len(records), "stored": sum(items[c] for c in coordinates), "poison": len(in_poison), "onFailure": len(in_failed)}
     return summary, problems
 

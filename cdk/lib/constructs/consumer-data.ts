@@ -13,6 +13,9 @@ export interface ConsumerDataProps {
   readonly retainData: boolean;
 }
 
+/** The explicit-events table's logical id since its first deployment (construct id `GenericEvents`). */
+export const EXPLICIT_EVENTS_TABLE_LOGICAL_ID = 'DataGenericEvents35351C91';
+
 const ATTRIBUTE_TYPES: Record<DynamoKeyType, dynamodb.AttributeType> = {
   S: dynamodb.AttributeType.STRING,
   N: dynamodb.AttributeType.NUMBER,
@@ -27,7 +30,7 @@ const ATTRIBUTE_TYPES: Record<DynamoKeyType, dynamodb.AttributeType> = {
  */
 export class ConsumerData extends Construct {
   readonly windowAggregates: dynamodb.Table;
-  readonly genericEvents: dynamodb.Table;
+  readonly explicitEvents: dynamodb.Table;
   readonly bucket: s3.Bucket;
   readonly poisonQueue: sqs.Queue;
   readonly onFailureQueue: sqs.Queue;
@@ -49,7 +52,11 @@ export class ConsumerData extends Construct {
       removalPolicy,
     });
     this.windowAggregates = table('WindowAggregates', contracts.tables.windowAggregates);
-    this.genericEvents = table('GenericEvents', contracts.tables.genericEvents);
+    this.explicitEvents = table('ExplicitEvents', contracts.tables.explicitEvents);
+    // The table was created as Data/GenericEvents: a new logical id would make CloudFormation
+    // replace it, and with its fixed name and deletion protection the update would fail (or,
+    // without them, lose every stored event). The construct is renamed, the resource is not.
+    (this.explicitEvents.node.defaultChild as dynamodb.CfnTable).overrideLogicalId(EXPLICIT_EVENTS_TABLE_LOGICAL_ID);
 
     const accessLogs = new s3.Bucket(this, 'AccessLogs', {
       // S3 server access logging cannot deliver to SSE-KMS buckets.

@@ -1,18 +1,17 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { CfnElement, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { LambdaArchitectureName, LogLevel } from '../config';
 import { REPO_ROOT } from '../contracts';
 import { POSTGRES_PORT, PipelineDatabase } from './pipeline-database';
-import { PipelineFunction } from './rust-function';
-import { acknowledge, acknowledgeProviderFramework, keyUseStatement } from './security';
+import { DbAdminFunction } from './functions';
+import { rustCustomResourceProvider } from './rust-provider';
+import { keyUseStatement } from './security';
 
 /**
  * The Rust file that holds the migrations and the application role's grants: its hash is a
@@ -54,7 +53,7 @@ export interface DatabaseSchemaProps {
  */
 export class DatabaseSchema extends Construct {
   readonly resource: CustomResource;
-  readonly handler: PipelineFunction;
+  readonly handler: DbAdminFunction;
 
   constructor(scope: Construct, id: string, props: DatabaseSchemaProps) {
     super(scope, id);
@@ -69,17 +68,16 @@ export class DatabaseSchema extends Construct {
     db.clientFacingSecurityGroup.addIngressRule(securityGroup, ec2.Port.tcp(POSTGRES_PORT), 'PostgreSQL from db-admin');
     securityGroup.addEgressRule(props.endpointSecurityGroup, ec2.Port.tcp(443), 'Secrets Manager through the VPC endpoint');
 
-    this.handler = new PipelineFunction(this, 'Handler', {
-      binaryName: 'db-admin',
+    this.handler = new DbAdminFunction(this, 'Handler', {
       description: 'CloudFormation custom resource: PostgreSQL migrations and the consumer role (least privilege)',
       architecture: props.architecture,
       logLevel: props.logLevel,
+      settings: {},
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [securityGroup],
       encryptionKey: props.key,
       timeout: Duration.minutes(2),
-      memorySize: 256,
     });
     this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'ReadMasterAndConsumerDatabaseSecrets',
@@ -88,23 +86,7 @@ export class DatabaseSchema extends Construct {
     }));
     this.handler.role.addToPrincipalPolicy(keyUseStatement([props.secretsKey], ['kms:Decrypt']));
 
-    const providerLogs = new logs.LogGroup(this, 'ProviderLogs', {
-      encryptionKey: props.key,
-      retention: logs.RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: this.handler.function,
-      logGroup: providerLogs,
-      providerFunctionEnvEncryption: props.key,
-    });
-    acknowledgeProviderFramework(provider);
-    const handlerLogicalId = Stack.of(this).getLogicalId(this.handler.function.node.defaultChild as CfnElement);
-    acknowledge(
-      provider,
-      `AwsSolutions-IAM5[Resource::<${handlerLogicalId}.Arn>:*]`,
-      'The provider framework may invoke any version of the db-admin function; the grant is scoped to that one function',
-    );
+    const provider = rustCustomResourceProvider(this, { handler: this.handler, key: props.key });
 
     this.resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,

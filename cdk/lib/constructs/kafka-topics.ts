@@ -1,14 +1,12 @@
-import { CfnElement, CustomResource, Duration, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { CustomResource, Duration } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
-import * as logs from 'aws-cdk-lib/aws-logs';
-import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { LambdaArchitectureName, LogLevel, ResolvedTopic, TopicDeletionPolicy } from '../config';
 import { MSK_IAM_PORT } from './msk-ports';
-import { PipelineFunction } from './rust-function';
-import { acknowledge, acknowledgeProviderFramework } from './security';
+import { TopicAdminFunction } from './functions';
+import { rustCustomResourceProvider } from './rust-provider';
 
 /** The consumer account's SASL/SCRAM user and the consumer groups its event source mappings use. */
 export interface ConsumerAccess {
@@ -44,7 +42,7 @@ export interface KafkaTopicsProps {
  */
 export class KafkaTopics extends Construct {
   readonly resource: CustomResource;
-  readonly handler: PipelineFunction;
+  readonly handler: TopicAdminFunction;
 
   constructor(scope: Construct, id: string, props: KafkaTopicsProps) {
     super(scope, id);
@@ -57,17 +55,16 @@ export class KafkaTopics extends Construct {
     securityGroup.addEgressRule(props.brokerSecurityGroup, ec2.Port.tcp(MSK_IAM_PORT), 'Kafka (IAM) to the brokers');
     props.brokerSecurityGroup.addIngressRule(securityGroup, ec2.Port.tcp(MSK_IAM_PORT), 'Kafka (IAM) from topic-admin');
 
-    this.handler = new PipelineFunction(this, 'Handler', {
-      binaryName: 'topic-admin',
+    this.handler = new TopicAdminFunction(this, 'Handler', {
       description: 'CloudFormation custom resource: creates the pipeline Kafka topics idempotently',
       architecture: props.architecture,
       logLevel: props.logLevel,
+      settings: {},
       vpc: props.vpc,
       vpcSubnets: props.subnets,
       securityGroups: [securityGroup],
       encryptionKey: props.key,
       timeout: Duration.minutes(5),
-      memorySize: 256,
     });
     const topicArns = props.topics.map((t) => props.topicArn(t.name));
     this.handler.role.addToPrincipalPolicy(new iam.PolicyStatement({
@@ -88,23 +85,7 @@ export class KafkaTopics extends Construct {
       resources: topicArns,
     }));
 
-    const providerLogs = new logs.LogGroup(this, 'ProviderLogs', {
-      encryptionKey: props.key,
-      retention: logs.RetentionDays.ONE_YEAR,
-      removalPolicy: RemovalPolicy.DESTROY,
-    });
-    const provider = new cr.Provider(this, 'Provider', {
-      onEventHandler: this.handler.function,
-      logGroup: providerLogs,
-      providerFunctionEnvEncryption: props.key,
-    });
-    acknowledgeProviderFramework(provider);
-    const handlerLogicalId = Stack.of(this).getLogicalId(this.handler.function.node.defaultChild as CfnElement);
-    acknowledge(
-      provider,
-      `AwsSolutions-IAM5[Resource::<${handlerLogicalId}.Arn>:*]`,
-      'The provider framework may invoke any version of the topic-admin function; the grant is scoped to that one function',
-    );
+    const provider = rustCustomResourceProvider(this, { handler: this.handler, key: props.key });
 
     this.resource = new CustomResource(this, 'Resource', {
       serviceToken: provider.serviceToken,

@@ -65,9 +65,11 @@ export class PipelineFunction extends Construct {
   readonly function: lambda.Function;
   readonly role: iam.Role;
   readonly logGroup: logs.LogGroup;
+  readonly binaryName: PipelineBinary;
 
   constructor(scope: Construct, id: string, props: PipelineFunctionProps) {
     super(scope, id);
+    this.binaryName = props.binaryName;
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
       encryptionKey: props.encryptionKey,

@@ -6,7 +6,7 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
 import { Construct } from 'constructs';
 import { KAFKA_PROVISIONED_MODE } from '../aws-facts';
-import { EsmModeConfig, PipelineConfig, topicByKey } from '../config';
+import { EsmModeConfig, PipelineConfig } from '../config';
 import { PipelineContracts } from '../contracts';
 import { BrokerEndpoints } from '../constructs/broker-endpoints';
 import { ConsumerData } from '../constructs/consumer-data';
@@ -16,7 +16,7 @@ import { MSK_SCRAM_PORT } from '../constructs/msk-ports';
 import { DatabaseSchema } from '../constructs/database-schema';
 import { POSTGRES_PORT, PipelineDatabase } from '../constructs/pipeline-database';
 import { PrivateVpc } from '../constructs/private-vpc';
-import { PipelineFunction } from '../constructs/rust-function';
+import { ConsumerFunction, topicVariables } from '../constructs/functions';
 import { acknowledge, checkovSkip, KMS_DATA_ACTIONS, keyUseStatement, pipelineKey } from '../constructs/security';
 import { consumerRoleNamePrefix } from './producer-stack';
 
@@ -39,7 +39,7 @@ export interface ConsumerStackProps extends StackProps {
  * self-managed Kafka event source mapping per contract topic, and alarms with a dashboard.
  */
 export class ConsumerStack extends Stack {
-  readonly consumer: PipelineFunction;
+  readonly consumer: ConsumerFunction;
   readonly eventSourceMappings: Readonly<Record<string, lambda.CfnEventSourceMapping>>;
   readonly data: ConsumerData;
   readonly database: PipelineDatabase;
@@ -56,7 +56,6 @@ export class ConsumerStack extends Stack {
         'Zone names come from the validated config (consumer.availabilityZones or the one-account default); '
         + 'set availabilityZoneIds to place subnets by AZ ID instead');
     }
-    const env = contracts.envVars;
     const retain = config.retainData;
 
     const handshake = 'secret' in props.handshake
@@ -160,8 +159,7 @@ export class ConsumerStack extends Stack {
     securityGroup.addEgressRule(ec2.Peer.anyIpv4(), ec2.Port.tcp(443), 'AWS APIs through VPC endpoints (no internet route exists)');
 
     const region = config.consumer.region;
-    this.consumer = new PipelineFunction(this, 'Consumer', {
-      binaryName: 'consumer',
+    this.consumer = new ConsumerFunction(this, 'Consumer', {
       description: 'Consumes the pipeline topics: window aggregates, store events, explicit events',
       // The producer account's registry reader role trusts this name prefix.
       roleName: `${consumerRoleNamePrefix(contracts)}${region}`,
@@ -172,28 +170,25 @@ export class ConsumerStack extends Stack {
       securityGroups: [securityGroup],
       encryptionKey: operationsKey,
       timeout: Duration.minutes(3),
-      memorySize: 1024,
-      environment: {
-        [env.windowSeconds]: String(config.windowSeconds),
-        [env.aggregatesTable]: this.data.windowAggregates.tableName,
-        [env.genericEventsTable]: this.data.genericEvents.tableName,
-        [env.storeEventsBucket]: this.data.bucket.bucketName,
-        [env.poisonQueueUrl]: this.data.poisonQueue.queueUrl,
-        [env.sensorTopic]: topicByKey(config, 'sensorReadings').name,
-        [env.storeTopic]: topicByKey(config, 'storeEvents').name,
-        [env.explicitTopic]: topicByKey(config, 'explicitEvents').name,
-        [env.registryName]: contracts.schemaRegistry.name,
-        [env.registryRoleArn]: props.registryReaderRoleArn,
-        [env.pgHost]: this.database.endpointHost,
-        [env.pgPort]: String(POSTGRES_PORT),
-        [env.pgDatabase]: contracts.postgres.database,
+      settings: {
+        windowSeconds: config.windowSeconds,
+        aggregatesTable: this.data.windowAggregates.tableName,
+        explicitEventsTable: this.data.explicitEvents.tableName,
+        storeEventsBucket: this.data.bucket.bucketName,
+        poisonQueueUrl: this.data.poisonQueue.queueUrl,
+        topics: topicVariables(config.topics),
+        registryName: contracts.schemaRegistry.name,
+        registryRoleArn: props.registryReaderRoleArn,
+        pgHost: this.database.endpointHost,
+        pgPort: POSTGRES_PORT,
+        pgDatabase: contracts.postgres.database,
         // The least-privilege role; the master secret is db-admin's alone.
-        [env.pgSecretArn]: this.database.consumerSecret.secretArn,
-        [env.pgTls]: 'require',
+        pgSecretArn: this.database.consumerSecret.secretArn,
+        pgTls: 'require',
       },
     });
     const role = this.consumer.role;
-    const tables = [this.data.windowAggregates, this.data.genericEvents];
+    const tables = [this.data.windowAggregates, this.data.explicitEvents];
     role.addToPrincipalPolicy(new iam.PolicyStatement({
       sid: 'WriteTheSinkTables',
       actions: [

@@ -8,10 +8,10 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { GLUE_SCHEMA_VERSION_BY_ID } from '../aws-facts';
-import { PipelineConfig, topicByKey } from '../config';
+import { PipelineConfig } from '../config';
 import { PipelineContracts, readSchemaFile } from '../contracts';
 import { MSK_IAM_PORT } from '../constructs/msk-ports';
-import { PipelineFunction } from '../constructs/rust-function';
+import { ProducerFunction, topicVariables } from '../constructs/functions';
 import { acknowledge, nagEnv, pipelineKey } from '../constructs/security';
 import { MskStack } from './msk-stack';
 
@@ -45,12 +45,11 @@ export function consumerRoleNamePrefix(contracts: PipelineContracts): string {
 export class ProducerStack extends Stack {
   readonly registry: glue.CfnRegistry;
   readonly registryReaderRole: iam.Role;
-  readonly producer: PipelineFunction;
+  readonly producer: ProducerFunction;
 
   constructor(scope: Construct, id: string, props: ProducerStackProps) {
     super(scope, id, props);
     const { config, contracts, msk } = props;
-    const env = contracts.envVars;
 
     // --- Glue Schema Registry ------------------------------------------------------------
     this.registry = new glue.CfnRegistry(this, 'Registry', {
@@ -122,8 +121,7 @@ export class ProducerStack extends Stack {
       description: 'Kafka (IAM) from the producer function',
     });
 
-    this.producer = new PipelineFunction(this, 'Producer', {
-      binaryName: 'producer',
+    this.producer = new ProducerFunction(this, 'Producer', {
       description: 'Publishes simulated sensor readings, store events and explicit events to MSK',
       architecture: config.lambdaArchitecture,
       logLevel: config.logLevel,
@@ -132,17 +130,14 @@ export class ProducerStack extends Stack {
       securityGroups: [securityGroup],
       encryptionKey: functionKey,
       timeout: Duration.minutes(2),
-      memorySize: 512,
       anyResourceReasons: [GLUE_SCHEMA_VERSION_BY_ID.reason],
-      environment: {
-        [env.kafkaBootstrapServers]: msk.bootstrapIam,
-        [env.kafkaAuth]: 'iam',
-        [env.kafkaTls]: 'true',
-        [env.sensorTopic]: topicByKey(config, 'sensorReadings').name,
-        [env.storeTopic]: topicByKey(config, 'storeEvents').name,
-        [env.explicitTopic]: topicByKey(config, 'explicitEvents').name,
-        [env.registryName]: contracts.schemaRegistry.name,
-        [env.defaultFormat]: 'avro',
+      settings: {
+        kafkaBootstrapServers: msk.bootstrapIam,
+        kafkaAuth: 'iam',
+        kafkaTls: true,
+        topics: topicVariables(config.topics),
+        registryName: contracts.schemaRegistry.name,
+        defaultFormat: 'avro',
       },
     });
     const role = this.producer.role;

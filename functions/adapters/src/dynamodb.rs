@@ -1,4 +1,4 @@
-//! DynamoDB: window aggregates ([`DynamoWindowStore`]) and explicit events ([`DynamoGenericEventStore`]).
+//! DynamoDB: window aggregates ([`DynamoWindowStore`]) and explicit events ([`DynamoExplicitEventStore`]).
 //!
 //! # Window item format
 //! Key attributes come from the contract (`tables.windowAggregates`: `device_id` S, `window_start`
@@ -11,8 +11,8 @@
 //! conditional on `count` (see `pipeline_domain::window`).
 //!
 //! # Explicit event item format
-//! Built by the domain (`pipeline_domain::dynamodb_item::generic_event_item`), which also sizes it
-//! by DynamoDB's formula: keys from `tables.genericEvents` (`source` = `topic-partition`,
+//! Built by the domain (`pipeline_domain::dynamodb_item::explicit_event_item`), which also sizes it
+//! by DynamoDB's formula: keys from `tables.explicitEvents` (`source` = `topic-partition`,
 //! `offset`), then `topic`, `partition`, `timestamp`, `format`, optional `key` (base64 as
 //! delivered) and `schema_version_id`, and `payload`: the decoded document as native DynamoDB
 //! types. Requests respect BatchWriteItem's 25 items and 16 MB; an item over 400 KB is refused
@@ -33,10 +33,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, Wri
 use aws_sdk_dynamodb::Client;
 use pipeline_contracts::Table;
 use pipeline_domain::consume::ledger::{LedgerMark, PartitionLedger};
-use pipeline_domain::consume::ports::{GenericEventStore, PartitionLedgerStore, SaveOutcome, WindowStore};
-use pipeline_domain::consume::GenericEvent;
+use pipeline_domain::consume::ports::{ExplicitEventStore, PartitionLedgerStore, SaveOutcome, WindowStore};
+use pipeline_domain::consume::ExplicitEvent;
 use pipeline_domain::dynamodb_item::{
-    batch_write_requests, generic_event_item, window_item, AttributeValue as DomainValue, Item,
+    batch_write_requests, explicit_event_item, window_item, AttributeValue as DomainValue, Item,
 };
 use pipeline_domain::offsets::OffsetSet;
 use pipeline_domain::ports::PortError;
@@ -67,7 +67,7 @@ pub mod ledger_attr {
 }
 
 /// Non-key attribute names of an explicit-event item (the item is built by the domain).
-pub use pipeline_domain::dynamodb_item::generic_attr;
+pub use pipeline_domain::dynamodb_item::explicit_attr;
 
 /// Backoff between rounds of unprocessed keys/items: 50 ms doubling, capped at 2 s.
 fn unprocessed_delay(round: u32) -> Duration {
@@ -250,14 +250,14 @@ impl WindowStore for DynamoWindowStore {
 }
 
 #[derive(Debug, Clone)]
-pub struct DynamoGenericEventStore {
+pub struct DynamoExplicitEventStore {
     client: Client,
     table: String,
-    /// Key attribute names (`tables.genericEvents`).
+    /// Key attribute names (`tables.explicitEvents`).
     contract: Table,
 }
 
-impl DynamoGenericEventStore {
+impl DynamoExplicitEventStore {
     pub fn new(client: Client, table_name: impl Into<String>, contract: &Table) -> Self {
         Self {
             client,
@@ -266,13 +266,13 @@ impl DynamoGenericEventStore {
         }
     }
 
-    /// The SDK item of an event: the domain's item ([`generic_event_item`]), translated.
-    pub fn to_item(&self, event: &GenericEvent) -> HashMap<String, AttributeValue> {
-        to_sdk_item(&generic_event_item(event, &self.contract))
+    /// The SDK item of an event: the domain's item ([`explicit_event_item`]), translated.
+    pub fn to_item(&self, event: &ExplicitEvent) -> HashMap<String, AttributeValue> {
+        to_sdk_item(&explicit_event_item(event, &self.contract))
     }
 }
 
-impl DynamoGenericEventStore {
+impl DynamoExplicitEventStore {
     fn ledger_key(&self, topic_partition: &str) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
@@ -337,7 +337,7 @@ impl DynamoGenericEventStore {
     }
 }
 
-impl PartitionLedgerStore for DynamoGenericEventStore {
+impl PartitionLedgerStore for DynamoExplicitEventStore {
     async fn load_ledgers(&self, topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
         let unique: std::collections::BTreeSet<&String> = topic_partitions.iter().collect();
         let mut found = Vec::with_capacity(unique.len());
@@ -450,15 +450,15 @@ fn write_chunks(items: Vec<(Item, String)>) -> Result<Vec<Vec<Item>>, PortError>
     batch_write_requests(items).map_err(|e| rejected(e.to_string()))
 }
 
-impl GenericEventStore for DynamoGenericEventStore {
-    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
+impl ExplicitEventStore for DynamoExplicitEventStore {
+    async fn put(&self, events: &[ExplicitEvent]) -> Result<(), PortError> {
         // One write per key: BatchWriteItem refuses duplicate keys in a request.
         let by_coordinates: BTreeMap<_, _> = events.iter().map(|e| (&e.coordinates, e)).collect();
         let items = by_coordinates
             .values()
             .map(|event| {
                 (
-                    generic_event_item(event, &self.contract),
+                    explicit_event_item(event, &self.contract),
                     event.coordinates.to_string(),
                 )
             })
@@ -614,8 +614,8 @@ mod tests {
         let config = aws_sdk_dynamodb::Config::builder()
             .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
             .build();
-        let table = &contracts().tables.generic_events;
-        let store = DynamoGenericEventStore::new(Client::from_conf(config), "t", table);
+        let table = &contracts().tables.explicit_events;
+        let store = DynamoExplicitEventStore::new(Client::from_conf(config), "t", table);
         let ledger = PartitionLedger {
             topic_partition: "store-events-2".into(),
             lowest: LedgerMark {

@@ -7,12 +7,12 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use aws_credential_types::Credentials;
-use pipeline_adapters::dynamodb::{DynamoGenericEventStore, DynamoWindowStore};
+use pipeline_adapters::dynamodb::{DynamoExplicitEventStore, DynamoWindowStore};
 use pipeline_adapters::s3::S3Objects;
 use pipeline_adapters::sqs::SqsPoisonSink;
 use pipeline_contracts::contracts;
-use pipeline_domain::consume::ports::{GenericEventStore, PoisonMessage, PoisonSink, WindowStore};
-use pipeline_domain::consume::{GenericEvent, ValueFormat};
+use pipeline_domain::consume::ports::{ExplicitEventStore, PoisonMessage, PoisonSink, WindowStore};
+use pipeline_domain::consume::{ExplicitEvent, ValueFormat};
 use pipeline_domain::model::RecordCoordinates;
 use pipeline_domain::ports::PortError;
 use pipeline_domain::window::WindowKey;
@@ -152,8 +152,8 @@ async fn batch_get_re_requests_only_the_unprocessed_keys() {
     assert_eq!(seen[1].1["RequestItems"][table]["Keys"], json!([key("b")]));
 }
 
-fn generic_event(offset: i64) -> GenericEvent {
-    GenericEvent {
+fn explicit_event(offset: i64) -> ExplicitEvent {
+    ExplicitEvent {
         coordinates: RecordCoordinates {
             topic: "explicit-events".into(),
             partition: 1,
@@ -170,11 +170,11 @@ fn generic_event(offset: i64) -> GenericEvent {
 #[tokio::test]
 async fn batch_write_sends_25_per_request_and_re_sends_unprocessed_items() {
     let table = "explicit";
-    let events: Vec<GenericEvent> = (0..30).map(generic_event).collect();
-    let store_for_items = DynamoGenericEventStore::new(
+    let events: Vec<ExplicitEvent> = (0..30).map(explicit_event).collect();
+    let store_for_items = DynamoExplicitEventStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config("http://127.0.0.1:9")),
         table,
-        &contracts().tables.generic_events,
+        &contracts().tables.explicit_events,
     );
     let unprocessed: Vec<Value> = events[3..6]
         .iter()
@@ -193,10 +193,10 @@ async fn batch_write_sends_25_per_request_and_re_sends_unprocessed_items() {
         json!({"UnprocessedItems": {}}),
     ])
     .await;
-    let store = DynamoGenericEventStore::new(
+    let store = DynamoExplicitEventStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint)),
         table,
-        &contracts().tables.generic_events,
+        &contracts().tables.explicit_events,
     );
     store.put(&events).await.unwrap();
 
@@ -305,15 +305,15 @@ async fn a_message_sqs_would_refuse_never_leaves_the_adapter() {
 
 #[tokio::test]
 async fn batch_write_refuses_an_item_over_400_kb_before_sending_anything() {
-    let mut event = generic_event(1);
+    let mut event = explicit_event(1);
     event.key_base64 = Some("k".repeat(400 * 1024));
     let (endpoint, script) = scripted_endpoint(vec![json!({"UnprocessedItems": {}})]).await;
-    let store = DynamoGenericEventStore::new(
+    let store = DynamoExplicitEventStore::new(
         aws_sdk_dynamodb::Client::new(&sdk_config(&endpoint)),
         "explicit",
-        &contracts().tables.generic_events,
+        &contracts().tables.explicit_events,
     );
-    let error = store.put(&[generic_event(0), event]).await.unwrap_err();
+    let error = store.put(&[explicit_event(0), event]).await.unwrap_err();
     assert!(matches!(error, PortError::Rejected { .. }), "{error}");
     assert!(script.lock().unwrap().seen.is_empty());
 }

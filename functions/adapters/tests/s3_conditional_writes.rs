@@ -9,7 +9,7 @@ use pipeline_contracts::contracts;
 use pipeline_domain::consume::archive::{decode_block, group_into_blocks};
 use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, Sinks};
 use pipeline_domain::consume::fakes::{
-    InMemoryGenericEventStore, InMemoryPoisonSink, InMemoryStoreEventTable, InMemoryWindowStore,
+    InMemoryExplicitEventStore, InMemoryPoisonSink, InMemoryStoreEventTable, InMemoryWindowStore,
 };
 use pipeline_domain::consume::ports::{ConditionalWrite, ObjectStore, StoreEventRow, WriteCondition};
 use pipeline_domain::consume::TopicRoutes;
@@ -116,7 +116,11 @@ fn sale(offset: i64) -> StoreEvent {
 }
 
 fn store_topic() -> String {
-    contracts().topics.store_events.name.clone()
+    contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name
+        .clone()
 }
 
 fn store_record(offset: i64) -> KafkaRecord {
@@ -135,7 +139,13 @@ fn store_record(offset: i64) -> KafkaRecord {
 }
 
 fn event(records: Vec<KafkaRecord>) -> KafkaEvent {
-    let key = format!("{}-0", contracts().topics.store_events.name);
+    let key = format!(
+        "{}-0",
+        contracts()
+            .topics
+            .first_carrying(pipeline_contracts::Payload::StoreEvent)
+            .name
+    );
     KafkaEvent {
         event_source: EventSource::SelfManagedKafka,
         event_source_arn: None,
@@ -149,7 +159,7 @@ type ArchiveOnly = ConsumerService<
     InMemoryWindowStore,
     S3Objects,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
@@ -161,7 +171,7 @@ fn consumer(s3: S3Objects) -> ArchiveOnly {
             windows: InMemoryWindowStore::default(),
             archive: s3,
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         ConsumerSettings::new(

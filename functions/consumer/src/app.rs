@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use pipeline_adapters::dynamodb::{DynamoGenericEventStore, DynamoWindowStore};
+use pipeline_adapters::dynamodb::{DynamoExplicitEventStore, DynamoWindowStore};
 use pipeline_adapters::postgres::{PgConnector, PostgresStoreTable};
 use pipeline_adapters::s3::S3Objects;
 use pipeline_adapters::secrets::JsonSecrets;
@@ -11,7 +11,7 @@ use pipeline_adapters::sqs::SqsPoisonSink;
 use pipeline_contracts::contracts;
 use pipeline_domain::consume::batch::{BatchError, BatchSummary, ConsumerService, ConsumerSettings, Sinks};
 use pipeline_domain::consume::ports::{
-    GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonSink, StoreEventTable, WindowStore,
+    ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonSink, StoreEventTable, WindowStore,
 };
 use pipeline_domain::event::KafkaEvent;
 use pipeline_domain::ports::{PortError, SchemaSource};
@@ -28,7 +28,7 @@ pub type Consumer<S> = ConsumerService<
     DynamoWindowStore,
     S3Objects,
     PostgresStoreTable,
-    DynamoGenericEventStore,
+    DynamoExplicitEventStore,
     SqsPoisonSink,
 >;
 
@@ -74,10 +74,10 @@ pub async fn build<S: SchemaSource>(
         ),
         archive: objects.clone(),
         table,
-        generic: DynamoGenericEventStore::new(
+        explicit: DynamoExplicitEventStore::new(
             dynamodb,
-            &config.generic_events_table,
-            &c.tables.generic_events,
+            &config.explicit_events_table,
+            &c.tables.explicit_events,
         ),
         poison: SqsPoisonSink::new(
             aws_sdk_sqs::Client::new(sdk),
@@ -110,7 +110,7 @@ where
     W: WindowStore,
     A: ObjectStore,
     T: StoreEventTable,
-    G: GenericEventStore + PartitionLedgerStore,
+    G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
     let started = Instant::now();

@@ -3,9 +3,9 @@
 //!
 //! | variable (contract key)          | default                                   |
 //! |----------------------------------|-------------------------------------------|
-//! | `SENSOR_TOPIC`, `STORE_TOPIC`, `EXPLICIT_TOPIC` | the contract's topic names |
+//! | each topic's `envVar` (`SENSOR_TOPIC`, ...) | that topic's contract name; routed by its payload kind |
 //! | `WINDOW_SECONDS`                 | contract `defaults.windowSeconds`          |
-//! | `AGGREGATES_TABLE`, `GENERIC_EVENTS_TABLE` | the contract's table names       |
+//! | `AGGREGATES_TABLE`, `EXPLICIT_EVENTS_TABLE` | the contract's table names       |
 //! | `STORE_EVENTS_BUCKET`            | required                                   |
 //! | `POISON_QUEUE_URL`               | required                                   |
 //! | `REGISTRY_NAME`                  | contract `schemaRegistry.name`             |
@@ -18,7 +18,8 @@
 //! (`pipeline_lambda_edge::logging`).
 
 use pipeline_adapters::postgres::{PgSettings, PgTls};
-use pipeline_contracts::contracts;
+use pipeline_contracts::Payload;
+use pipeline_contracts::{contracts, Contracts};
 use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::window::WindowSpec;
 
@@ -26,12 +27,11 @@ pub use pipeline_lambda_edge::config::ConfigError;
 
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
-    pub sensor_topic: String,
-    pub store_topic: String,
-    pub explicit_topic: String,
+    /// Every contract topic's name (from its variable) and the payload kind it carries.
+    pub topics: TopicRoutes,
     pub window: WindowSpec,
     pub aggregates_table: String,
-    pub generic_events_table: String,
+    pub explicit_events_table: String,
     pub store_events_bucket: String,
     pub poison_queue_url: String,
     pub registry_name: String,
@@ -49,7 +49,15 @@ impl ConsumerConfig {
 
     /// Reads the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let c = contracts();
+        Self::from_contract(contracts(), lookup)
+    }
+
+    /// Reads the configuration of a pipeline described by `c`: every topic of the contract is
+    /// routed by its payload kind, whatever its key or name.
+    pub fn from_contract(
+        c: &Contracts,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let names = &c.env_vars;
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let or = |name: &str, default: &str| get(name).unwrap_or_else(|| default.to_string());
@@ -116,13 +124,17 @@ impl ConsumerConfig {
             }
         };
 
+        let topics = TopicRoutes::from_topics(c.topics.all().map(|t| (or(&t.env_var, &t.name), t.payload)))
+            .map_err(|conflict| {
+            let variables: Vec<&str> = c.topics.all().map(|t| t.env_var.as_str()).collect();
+            invalid(&variables.join(", "), &conflict.topic, conflict.to_string())
+        })?;
+
         Ok(Self {
-            sensor_topic: or(&names.sensor_topic, &c.topics.sensor_readings.name),
-            store_topic: or(&names.store_topic, &c.topics.store_events.name),
-            explicit_topic: or(&names.explicit_topic, &c.topics.explicit_events.name),
+            topics,
             window,
             aggregates_table: or(&names.aggregates_table, &c.tables.window_aggregates.name),
-            generic_events_table: or(&names.generic_events_table, &c.tables.generic_events.name),
+            explicit_events_table: or(&names.explicit_events_table, &c.tables.explicit_events.name),
             store_events_bucket: required(&names.store_events_bucket, "store events are archived there")?,
             poison_queue_url: required(&names.poison_queue_url, "poison records are sent there")?,
             registry_name: or(&names.registry_name, &c.schema_registry.name),
@@ -143,7 +155,16 @@ impl ConsumerConfig {
     }
 
     pub fn routes(&self) -> TopicRoutes {
-        TopicRoutes::new(&self.sensor_topic, &self.store_topic, &self.explicit_topic)
+        self.topics.clone()
+    }
+
+    /// The topic names that carry `payload`.
+    pub fn topics_carrying(&self, payload: Payload) -> Vec<&str> {
+        self.topics
+            .topics()
+            .filter(|(_, p)| *p == payload)
+            .map(|(t, _)| t)
+            .collect()
     }
 }
 
@@ -180,8 +201,9 @@ mod tests {
     fn defaults_come_from_the_contract() {
         let c = contracts();
         let config = ConsumerConfig::from_lookup(lookup(&minimal())).unwrap();
-        assert_eq!(config.sensor_topic, c.topics.sensor_readings.name);
-        assert_eq!(config.explicit_topic, c.topics.explicit_events.name);
+        for topic in c.topics.all() {
+            assert_eq!(config.topics.payload_for(&topic.name), Some(topic.payload));
+        }
         assert_eq!(
             config.window.size_ms(),
             i64::from(c.defaults.window_seconds) * 1000
@@ -196,22 +218,98 @@ mod tests {
         assert_eq!(config.registry_role_arn, None);
         let routes = config.routes();
         assert_eq!(
-            routes.payload_for(&c.topics.store_events.name),
+            routes.payload_for(
+                &c.topics
+                    .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                    .name
+            ),
             Some(pipeline_contracts::Payload::StoreEvent)
         );
     }
 
     #[test]
+    fn a_fourth_topic_of_an_existing_payload_kind_is_routed_with_no_code_change() {
+        let mut raw: serde_json::Value = serde_json::from_str(pipeline_contracts::PIPELINE_JSON).unwrap();
+        let mut extra = raw["topics"]["storeEvents"].clone();
+        extra["name"] = "store-events-eu".into();
+        extra["envVar"] = "STORE_EU_TOPIC".into();
+        extra["consumerGroup"] = "pipeline-store-events-eu".into();
+        raw["topics"]["storeEventsEu"] = extra;
+        let contract = Contracts::from_json(&raw.to_string()).unwrap();
+
+        let config = ConsumerConfig::from_contract(&contract, lookup(&minimal())).unwrap();
+        assert_eq!(
+            config.topics_carrying(Payload::StoreEvent),
+            ["store-events", "store-events-eu"]
+        );
+        let mut pairs = minimal();
+        pairs.push(("STORE_EU_TOPIC", "store-events-eu-renamed"));
+        let config = ConsumerConfig::from_contract(&contract, lookup(&pairs)).unwrap();
+        assert_eq!(
+            config.routes().payload_for("store-events-eu-renamed"),
+            Some(Payload::StoreEvent),
+            "the new topic's variable names it"
+        );
+    }
+
+    #[test]
+    fn reads_exactly_the_variables_its_function_spec_declares() {
+        let c = contracts();
+        let spec = pipeline_contracts::functions::consumer(c);
+        let base = lookup(&minimal());
+        let read = std::cell::RefCell::new(std::collections::BTreeSet::new());
+        ConsumerConfig::from_lookup(|name| {
+            read.borrow_mut().insert(name.to_string());
+            base(name)
+        })
+        .unwrap();
+        let declared: std::collections::BTreeSet<String> = spec.env_vars(c).into_iter().collect();
+        assert_eq!(
+            read.into_inner(),
+            declared,
+            "config.rs and functions::consumer must list the same variables"
+        );
+        for required in spec
+            .settings
+            .iter()
+            .filter(|s| s.when_unset == pipeline_contracts::functions::WhenUnset::Required)
+        {
+            let pairs: Vec<_> = minimal()
+                .into_iter()
+                .filter(|(k, _)| *k != required.env_var)
+                .collect();
+            assert!(
+                matches!(ConsumerConfig::from_lookup(lookup(&pairs)), Err(ConfigError::Missing { name, .. }) if name == required.env_var),
+                "{} is required in the spec",
+                required.env_var
+            );
+        }
+    }
+
+    #[test]
+    fn two_kinds_on_one_topic_are_refused_at_start_up() {
+        let c = contracts();
+        let mut pairs = minimal();
+        let sensor = c.topics.first_carrying(Payload::SensorReading);
+        let store = c.topics.first_carrying(Payload::StoreEvent);
+        pairs.push((store.env_var.as_str(), sensor.name.as_str()));
+        let error = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(error.to_string().contains(&sensor.name), "{error}");
+    }
+
+    #[test]
     fn values_are_typed_and_errors_name_the_variable() {
-        let n = &contracts().env_vars;
+        let c = contracts();
+        let n = &c.env_vars;
         let mut pairs = minimal();
         pairs.push((n.window_seconds.as_str(), "300"));
-        pairs.push((n.sensor_topic.as_str(), "custom-sensors"));
+        let sensor_variable = c.topics.first_carrying(Payload::SensorReading).env_var.as_str();
+        pairs.push((sensor_variable, "custom-sensors"));
         pairs.push((n.pg_port.as_str(), "6432"));
         pairs.push((n.pg_tls.as_str(), "DISABLE"));
         let config = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap();
         assert_eq!(config.window.size_ms(), 300_000);
-        assert_eq!(config.sensor_topic, "custom-sensors");
+        assert_eq!(config.topics_carrying(Payload::SensorReading), ["custom-sensors"]);
         assert_eq!(config.postgres.port, Some(6432));
         assert_eq!(config.postgres.tls, PgTls::Disable);
 

@@ -123,7 +123,10 @@ fn avro(schema_text: &str, value: apache_avro::types::Value) -> Vec<u8> {
 }
 
 fn sensor_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecord> {
-    let topic = &contracts().topics.sensor_readings.name;
+    let topic = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
     let v1 = pipeline_contracts::schema_text("schemas/sensor_reading.v1.avsc").unwrap_or_default();
     let v2 = pipeline_contracts::schema_text("schemas/sensor_reading.v2.avsc").unwrap_or_default();
     let mut records = Vec::new();
@@ -162,7 +165,10 @@ fn sensor_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecord>
 }
 
 fn store_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecord> {
-    let topic = &contracts().topics.store_events.name;
+    let topic = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name;
     let text = pipeline_contracts::schema_text("schemas/store_event.v1.avsc").unwrap_or_default();
     (0..4i64)
         .map(|n| {
@@ -213,7 +219,10 @@ fn store_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecord> 
 
 fn explicit_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecord> {
     use apache_avro::types::Value;
-    let topic = &contracts().topics.explicit_events.name;
+    let topic = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::Explicit)
+        .name;
     (0..3i64)
         .map(|n| {
             let value = if avro_framed {
@@ -256,8 +265,14 @@ fn explicit_records(ids: &FixtureSchemaIds, avro_framed: bool) -> Vec<KafkaRecor
 /// (`sale_event`, naive ISO `ts`). The consumer reads them through the mapping documented in
 /// `functions/consumer/README.md` ("Seed payloads").
 fn seed_records() -> Vec<KafkaRecord> {
-    let sensors = &contracts().topics.sensor_readings.name;
-    let stores = &contracts().topics.store_events.name;
+    let sensors = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
+    let stores = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name;
     let s1: [&[u8]; 3] = [
         br#"{"device_id": 1, "timestamp": "2023-05-10T12:00:00.123456", "temperature": 27}"#,
         br#"{"device_id": 1, "timestamp": "2023-05-10T12:00:20.500000", "temperature": 28}"#,
@@ -281,9 +296,18 @@ fn seed_records() -> Vec<KafkaRecord> {
 
 /// One record per way a value can be poison, spread over several partitions and topics.
 fn poison_records(ids: &FixtureSchemaIds) -> Vec<KafkaRecord> {
-    let sensors = &contracts().topics.sensor_readings.name;
-    let stores = &contracts().topics.store_events.name;
-    let explicit = &contracts().topics.explicit_events.name;
+    let sensors = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name;
+    let stores = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name;
+    let explicit = &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::Explicit)
+        .name;
     let headers = Some(vec![BTreeMap::from([(
         "origin".to_string(),
         signed_header_values("café".as_bytes()),

@@ -53,7 +53,7 @@ async fn each_fixture_does_what_its_name_says() {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         ConsumerSettings::new(
@@ -111,7 +111,7 @@ async fn each_fixture_does_what_its_name_says() {
         "4 JSON + 4 Avro store events + 2 in the seed S3 format"
     );
     assert_eq!(
-        sinks.generic.snapshot().len(),
+        sinks.explicit.snapshot().len(),
         6,
         "3 JSON + 3 Avro explicit events"
     );

@@ -181,10 +181,10 @@ async fn stack() -> Stack {
 
     let dynamodb = aws_sdk_dynamodb::Client::new(&sdk);
     let aggregates = format!("{run}-{}", c.tables.window_aggregates.name);
-    let generic = format!("{run}-{}", c.tables.generic_events.name);
+    let explicit = format!("{run}-{}", c.tables.explicit_events.name);
     for (name, contract_key, table) in [
         (&aggregates, "windowAggregates", &c.tables.window_aggregates),
-        (&generic, "genericEvents", &c.tables.generic_events),
+        (&explicit, "explicitEvents", &c.tables.explicit_events),
     ] {
         dynamodb
             .create_table()
@@ -318,7 +318,7 @@ async fn stack() -> Stack {
         .filter(|v| !v.is_empty());
     let vars: HashMap<String, String> = [
         (&n.aggregates_table, aggregates),
-        (&n.generic_events_table, generic),
+        (&n.explicit_events_table, explicit),
         (&n.store_events_bucket, bucket),
         (&n.poison_queue_url, queue_url),
         (&n.registry_name, registry_name.clone()),
@@ -357,7 +357,7 @@ impl Stack {
     /// long-lived servers. Not reached when a test fails: the resources stay for inspection.
     async fn cleanup(self) {
         let dynamodb = aws_sdk_dynamodb::Client::new(&self.sdk);
-        for table in [&self.config.aggregates_table, &self.config.generic_events_table] {
+        for table in [&self.config.aggregates_table, &self.config.explicit_events_table] {
             let _ = dynamodb.delete_table().table_name(table).send().await;
         }
         let s3 = app::s3_client(&self.sdk);
@@ -409,7 +409,7 @@ struct Produced {
     /// Valid readings with their (topic-partition, offset).
     readings: Vec<(String, i64, SensorReading)>,
     store_events: Vec<(String, i32, i64, StoreEvent)>,
-    generic: Vec<(String, i32, i64, Json)>,
+    explicit: Vec<(String, i32, i64, Json)>,
     /// (topic, partition, offset) → expected reason kind.
     poison: BTreeMap<(String, i32, i64), &'static str>,
 }
@@ -417,7 +417,13 @@ struct Produced {
 struct Offsets(BTreeMap<(String, i32), i64>);
 impl Offsets {
     fn next(&mut self, topic: &str, partition: i32) -> i64 {
-        let start = if topic == contracts().topics.store_events.name && partition == 0 {
+        let start = if topic
+            == contracts()
+                .topics
+                .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                .name
+            && partition == 0
+        {
             990 // crosses an archive block boundary
         } else {
             0
@@ -434,9 +440,21 @@ fn schema(path: &str) -> Schema {
 
 fn produce(ids: SchemaIds, seed: u64) -> Produced {
     let c = contracts();
-    let sensor_topic = c.topics.sensor_readings.name.as_str();
-    let store_topic = c.topics.store_events.name.as_str();
-    let explicit_topic = c.topics.explicit_events.name.as_str();
+    let sensor_topic = c
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name
+        .as_str();
+    let store_topic = c
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name
+        .as_str();
+    let explicit_topic = c
+        .topics
+        .first_carrying(pipeline_contracts::Payload::Explicit)
+        .name
+        .as_str();
     let v1 = schema("schemas/sensor_reading.v1.avsc");
     let v2 = schema("schemas/sensor_reading.v2.avsc");
     let store_schema = schema("schemas/store_event.v1.avsc");
@@ -592,7 +610,7 @@ fn produce(ids: SchemaIds, seed: u64) -> Produced {
                 } else {
                     serde_json::to_vec(&document).unwrap()
                 };
-                out.generic
+                out.explicit
                     .push((explicit_topic.to_string(), partition, offset, document));
                 out.records.push(testkit::record(
                     explicit_topic,
@@ -981,7 +999,7 @@ async fn drain_queue(sdk: &aws_config::SdkConfig, queue_url: &str) -> Vec<Json> 
 #[derive(Debug, PartialEq)]
 struct Snapshot {
     aggregates: Vec<String>,
-    generic: Vec<String>,
+    explicit: Vec<String>,
     objects: BTreeMap<String, (Vec<u8>, Option<String>)>,
     sales: Vec<String>,
     inventory: Vec<String>,
@@ -1000,7 +1018,7 @@ async fn snapshot(stack: &Stack) -> Snapshot {
     let c = contracts();
     Snapshot {
         aggregates: canonical(scan(&stack.sdk, &stack.config.aggregates_table).await),
-        generic: canonical(scan(&stack.sdk, &stack.config.generic_events_table).await),
+        explicit: canonical(scan(&stack.sdk, &stack.config.explicit_events_table).await),
         objects: objects(&stack.sdk, &stack.config.store_events_bucket).await,
         sales: table_rows(&stack.database, &c.postgres.sales_table).await,
         inventory: table_rows(&stack.database, &c.postgres.inventory_table).await,
@@ -1028,7 +1046,7 @@ fn assert_same(before: &Snapshot, after: &Snapshot) {
         }
     }
     first_difference("window aggregates", &before.aggregates, &after.aggregates);
-    first_difference("explicit events", &before.generic, &after.generic);
+    first_difference("explicit events", &before.explicit, &after.explicit);
     let objects = |s: &Snapshot| {
         s.objects
             .iter()
@@ -1088,13 +1106,13 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
     );
 
     // DynamoDB explicit events: one item per record, payload as native attributes.
-    let (ledgers, generic): (Vec<_>, Vec<_>) = scan(&stack.sdk, &stack.config.generic_events_table)
+    let (ledgers, generic): (Vec<_>, Vec<_>) = scan(&stack.sdk, &stack.config.explicit_events_table)
         .await
         .into_iter()
         .partition(|item| {
-            item.get(&c.tables.generic_events.sort_key) == Some(&AttributeValue::N("-1".into()))
+            item.get(&c.tables.explicit_events.sort_key) == Some(&AttributeValue::N("-1".into()))
         });
-    assert_eq!(generic.len(), produced.generic.len());
+    assert_eq!(generic.len(), produced.explicit.len());
     // One partition ledger per partition the consumer read (re-created topics, issue 12 item 11).
     let partitions: BTreeSet<String> = produced
         .records
@@ -1103,7 +1121,7 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
         .collect();
     let ledger_partitions: BTreeSet<String> = ledgers
         .iter()
-        .map(|item| attribute_text(&item[&c.tables.generic_events.partition_key]))
+        .map(|item| attribute_text(&item[&c.tables.explicit_events.partition_key]))
         .collect();
     assert_eq!(ledger_partitions, partitions);
     let by_key: HashMap<(String, String), &HashMap<String, AttributeValue>> = generic
@@ -1111,14 +1129,14 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
         .map(|item| {
             (
                 (
-                    attribute_text(&item[&c.tables.generic_events.partition_key]),
-                    attribute_text(&item[&c.tables.generic_events.sort_key]),
+                    attribute_text(&item[&c.tables.explicit_events.partition_key]),
+                    attribute_text(&item[&c.tables.explicit_events.sort_key]),
                 ),
                 item,
             )
         })
         .collect();
-    for (topic, partition, offset, document) in &produced.generic {
+    for (topic, partition, offset, document) in &produced.explicit {
         let item = by_key[&(format!("{topic}-{partition}"), offset.to_string())];
         assert_eq!(
             &attribute_json(&item["payload"]),
@@ -1358,7 +1376,13 @@ async fn a_dropped_database_connection_is_reopened_within_the_batch() {
     let store_records: Vec<KafkaRecord> = produced
         .records
         .iter()
-        .filter(|r| r.topic == contracts().topics.store_events.name)
+        .filter(|r| {
+            r.topic
+                == contracts()
+                    .topics
+                    .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                    .name
+        })
         .cloned()
         .collect();
     let (first, second) = store_records.split_at(store_records.len() / 2);

@@ -28,9 +28,15 @@ pub const SCHEMA_FILES: &[(&str, &str)] = &[
 ];
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Contracts {
+    /// The file's own explanation for readers; carries no data.
+    #[serde(rename = "$comment", default)]
+    #[cfg_attr(feature = "bindings", ts(optional))]
+    pub comment: Option<String>,
     pub project: String,
+    #[cfg_attr(feature = "bindings", ts(as = "BTreeMap<String, Topic>"))]
     pub topics: Topics,
     pub schema_registry: SchemaRegistry,
     pub schemas: BTreeMap<String, SchemaContract>,
@@ -42,33 +48,92 @@ pub struct Contracts {
     pub env_vars: EnvVars,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Topics {
-    pub sensor_readings: Topic,
-    pub store_events: Topic,
-    pub explicit_events: Topic,
-}
+/// The contract's topics in file order, each under its key (`sensorReadings`, ...). The key names
+/// the topic in the CDK app (construct ids, config overrides); everything else is in the entry.
+#[derive(Debug, Clone)]
+pub struct Topics(Vec<(String, Topic)>);
 
 impl Topics {
-    pub fn all(&self) -> [&Topic; 3] {
-        [&self.sensor_readings, &self.store_events, &self.explicit_events]
+    /// Every topic, in contract order.
+    pub fn all(&self) -> impl Iterator<Item = &Topic> {
+        self.0.iter().map(|(_, topic)| topic)
+    }
+
+    /// Every topic with its key, in contract order.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Topic)> {
+        self.0.iter().map(|(key, topic)| (key.as_str(), topic))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The topics that carry `payload`, in contract order.
+    pub fn carrying(&self, payload: Payload) -> impl Iterator<Item = &Topic> {
+        self.all().filter(move |t| t.payload == payload)
+    }
+
+    /// The first topic that carries `payload`: the one the producer's simulation of that payload
+    /// publishes to. The contracts tests check every payload kind has one.
+    pub fn first_carrying(&self, payload: Payload) -> &Topic {
+        self.carrying(payload).next().unwrap_or_else(|| {
+            panic!(
+                "contracts/pipeline.json has no topic carrying {payload:?} (checked by the contracts tests)"
+            )
+        })
     }
 }
 
-/// What a topic carries; the consumer routes records by the topic they arrive on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+impl<'de> Deserialize<'de> for Topics {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct InOrder;
+        impl<'de> serde::de::Visitor<'de> for InOrder {
+            type Value = Topics;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of topics keyed by their contract key")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Topics, A::Error> {
+                let mut entries: Vec<(String, Topic)> = Vec::new();
+                while let Some((key, topic)) = map.next_entry::<String, Topic>()? {
+                    if entries.iter().any(|(k, _)| *k == key) {
+                        return Err(serde::de::Error::custom(format!("topic key {key} appears twice")));
+                    }
+                    entries.push((key, topic));
+                }
+                Ok(Topics(entries))
+            }
+        }
+        deserializer.deserialize_map(InOrder)
+    }
+}
+
+/// What a topic carries. Each kind has exactly one sink in the consumer, so a topic of any kind
+/// is routed; a kind this enum does not know fails the contract's parse (and its tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 pub enum Payload {
     SensorReading,
     StoreEvent,
-    Generic,
+    /// Events that bring their own writer schema, stored one item per record.
+    Explicit,
+}
+
+impl Payload {
+    pub const ALL: [Payload; 3] = [Payload::SensorReading, Payload::StoreEvent, Payload::Explicit];
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Topic {
     pub name: String,
     pub payload: Payload,
+    /// The variable the functions read this topic's name from (the CDK sets it).
+    pub env_var: String,
     pub partitions: u32,
     pub replication_factor: u16,
     pub consumer_group: String,
@@ -76,12 +141,15 @@ pub struct Topic {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
 pub struct SchemaRegistry {
     pub name: String,
 }
 
 /// Compatibility modes as the Glue Schema Registry names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Compatibility {
     None,
@@ -95,6 +163,8 @@ pub enum Compatibility {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(deny_unknown_fields)]
 pub struct SchemaContract {
     pub compatibility: Compatibility,
     /// Paths relative to `contracts/`, oldest first.
@@ -124,22 +194,46 @@ impl SchemaContract {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Tables {
     pub window_aggregates: Table,
-    pub generic_events: Table,
+    pub explicit_events: Table,
+}
+
+impl Tables {
+    /// Every table with its contract key, in a stable order.
+    pub fn entries(&self) -> [(&'static str, &Table); 2] {
+        [
+            ("windowAggregates", &self.window_aggregates),
+            ("explicitEvents", &self.explicit_events),
+        ]
+    }
+}
+
+/// DynamoDB's key attribute types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+pub enum KeyType {
+    S,
+    N,
+    B,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Table {
     pub name: String,
     pub partition_key: String,
+    pub partition_key_type: KeyType,
     pub sort_key: String,
+    pub sort_key_type: KeyType,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Bucket {
     pub local_name: String,
     pub store_events_prefix: String,
@@ -147,14 +241,16 @@ pub struct Bucket {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Queues {
     pub poison: String,
     pub on_failure: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Postgres {
     pub database: String,
     pub sales_table: String,
@@ -164,7 +260,8 @@ pub struct Postgres {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Defaults {
     pub window_seconds: u32,
     pub esm_batch_size: u32,
@@ -173,16 +270,14 @@ pub struct Defaults {
 
 /// Environment variable names the functions read and the CDK app sets.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "bindings", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVars {
     pub window_seconds: String,
     pub aggregates_table: String,
-    pub generic_events_table: String,
+    pub explicit_events_table: String,
     pub store_events_bucket: String,
     pub poison_queue_url: String,
-    pub sensor_topic: String,
-    pub store_topic: String,
-    pub explicit_topic: String,
     pub registry_name: String,
     pub registry_role_arn: String,
     pub pg_host: String,
@@ -199,6 +294,13 @@ pub struct EnvVars {
     pub default_format: String,
 }
 
+impl Contracts {
+    /// Parses a contract document (the embedded one is [`contracts`]; tests parse variants).
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
 /// The parsed contracts. Parsing happens once; the embedded file is checked by this crate's tests,
 /// so a malformed contract fails the build's tests rather than a Lambda at run time.
 pub fn contracts() -> &'static Contracts {
@@ -208,6 +310,8 @@ pub fn contracts() -> &'static Contracts {
             .expect("contracts/pipeline.json is validated by the contracts tests")
     })
 }
+
+pub mod functions;
 
 /// The embedded text of one schema file, by its path relative to `contracts/`.
 pub fn schema_text(path: &str) -> Option<&'static str> {
@@ -224,8 +328,41 @@ mod tests {
     #[test]
     fn pipeline_json_parses_into_typed_contracts() {
         let c: Contracts = serde_json::from_str(PIPELINE_JSON).unwrap();
-        assert_eq!(c.topics.all().len(), 3);
-        assert!(c.topics.all().iter().all(|t| t.partitions > 0));
+        assert!(!c.topics.is_empty());
+        assert!(c.topics.all().all(|t| t.partitions > 0));
+        let keys: Vec<&str> = c.topics.entries().map(|(key, _)| key).collect();
+        assert_eq!(
+            keys,
+            ["sensorReadings", "storeEvents", "explicitEvents"],
+            "file order is kept"
+        );
+    }
+
+    #[test]
+    fn an_unknown_field_anywhere_is_refused() {
+        let mut raw: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
+        raw["topics"]["storeEvents"]["envVars"] = "STORE_TOPIC".into();
+        let error = serde_json::from_value::<Contracts>(raw).unwrap_err();
+        assert!(error.to_string().contains("envVars"), "{error}");
+
+        let mut raw: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
+        raw["tables"]["genericEvents"] = raw["tables"]["explicitEvents"].clone();
+        assert!(serde_json::from_value::<Contracts>(raw).is_err());
+    }
+
+    #[test]
+    fn an_unknown_payload_kind_is_refused() {
+        let mut raw: serde_json::Value = serde_json::from_str(PIPELINE_JSON).unwrap();
+        raw["topics"]["explicitEvents"]["payload"] = "Generic".into();
+        let error = serde_json::from_value::<Contracts>(raw).unwrap_err();
+        assert!(error.to_string().contains("Generic"), "{error}");
+    }
+
+    #[test]
+    fn every_payload_kind_has_a_topic() {
+        for payload in Payload::ALL {
+            assert_eq!(contracts().topics.first_carrying(payload).payload, payload);
+        }
     }
 
     #[test]
@@ -272,14 +409,14 @@ mod tests {
     }
 
     #[test]
-    fn topic_payloads_have_schemas_except_generic() {
+    fn topic_payloads_have_schemas_except_explicit() {
         for topic in contracts().topics.all() {
             match topic.payload {
                 Payload::SensorReading => {
                     assert!(contracts().schemas.contains_key("SensorReading"))
                 }
                 Payload::StoreEvent => assert!(contracts().schemas.contains_key("StoreEvent")),
-                Payload::Generic => {}
+                Payload::Explicit => {}
             }
         }
     }
@@ -287,16 +424,19 @@ mod tests {
     #[test]
     fn names_are_unique_where_aws_requires_it() {
         let c = contracts();
-        let topics: std::collections::BTreeSet<_> = c.topics.all().iter().map(|t| t.name.clone()).collect();
-        assert_eq!(topics.len(), 3);
-        let groups: std::collections::BTreeSet<_> =
-            c.topics.all().iter().map(|t| t.consumer_group.clone()).collect();
-        assert_eq!(
-            groups.len(),
-            3,
+        let unique = |values: Vec<&String>| {
+            values.iter().collect::<std::collections::BTreeSet<_>>().len() == values.len()
+        };
+        assert!(unique(c.topics.all().map(|t| &t.name).collect()));
+        assert!(
+            unique(c.topics.all().map(|t| &t.consumer_group).collect()),
             "each event source mapping needs its own consumer group"
         );
-        assert_ne!(c.tables.window_aggregates.name, c.tables.generic_events.name);
+        assert!(
+            unique(c.topics.all().map(|t| &t.env_var).collect()),
+            "each topic has its own variable"
+        );
+        assert_ne!(c.tables.window_aggregates.name, c.tables.explicit_events.name);
         assert!(
             c.queues.poison.ends_with(".fifo"),
             "the poison queue deduplicates replays by record coordinates"

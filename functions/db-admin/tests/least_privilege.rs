@@ -110,7 +110,11 @@ impl Scratch {
 fn row(offset: i64, event_type: StoreEventType) -> StoreEventRow {
     StoreEventRow {
         coordinates: RecordCoordinates {
-            topic: contracts().topics.store_events.name.clone(),
+            topic: contracts()
+                .topics
+                .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                .name
+                .clone(),
             partition: 2,
             offset,
         },

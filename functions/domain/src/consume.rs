@@ -29,7 +29,7 @@ use serde_json::Value as Json;
 use thiserror::Error;
 use uuid::Uuid;
 
-use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use crate::event::{KafkaRecord, RawHeader, RecordFieldError, TimestampType};
 use crate::model::{RecordCoordinates, SensorReading, StoreEvent};
 use crate::payload::{
@@ -49,32 +49,51 @@ use crate::limits::{
 /// future prefix.
 const MAX_DEVICE_ID_BYTES: usize = DYNAMODB_MAX_PARTITION_KEY_BYTES / 2;
 
-/// Which payload each topic carries.
+/// Which payload each topic carries. Every payload kind has a sink, so every routed topic is
+/// consumed; a topic the ESM delivers that is not routed here is poison (`unknown_topic`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicRoutes {
     routes: BTreeMap<String, Payload>,
 }
 
+/// Two topic entries that cannot both be routed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("topic {topic:?} is routed to both {first:?} and {second:?}")]
+pub struct ConflictingRoute {
+    pub topic: String,
+    pub first: Payload,
+    pub second: Payload,
+}
+
 impl TopicRoutes {
-    pub fn new(
-        sensor_topic: impl Into<String>,
-        store_topic: impl Into<String>,
-        explicit_topic: impl Into<String>,
-    ) -> Self {
-        Self {
-            routes: BTreeMap::from([
-                (sensor_topic.into(), Payload::SensorReading),
-                (store_topic.into(), Payload::StoreEvent),
-                (explicit_topic.into(), Payload::Generic),
-            ]),
+    /// Routes each named topic to its payload kind. The same topic twice with the same kind is
+    /// one route; with two kinds it is refused, because its records could go to only one sink.
+    pub fn from_topics(
+        topics: impl IntoIterator<Item = (String, Payload)>,
+    ) -> Result<Self, ConflictingRoute> {
+        let mut routes = BTreeMap::new();
+        for (topic, payload) in topics {
+            match routes.get(&topic) {
+                Some(&first) if first != payload => {
+                    return Err(ConflictingRoute {
+                        topic,
+                        first,
+                        second: payload,
+                    })
+                }
+                _ => {
+                    routes.insert(topic, payload);
+                }
+            }
         }
+        Ok(Self { routes })
     }
 
-    /// The topics and payloads of `contracts/pipeline.json`.
+    /// The topics and payloads of `contracts/pipeline.json` (its tests check names are unique).
     pub fn from_contract() -> Self {
         let topics = &contracts().topics;
         Self {
-            routes: topics.all().iter().map(|t| (t.name.clone(), t.payload)).collect(),
+            routes: topics.all().map(|t| (t.name.clone(), t.payload)).collect(),
         }
     }
 
@@ -241,7 +260,7 @@ pub enum ValueFormat {
 
 /// An explicit event, decoded with its writer schema into a JSON document.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GenericEvent {
+pub struct ExplicitEvent {
     pub coordinates: RecordCoordinates,
     /// Kafka record timestamp, epoch ms.
     pub timestamp_ms: i64,
@@ -263,14 +282,14 @@ pub enum Decoded {
         coordinates: RecordCoordinates,
         event: StoreEvent,
     },
-    Generic(GenericEvent),
+    Explicit(ExplicitEvent),
 }
 
 impl Decoded {
     pub fn coordinates(&self) -> &RecordCoordinates {
         match self {
             Decoded::Sensor { coordinates, .. } | Decoded::Store { coordinates, .. } => coordinates,
-            Decoded::Generic(event) => &event.coordinates,
+            Decoded::Explicit(event) => &event.coordinates,
         }
     }
 }
@@ -349,7 +368,7 @@ fn decode_inner(
             }
             Ok(Decoded::Store { coordinates, event })
         }
-        Payload::Generic => {
+        Payload::Explicit => {
             let (format, schema_version_id, document) = match &wire {
                 WireValue::Json(json) => (
                     ValueFormat::Json,
@@ -369,7 +388,7 @@ fn decode_inner(
                 }
             };
             check_document_fits_dynamodb(&document).map_err(PoisonReason::Payload)?;
-            let event = GenericEvent {
+            let event = ExplicitEvent {
                 coordinates,
                 timestamp_ms: record.timestamp,
                 key_base64: record.key.clone(),
@@ -377,14 +396,14 @@ fn decode_inner(
                 schema_version_id,
                 document,
             };
-            let size = item_size(&generic_event_item(&event, &contracts().tables.generic_events));
+            let size = item_size(&explicit_event_item(&event, &contracts().tables.explicit_events));
             if !fits_item_limit(size) {
                 return Err(PoisonReason::TooLarge {
                     size,
                     limit: DYNAMODB_MAX_ITEM_BYTES,
                 });
             }
-            Ok(Decoded::Generic(event))
+            Ok(Decoded::Explicit(event))
         }
     }
 }
@@ -418,7 +437,7 @@ pub fn check_event_time(
     let (field, event_time_ms) = match decoded {
         Decoded::Sensor { reading, .. } => ("event_time", reading.event_time),
         Decoded::Store { event, .. } => ("ts", event.ts_micros.div_euclid(1000)),
-        Decoded::Generic(_) => return Ok(()),
+        Decoded::Explicit(_) => return Ok(()),
     };
     let latest_ms = now_ms.saturating_add(bounds.max_ahead_ms);
     if (bounds.earliest_ms..=latest_ms).contains(&event_time_ms) {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use pipeline_contracts::Table;
 use serde_json::Value as Json;
 
-use crate::consume::{GenericEvent, ValueFormat};
+use crate::consume::{ExplicitEvent, ValueFormat};
 use crate::limits::{
     DYNAMODB_BATCH_WRITE_MAX_BYTES, DYNAMODB_BATCH_WRITE_MAX_ITEMS, DYNAMODB_MAX_ITEM_BYTES,
 };
@@ -34,8 +34,8 @@ pub enum AttributeValue {
 
 pub type Item = BTreeMap<String, AttributeValue>;
 
-/// Non-key attribute names of an explicit-event item (keys come from `tables.genericEvents`).
-pub mod generic_attr {
+/// Non-key attribute names of an explicit-event item (keys come from `tables.explicitEvents`).
+pub mod explicit_attr {
     pub const TOPIC: &str = "topic";
     pub const PARTITION: &str = "partition";
     pub const TIMESTAMP: &str = "timestamp";
@@ -163,7 +163,7 @@ pub fn check_batch_write_request(items: &[Item]) -> Result<(), BatchWriteError> 
 /// The item of an explicit event: keys from `table` (`source` = `topic-partition`, `offset`), then
 /// `topic`, `partition`, `timestamp`, `format`, the optional `key` (base64 as delivered) and
 /// `schema_version_id`, and `payload`, the document as native DynamoDB types.
-pub fn generic_event_item(event: &GenericEvent, table: &Table) -> Item {
+pub fn explicit_event_item(event: &ExplicitEvent, table: &Table) -> Item {
     let c = &event.coordinates;
     let mut item = Item::from([
         (
@@ -171,17 +171,17 @@ pub fn generic_event_item(event: &GenericEvent, table: &Table) -> Item {
             AttributeValue::S(c.topic_partition()),
         ),
         (table.sort_key.clone(), AttributeValue::N(c.offset.to_string())),
-        (generic_attr::TOPIC.into(), AttributeValue::S(c.topic.clone())),
+        (explicit_attr::TOPIC.into(), AttributeValue::S(c.topic.clone())),
         (
-            generic_attr::PARTITION.into(),
+            explicit_attr::PARTITION.into(),
             AttributeValue::N(c.partition.to_string()),
         ),
         (
-            generic_attr::TIMESTAMP.into(),
+            explicit_attr::TIMESTAMP.into(),
             AttributeValue::N(event.timestamp_ms.to_string()),
         ),
         (
-            generic_attr::FORMAT.into(),
+            explicit_attr::FORMAT.into(),
             AttributeValue::S(
                 match event.format {
                     ValueFormat::GlueAvro => "glue_avro",
@@ -190,14 +190,14 @@ pub fn generic_event_item(event: &GenericEvent, table: &Table) -> Item {
                 .into(),
             ),
         ),
-        (generic_attr::PAYLOAD.into(), json_to_attribute(&event.document)),
+        (explicit_attr::PAYLOAD.into(), json_to_attribute(&event.document)),
     ]);
     if let Some(key) = &event.key_base64 {
-        item.insert(generic_attr::KEY.into(), AttributeValue::S(key.clone()));
+        item.insert(explicit_attr::KEY.into(), AttributeValue::S(key.clone()));
     }
     if let Some(id) = event.schema_version_id {
         item.insert(
-            generic_attr::SCHEMA_VERSION_ID.into(),
+            explicit_attr::SCHEMA_VERSION_ID.into(),
             AttributeValue::S(id.to_string()),
         );
     }
@@ -314,8 +314,8 @@ mod tests {
         assert_eq!(item_size(&item), 2 + 3 + 1 + 2);
     }
 
-    fn event(key: Option<String>, document: Json) -> GenericEvent {
-        GenericEvent {
+    fn event(key: Option<String>, document: Json) -> ExplicitEvent {
+        ExplicitEvent {
             coordinates: RecordCoordinates {
                 topic: "explicit-events".into(),
                 partition: 3,
@@ -331,8 +331,8 @@ mod tests {
 
     #[test]
     fn the_item_counts_every_attribute_keys_and_the_kafka_key_included() {
-        let table = &contracts().tables.generic_events;
-        let bare = item_size(&generic_event_item(&event(None, Json::Null), table));
+        let table = &contracts().tables.explicit_events;
+        let bare = item_size(&explicit_event_item(&event(None, Json::Null), table));
         let expected_bare = table.partition_key.len() + "explicit-events-3".len()
             + table.sort_key.len() + 2
             + "topic".len() + "explicit-events".len()
@@ -341,7 +341,7 @@ mod tests {
             + "format".len() + "json".len()
             + "payload".len() + 1;
         assert_eq!(bare, expected_bare);
-        let keyed = item_size(&generic_event_item(
+        let keyed = item_size(&explicit_event_item(
             &event(Some("a2V5".into()), Json::Null),
             table,
         ));
@@ -350,31 +350,34 @@ mod tests {
 
     #[test]
     fn small_ints_and_long_keys_cross_the_limit_the_json_size_hides() {
-        let table = &contracts().tables.generic_events;
+        let table = &contracts().tables.explicit_events;
         // 170,000 one-digit numbers: 340 KB of JSON, about 510 KB as an item.
         let ints = Json::Array(vec![Json::from(7); 170_000]);
         assert!(serde_json::to_vec(&ints).unwrap().len() < 350 * 1024);
-        let size = item_size(&generic_event_item(&event(None, ints), table));
+        let size = item_size(&explicit_event_item(&event(None, ints), table));
         assert!(size > 510_000 && !fits_item_limit(size), "{size}");
         // A 310 KB Kafka key is 413 KB as base64, with a tiny document.
         let key = "A".repeat(310_000usize.div_ceil(3) * 4);
-        let size = item_size(&generic_event_item(&event(Some(key), Json::Null), table));
+        let size = item_size(&explicit_event_item(&event(Some(key), Json::Null), table));
         assert!(!fits_item_limit(size), "{size}");
     }
 
     #[test]
     fn the_limit_is_inclusive() {
-        let table = &contracts().tables.generic_events;
-        let bare = item_size(&generic_event_item(
+        let table = &contracts().tables.explicit_events;
+        let bare = item_size(&explicit_event_item(
             &event(None, Json::String(String::new())),
             table,
         ));
         let at = "x".repeat(DYNAMODB_MAX_ITEM_BYTES - bare);
-        let size = item_size(&generic_event_item(&event(None, Json::String(at.clone())), table));
+        let size = item_size(&explicit_event_item(
+            &event(None, Json::String(at.clone())),
+            table,
+        ));
         assert_eq!(size, DYNAMODB_MAX_ITEM_BYTES);
         assert!(fits_item_limit(size));
         let over = format!("{at}x");
-        let size = item_size(&generic_event_item(&event(None, Json::String(over)), table));
+        let size = item_size(&explicit_event_item(&event(None, Json::String(over)), table));
         assert!(!fits_item_limit(size));
     }
 }

@@ -21,7 +21,7 @@ use crate::consume::ports::{PoisonMessage, StoreEventRow, SQS_ID_MAX_LEN};
 use crate::consume::{
     decode_record, glue_schema_version_id, Decoded, Poison, TopicRoutes, WriterSchema, WriterSchemas,
 };
-use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use crate::event::{KafkaEvent, KafkaRecord, RawHeader, TimestampType};
 use crate::payload::{
     avro_to_json, decode_avro, encode_avro, reader_schema, sensor_from_avro, sensor_from_json,
@@ -188,7 +188,6 @@ fn harness_topics() -> &'static [String] {
         let mut topics: Vec<String> = pipeline_contracts::contracts()
             .topics
             .all()
-            .iter()
             .map(|t| t.name.clone())
             .collect();
         topics.push("unrouted-topic".into());
@@ -496,8 +495,8 @@ fn check_decoded(record: &KafkaRecord, decoded: Decoded) {
                 assert_eq!(back.as_ref(), Ok(&row.event), "store event Avro round trip");
             }
         }
-        Decoded::Generic(event) => {
-            let item = generic_event_item(&event, &pipeline_contracts::contracts().tables.generic_events);
+        Decoded::Explicit(event) => {
+            let item = explicit_event_item(&event, &pipeline_contracts::contracts().tables.explicit_events);
             assert!(
                 fits_item_limit(item_size(&item)),
                 "an accepted event fits a DynamoDB item"

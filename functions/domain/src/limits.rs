@@ -14,9 +14,11 @@
 /// `API_CreateEventSourceMapping` (the batch is cut to fit it).
 pub const LAMBDA_MAX_INVOKE_PAYLOAD_BYTES: usize = 6 * 1024 * 1024;
 
-/// Memory configured for the consumer function (cdk/lib/stacks/consumer-stack.ts, `memorySize`).
-/// The consumer's decode budgets below are derived from it.
-pub const CONSUMER_MEMORY_BYTES: usize = 1024 * 1024 * 1024;
+/// Memory configured for the consumer function: `functions::CONSUMER_MEMORY_MB` in
+/// pipeline-contracts, which the CDK reads through the generated bindings. The consumer's decode
+/// budgets below are derived from it.
+pub const CONSUMER_MEMORY_BYTES: usize =
+    pipeline_contracts::functions::CONSUMER_MEMORY_MB as usize * 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------------
 // SQS

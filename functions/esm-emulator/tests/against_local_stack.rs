@@ -750,9 +750,10 @@ async fn the_mapping_api_reports_a_missing_topic_until_it_exists_like_aws() {
 // ------------------------------------------------------------------------------------------------
 // A sink outage longer than ten retries, the skipped batch, and its redrive (issue 12, item 12).
 
+use pipeline_contracts::Payload;
 use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, RetryPolicy, Sinks};
 use pipeline_domain::consume::fakes::{
-    InMemoryGenericEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryExplicitEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
     InMemoryWindowStore,
 };
 use pipeline_domain::consume::TopicRoutes;
@@ -764,14 +765,19 @@ type FakeConsumer = ConsumerService<
     InMemoryWindowStore,
     InMemoryObjectStore,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
 /// The consumer's own batch loop over in-memory sinks, for the sensor topic `topic`.
 fn consumer(topic: &str) -> FakeConsumer {
     let mut settings = ConsumerSettings::new(
-        TopicRoutes::new(topic, format!("{topic}-store"), format!("{topic}-explicit")),
+        TopicRoutes::from_topics([
+            (topic.to_string(), Payload::SensorReading),
+            (format!("{topic}-store"), Payload::StoreEvent),
+            (format!("{topic}-explicit"), Payload::Explicit),
+        ])
+        .unwrap(),
         WindowSpec::from_seconds(60).unwrap(),
         "store-events/",
     );
@@ -786,7 +792,7 @@ fn consumer(topic: &str) -> FakeConsumer {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,

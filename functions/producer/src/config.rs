@@ -7,7 +7,7 @@
 //! | `KAFKA_AUTH`              | `none` (default), `scram` or `iam`                             |
 //! | `KAFKA_SCRAM_SECRET_ARN`  | required with `scram`: secret `{"username","password"}`        |
 //! | `KAFKA_TLS`               | `true`/`false`; default `true` with `scram`/`iam`, else `false` |
-//! | `SENSOR_TOPIC`, `STORE_TOPIC`, `EXPLICIT_TOPIC` | the contract's topic names               |
+//! | the `envVar` of the first contract topic of each payload kind (`SENSOR_TOPIC`, ...) | that topic's name |
 //! | `REGISTRY_NAME`           | the contract's registry name                                   |
 //! | `REGISTRY_ROLE_ARN`       | none: the function's own credentials                           |
 //! | `DEFAULT_FORMAT`          | `avro` (default) or `json`, when a request names none          |
@@ -15,7 +15,7 @@
 //! MSK IAM tokens are signed for the region in `AWS_REGION` (set by Lambda). Empty values count
 //! as unset; SASL without TLS is refused, because credentials would cross the network in clear.
 
-use pipeline_contracts::contracts;
+use pipeline_contracts::{contracts, Payload};
 use pipeline_domain::produce::ProducerSettings;
 use pipeline_domain::simulate::ValueFormat;
 
@@ -122,11 +122,15 @@ impl ProducerConfig {
                 .ok_or_else(|| invalid(&names.default_format, &text, "expected avro or json"))?,
         };
 
-        let topics = &c.topics;
+        // Each simulation publishes to the first contract topic of its payload kind.
+        let topic_of = |payload: Payload| {
+            let topic = c.topics.first_carrying(payload);
+            or(&topic.env_var, &topic.name)
+        };
         let settings = ProducerSettings {
-            sensor_topic: or(&names.sensor_topic, &topics.sensor_readings.name),
-            store_topic: or(&names.store_topic, &topics.store_events.name),
-            explicit_topic: or(&names.explicit_topic, &topics.explicit_events.name),
+            sensor_topic: topic_of(Payload::SensorReading),
+            store_topic: topic_of(Payload::StoreEvent),
+            explicit_topic: topic_of(Payload::Explicit),
             default_format,
         };
         let distinct: std::collections::BTreeSet<&String> = [
@@ -138,7 +142,7 @@ impl ProducerConfig {
         .collect();
         if distinct.len() != 3 {
             return Err(invalid(
-                &names.explicit_topic,
+                &c.topics.first_carrying(Payload::Explicit).env_var,
                 &settings.explicit_topic,
                 "the sensor, store and explicit topics must differ",
             ));
@@ -183,6 +187,10 @@ mod tests {
         ProducerConfig::from_lookup(|name| map.get(name).cloned())
     }
 
+    fn topic_variable(payload: Payload) -> String {
+        contracts().topics.first_carrying(payload).env_var.clone()
+    }
+
     #[test]
     fn defaults_come_from_the_contract() {
         let c = config(&[("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:19092")]).unwrap();
@@ -204,9 +212,9 @@ mod tests {
                 &names.kafka_scram_secret_arn,
                 "arn:aws:secretsmanager:eu-west-1:1:secret:AmazonMSK_x",
             ),
-            (&names.sensor_topic, "s"),
-            (&names.store_topic, "t"),
-            (&names.explicit_topic, "e"),
+            (&topic_variable(Payload::SensorReading), "s"),
+            (&topic_variable(Payload::StoreEvent), "t"),
+            (&topic_variable(Payload::Explicit), "e"),
             (&names.registry_name, "r"),
             (&names.registry_role_arn, "arn:aws:iam::1:role/reader"),
             (&names.default_format, "json"),

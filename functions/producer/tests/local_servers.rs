@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
 use pipeline_adapters::kafka::partition_for_key;
-use pipeline_contracts::contracts;
+use pipeline_contracts::{contracts, Payload};
 use pipeline_domain::payload::{decode_avro, sensor_from_avro, sensor_from_json, store_event_from_avro};
 use pipeline_domain::ports::{PortError, SchemaSource};
 use pipeline_domain::produce::{ProduceError, ProduceSummary, EVENT_ID_HEADER};
@@ -47,11 +47,11 @@ async fn harness(test: &str) -> Option<Harness> {
     endpoint("KAFKA_BOOTSTRAP_SERVERS", test)?;
     endpoint("AWS_ENDPOINT_URL", test)?;
     let run = uuid::Uuid::new_v4().simple().to_string();
-    let names = &contracts().env_vars;
+    let variable = |payload: Payload| contracts().topics.first_carrying(payload).env_var.clone();
     let overrides: HashMap<String, String> = HashMap::from([
-        (names.sensor_topic.clone(), format!("it-sensors-{run}")),
-        (names.store_topic.clone(), format!("it-store-{run}")),
-        (names.explicit_topic.clone(), format!("it-explicit-{run}")),
+        (variable(Payload::SensorReading), format!("it-sensors-{run}")),
+        (variable(Payload::StoreEvent), format!("it-store-{run}")),
+        (variable(Payload::Explicit), format!("it-explicit-{run}")),
     ]);
     let config =
         ProducerConfig::from_lookup(|name| overrides.get(name).cloned().or_else(|| std::env::var(name).ok()))
@@ -80,9 +80,18 @@ async fn harness(test: &str) -> Option<Harness> {
     let topics = &contracts().topics;
     let controller = producer.publisher().client().controller_client().unwrap();
     for (name, partitions) in [
-        (&config.settings.sensor_topic, topics.sensor_readings.partitions),
-        (&config.settings.store_topic, topics.store_events.partitions),
-        (&config.settings.explicit_topic, topics.explicit_events.partitions),
+        (
+            &config.settings.sensor_topic,
+            topics.first_carrying(Payload::SensorReading).partitions,
+        ),
+        (
+            &config.settings.store_topic,
+            topics.first_carrying(Payload::StoreEvent).partitions,
+        ),
+        (
+            &config.settings.explicit_topic,
+            topics.first_carrying(Payload::Explicit).partitions,
+        ),
     ] {
         controller
             .create_topic(name, partitions as i32, 1, 10_000)

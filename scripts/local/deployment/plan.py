@@ -12,8 +12,12 @@ import dataclasses
 import datetime as dt
 import json
 import pathlib
+import sys
 
-CONTRACT = json.loads((pathlib.Path(__file__).resolve().parents[3] / "contracts" / "pipeline.json").read_text())
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import contract as contracts  # noqa: E402 - the harness's one contract reader
+
+CONTRACT = contracts.load().raw
 
 SENSOR_DEVICES = 3
 READINGS_PER_DEVICE = 4

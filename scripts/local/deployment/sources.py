@@ -87,7 +87,7 @@ class SinkReader:
         return out
 
     def explicit_items(self, spans: tuple[plan.OffsetSpan, ...]) -> int:
-        table = CONTRACT["tables"]["genericEvents"]
+        table = CONTRACT["tables"]["explicitEvents"]
         found = 0
         for span in spans:
             for offset in range(span.first, span.last + 1):
@@ -202,7 +202,7 @@ class AwsDeployment:
             producer_function=required(producer_outputs, "ProducerFunctionName", producer_stack),
             consumer_function=consumer_function,
             windows_table=CONTRACT["tables"]["windowAggregates"]["name"],
-            explicit_table=CONTRACT["tables"]["genericEvents"]["name"],
+            explicit_table=CONTRACT["tables"]["explicitEvents"]["name"],
             bucket=required(consumer_outputs, "StoreEventsBucketName", consumer_stack),
             archive_prefix=CONTRACT["bucket"]["storeEventsPrefix"],
             poison_queue_url=sqs.get_queue_url(QueueName=CONTRACT["queues"]["poison"])["QueueUrl"],
@@ -279,7 +279,7 @@ class LocalDeployment:
         self.target = Target(
             producer_function="producer", consumer_function="consumer",
             windows_table=env.get(ENV["aggregatesTable"], CONTRACT["tables"]["windowAggregates"]["name"]),
-            explicit_table=env.get(ENV["genericEventsTable"], CONTRACT["tables"]["genericEvents"]["name"]),
+            explicit_table=env.get(ENV["explicitEventsTable"], CONTRACT["tables"]["explicitEvents"]["name"]),
             bucket=env.get(ENV["storeEventsBucket"], CONTRACT["bucket"]["localName"]),
             archive_prefix=CONTRACT["bucket"]["storeEventsPrefix"],
             poison_queue_url=env[ENV["poisonQueueUrl"]],

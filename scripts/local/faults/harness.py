@@ -129,15 +129,14 @@ class Namespace:
 
     def env(self, aws_endpoint: str | None = None) -> dict[str, str]:
         """What the consumer (and verify.py) read, pointed at this namespace."""
-        topic_env = {"sensorReadings": "sensorTopic", "storeEvents": "storeTopic", "explicitEvents": "explicitTopic"}
         values = {
             NAMES["aggregatesTable"]: self.tables["windowAggregates"],
-            NAMES["genericEventsTable"]: self.tables["genericEvents"],
+            NAMES["explicitEventsTable"]: self.tables["explicitEvents"],
             NAMES["storeEventsBucket"]: self.bucket,
             NAMES["poisonQueueUrl"]: self.queue_urls["poison"],
             "ON_FAILURE_QUEUE_URL": self.queue_urls["onFailure"],
             NAMES["pgDatabase"]: self.database,
-            **{NAMES[topic_env[key]]: name for key, name in self.topics.items()},
+            **{TOPICS[key]["envVar"]: name for key, name in self.topics.items()},
         }
         if aws_endpoint:
             values["AWS_ENDPOINT_URL"] = aws_endpoint

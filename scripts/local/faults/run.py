@@ -115,8 +115,7 @@ class Run:
 
     def lambda_env(self, namespace: harness.Namespace | None = None, aws_endpoint: str | None = None) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({NAMES[k]: self.topics[t] for k, t in
-                    (("sensorTopic", "sensorReadings"), ("storeTopic", "storeEvents"), ("explicitTopic", "explicitEvents"))})
+        env.update({TOPICS[key]["envVar"]: name for key, name in self.topics.items()})
         if namespace:
             env.update(namespace.env(aws_endpoint))
         return env

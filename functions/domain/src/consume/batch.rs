@@ -4,7 +4,7 @@
 //!    [`SchemaSource`]. A transient registry failure is retried and then fails the batch: it says
 //!    nothing about the records. Only a definite "not found" makes records poison.
 //! 2. Decode every record with the pure [`decode_record`].
-//! 3. Fan out concurrently: window aggregates, archive blocks, table rows, generic documents and
+//! 3. Fan out concurrently: window aggregates, archive blocks, table rows, explicit documents and
 //!    poison messages. Each sink call is retried with exponential backoff and jitter while its
 //!    errors are transient; the window and archive writes inside a sink run concurrently, bounded.
 //! 4. If any sink still fails, the invocation fails and the ESM redelivers the whole batch. That
@@ -26,11 +26,11 @@ use uuid::Uuid;
 use super::archive::{self, ArchiveLine, BlockId};
 use super::ledger;
 use super::ports::{
-    ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
+    ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
     SaveOutcome, StoreEventRow, StoreEventTable, WindowStore, WriteCondition,
 };
 use super::{
-    check_event_time, decode_record, glue_schema_version_id, Decoded, EventTimeBounds, GenericEvent, Poison,
+    check_event_time, decode_record, glue_schema_version_id, Decoded, EventTimeBounds, ExplicitEvent, Poison,
     PoisonReason, RawRecord, TopicRoutes, WriterSchema, WriterSchemas,
 };
 use crate::batch_response::KafkaBatchResponse;
@@ -233,7 +233,7 @@ pub struct Sinks<W, A, T, G, P> {
     pub windows: W,
     pub archive: A,
     pub table: T,
-    pub generic: G,
+    pub explicit: G,
     pub poison: P,
 }
 
@@ -243,7 +243,7 @@ pub struct BatchSummary {
     pub records: usize,
     pub sensor_readings: usize,
     pub store_events: usize,
-    pub generic_events: usize,
+    pub explicit_events: usize,
     pub poison: usize,
     /// Poison count per [`PoisonReason::kind`].
     pub poison_by_reason: BTreeMap<String, usize>,
@@ -310,7 +310,7 @@ const MAX_ARCHIVE_CONFLICTS: u32 = 8;
 pub const SINK_WINDOWS: &str = "window aggregates";
 pub const SINK_ARCHIVE: &str = "store-event archive";
 pub const SINK_TABLE: &str = "store-event table";
-pub const SINK_GENERIC: &str = "generic events";
+pub const SINK_EXPLICIT: &str = "explicit events";
 pub const SINK_POISON: &str = "poison queue";
 
 pub struct ConsumerService<S, W, A, T, G, P> {
@@ -325,7 +325,7 @@ where
     W: WindowStore,
     A: ObjectStore,
     T: StoreEventTable,
-    G: GenericEventStore + PartitionLedgerStore,
+    G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
     pub fn new(schemas: S, sinks: Sinks<W, A, T, G, P>, settings: ConsumerSettings) -> Self {
@@ -376,7 +376,7 @@ where
             unstored: Vec::new(),
             summary: BatchSummary::default(),
         };
-        let ledgers = ledger::load_and_check(&self.sinks.generic, event, &self.settings.retry)
+        let ledgers = ledger::load_and_check(&self.sinks.explicit, event, &self.settings.retry)
             .await
             .map_err(whole_batch)?;
 
@@ -425,7 +425,7 @@ where
                 Ok(Decoded::Store { coordinates, event }) => {
                     chunk.store_rows.push(StoreEventRow { coordinates, event })
                 }
-                Ok(Decoded::Generic(event)) => chunk.generic.push(event),
+                Ok(Decoded::Explicit(event)) => chunk.explicit.push(event),
                 Err(p) => chunk.poison.push(*p),
             }
         }
@@ -438,7 +438,7 @@ where
         }
         // Only once every chunk is stored: a failed batch leaves the ledger where it was (a
         // partial answer too: the ledger then lags, which only delays noticing a re-created topic).
-        ledger::advance_all(&self.sinks.generic, &ledgers, &self.settings.retry)
+        ledger::advance_all(&self.sinks.explicit, &ledgers, &self.settings.retry)
             .await
             .map_err(whole_batch)?;
         Ok(summary)
@@ -455,7 +455,7 @@ where
             readings,
             sensor_records,
             store_rows,
-            generic,
+            explicit,
             mut poison,
             ..
         } = chunk;
@@ -482,7 +482,7 @@ where
 
         summary.sensor_readings += readings.len() - summary_unplaceable(&poison);
         summary.store_events += store_rows.len();
-        summary.generic_events += generic.len();
+        summary.explicit_events += explicit.len();
         summary.poison += poison.len();
         summary.windows_touched += windows.len();
         for p in &poison {
@@ -504,15 +504,15 @@ where
         let windows_written = AtomicU64::new(0);
         let objects_written = AtomicU64::new(0);
         let retry = &self.settings.retry;
-        let (windows_result, archive_result, table_result, generic_result, poison_result) = tokio::join!(
+        let (windows_result, archive_result, table_result, explicit_result, poison_result) = tokio::join!(
             self.unless_empty(&windows, || retry
                 .run(SINK_WINDOWS, || self.write_windows(&windows, &windows_written))),
             self.unless_empty(&store_rows, || retry
                 .run(SINK_ARCHIVE, || self.write_archive(&store_rows, &objects_written))),
             self.unless_empty(&store_rows, || retry
                 .run(SINK_TABLE, || self.sinks.table.insert(&store_rows))),
-            self.unless_empty(&generic, || retry
-                .run(SINK_GENERIC, || self.sinks.generic.put(&generic))),
+            self.unless_empty(&explicit, || retry
+                .run(SINK_EXPLICIT, || self.sinks.explicit.put(&explicit))),
             self.unless_empty(&poison_messages, || retry
                 .run(SINK_POISON, || self.sinks.poison.send(&poison_messages))),
         );
@@ -528,7 +528,7 @@ where
         check(SINK_ARCHIVE, archive_result.map(drop));
         summary.rows_inserted += table_result.as_ref().map_or(0, |n| n.unwrap_or(0));
         check(SINK_TABLE, table_result.map(drop));
-        check(SINK_GENERIC, generic_result.map(drop));
+        check(SINK_EXPLICIT, explicit_result.map(drop));
         check(SINK_POISON, poison_result.map(drop));
         summary.windows_written += windows_written.load(Ordering::Relaxed);
         summary.archive_objects_written += objects_written.load(Ordering::Relaxed);
@@ -543,8 +543,8 @@ where
         if failed(SINK_ARCHIVE) || failed(SINK_TABLE) {
             unstored.extend(store_rows.iter().map(|r| r.coordinates.clone()));
         }
-        if failed(SINK_GENERIC) {
-            unstored.extend(generic.iter().map(|g| g.coordinates.clone()));
+        if failed(SINK_EXPLICIT) {
+            unstored.extend(explicit.iter().map(|e| e.coordinates.clone()));
         }
         if failed(SINK_POISON) {
             unstored.extend(poison.iter().map(|p| p.coordinates.clone()));
@@ -697,7 +697,7 @@ struct Chunk<'a> {
     /// The sensor records behind `readings`, by position; cloned only if one becomes poison.
     sensor_records: Vec<&'a KafkaRecord>,
     store_rows: Vec<StoreEventRow>,
-    generic: Vec<GenericEvent>,
+    explicit: Vec<ExplicitEvent>,
     poison: Vec<Poison>,
     held_bytes: usize,
 }
@@ -706,7 +706,7 @@ impl Chunk<'_> {
     fn is_empty(&self) -> bool {
         self.readings.is_empty()
             && self.store_rows.is_empty()
-            && self.generic.is_empty()
+            && self.explicit.is_empty()
             && self.poison.is_empty()
     }
 }
@@ -734,7 +734,7 @@ fn held_bytes(record: &KafkaRecord, decoded: &Result<Decoded, Box<Poison>>) -> u
                 + event.variant.len()
                 + event.contact_me.as_ref().map_or(0, String::len))
         }
-        Ok(Decoded::Generic(event)) => {
+        Ok(Decoded::Explicit(event)) => {
             event.key_base64.as_ref().map_or(0, String::len) + document(&event.document)
         }
         Err(_) => {

@@ -12,13 +12,13 @@ use pipeline_contracts::contracts;
 
 use super::ledger::PartitionLedger;
 use super::ports::{
-    check_object_size, ConditionalWrite, GenericEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage,
-    PoisonSink, QueueDelivery, SaveOutcome, StoreEventRow, StoreEventTable, StoredObject, WindowStore,
-    WriteCondition,
+    check_object_size, ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore,
+    PoisonMessage, PoisonSink, QueueDelivery, SaveOutcome, StoreEventRow, StoreEventTable, StoredObject,
+    WindowStore, WriteCondition,
 };
-use super::GenericEvent;
+use super::ExplicitEvent;
 use crate::dynamodb_item::{
-    batch_write_requests, check_batch_write_request, fits_item_limit, generic_event_item, item_size,
+    batch_write_requests, check_batch_write_request, explicit_event_item, fits_item_limit, item_size,
     window_item,
 };
 use crate::limits::{check_send_message_batch, pack_send_message_batches, DYNAMODB_MAX_ITEM_BYTES};
@@ -284,16 +284,16 @@ impl StoreEventTable for InMemoryStoreEventTable {
 /// Explicit events and, next to them, the partition ledgers (as in DynamoDB). The faults apply to
 /// both.
 #[derive(Debug, Default)]
-pub struct InMemoryGenericEventStore {
-    items: Mutex<BTreeMap<RecordCoordinates, GenericEvent>>,
+pub struct InMemoryExplicitEventStore {
+    items: Mutex<BTreeMap<RecordCoordinates, ExplicitEvent>>,
     ledgers: Mutex<BTreeMap<String, PartitionLedger>>,
     /// BatchWriteItem requests sent so far (the adapter sends the same ones).
     write_requests: AtomicU64,
     pub faults: Faults,
 }
 
-impl InMemoryGenericEventStore {
-    pub fn snapshot(&self) -> BTreeMap<RecordCoordinates, GenericEvent> {
+impl InMemoryExplicitEventStore {
+    pub fn snapshot(&self) -> BTreeMap<RecordCoordinates, ExplicitEvent> {
         locked(&self.items).clone()
     }
 
@@ -307,7 +307,7 @@ impl InMemoryGenericEventStore {
     }
 }
 
-impl PartitionLedgerStore for InMemoryGenericEventStore {
+impl PartitionLedgerStore for InMemoryExplicitEventStore {
     async fn load_ledgers(&self, topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
         self.faults.check("partition ledger")?;
         let ledgers = locked(&self.ledgers);
@@ -332,22 +332,22 @@ impl PartitionLedgerStore for InMemoryGenericEventStore {
     }
 }
 
-impl GenericEventStore for InMemoryGenericEventStore {
-    async fn put(&self, events: &[GenericEvent]) -> Result<(), PortError> {
-        self.faults.check("generic event store")?;
+impl ExplicitEventStore for InMemoryExplicitEventStore {
+    async fn put(&self, events: &[ExplicitEvent]) -> Result<(), PortError> {
+        self.faults.check("explicit event store")?;
         // The requests the adapter sends (one write per key, 25 per request), each checked as
         // DynamoDB checks it: a request holding an item over 400 KB is refused whole.
         let rejected = |e: crate::dynamodb_item::BatchWriteError| PortError::Rejected {
-            component: "generic event store",
+            component: "explicit event store",
             message: e.to_string(),
         };
-        let table = &contracts().tables.generic_events;
-        let by_coordinates: BTreeMap<&RecordCoordinates, &GenericEvent> =
+        let table = &contracts().tables.explicit_events;
+        let by_coordinates: BTreeMap<&RecordCoordinates, &ExplicitEvent> =
             events.iter().map(|e| (&e.coordinates, e)).collect();
         let requests = batch_write_requests(
             by_coordinates
                 .values()
-                .map(|event| (generic_event_item(event, table), &event.coordinates))
+                .map(|event| (explicit_event_item(event, table), &event.coordinates))
                 .collect(),
         )
         .map_err(rejected)?;

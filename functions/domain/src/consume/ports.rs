@@ -3,7 +3,7 @@
 //!
 //! Every port must be idempotent for the batch loop's use of it (the ESM redelivers whole batches):
 //! the window store through conditional writes, objects through deterministic keys and bytes, the
-//! table through its uniqueness on record coordinates, generic items through their coordinate key,
+//! table through its uniqueness on record coordinates, explicit items through their coordinate key,
 //! poison messages through their deduplication id.
 
 use std::future::Future;
@@ -13,7 +13,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::ledger::PartitionLedger;
-use super::{GenericEvent, Poison, RawRecord};
+use super::{ExplicitEvent, Poison, RawRecord};
 use crate::event::RawHeader;
 use crate::limits::{sqs_message_bytes, S3_MAX_PUT_OBJECT_BYTES, SQS_MAX_MESSAGE_BYTES};
 use crate::model::{RecordCoordinates, StoreEvent};
@@ -124,9 +124,9 @@ pub trait StoreEventTable: Send + Sync {
 }
 
 /// Explicit events as documents (DynamoDB), keyed by their record coordinates.
-pub trait GenericEventStore: Send + Sync {
+pub trait ExplicitEventStore: Send + Sync {
     /// Writes every event; writing one again with the same content is a no-op.
-    fn put(&self, events: &[GenericEvent]) -> impl Future<Output = Result<(), PortError>> + Send;
+    fn put(&self, events: &[ExplicitEvent]) -> impl Future<Output = Result<(), PortError>> + Send;
 }
 
 /// Per partition, the lowest and highest stored offset and what those records held (see

@@ -32,11 +32,11 @@ const MSK_EXAMPLE: &str = include_str!("../../tests/fixtures/msk_event.json");
 const SENSOR_V1: Uuid = Uuid::from_u128(0x5e05_0001);
 const SENSOR_V2: Uuid = Uuid::from_u128(0x5e05_0002);
 const STORE_V1: Uuid = Uuid::from_u128(0x570e_0001);
-const GENERIC_V1: Uuid = Uuid::from_u128(0x6e0e_0001);
+const EXPLICIT_V1: Uuid = Uuid::from_u128(0x6e0e_0001);
 const WRONG_TYPES: Uuid = Uuid::from_u128(0xbad_0001);
 const NOT_REGISTERED: Uuid = Uuid::from_u128(0xdead);
 
-const GENERIC_SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
+const EXPLICIT_SCHEMA: &str = r#"{"type":"record","name":"Order","fields":[
     {"name":"order_id","type":"string"},{"name":"amount","type":"double"},
     {"name":"tags","type":{"type":"array","items":"string"}}]}"#;
 const WRONG_TYPES_SCHEMA: &str = r#"{"type":"record","name":"SensorReading","fields":[
@@ -44,13 +44,22 @@ const WRONG_TYPES_SCHEMA: &str = r#"{"type":"record","name":"SensorReading","fie
     {"name":"temperature","type":"string"}]}"#;
 
 fn sensor_topic() -> &'static str {
-    &contracts().topics.sensor_readings.name
+    &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::SensorReading)
+        .name
 }
 fn store_topic() -> &'static str {
-    &contracts().topics.store_events.name
+    &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::StoreEvent)
+        .name
 }
 fn explicit_topic() -> &'static str {
-    &contracts().topics.explicit_events.name
+    &contracts()
+        .topics
+        .first_carrying(pipeline_contracts::Payload::Explicit)
+        .name
 }
 
 fn schema_of(path: &str) -> Schema {
@@ -62,7 +71,7 @@ fn registry() -> InMemorySchemaSource {
     registry.insert(SENSOR_V1, schema_text("schemas/sensor_reading.v1.avsc").unwrap());
     registry.insert(SENSOR_V2, schema_text("schemas/sensor_reading.v2.avsc").unwrap());
     registry.insert(STORE_V1, schema_text("schemas/store_event.v1.avsc").unwrap());
-    registry.insert(GENERIC_V1, GENERIC_SCHEMA);
+    registry.insert(EXPLICIT_V1, EXPLICIT_SCHEMA);
     registry.insert(WRONG_TYPES, WRONG_TYPES_SCHEMA);
     registry
 }
@@ -73,7 +82,7 @@ fn resolved() -> WriterSchemas {
         (SENSOR_V1, schema_text("schemas/sensor_reading.v1.avsc").unwrap()),
         (SENSOR_V2, schema_text("schemas/sensor_reading.v2.avsc").unwrap()),
         (STORE_V1, schema_text("schemas/store_event.v1.avsc").unwrap()),
-        (GENERIC_V1, GENERIC_SCHEMA),
+        (EXPLICIT_V1, EXPLICIT_SCHEMA),
         (WRONG_TYPES, WRONG_TYPES_SCHEMA),
     ] {
         schemas.insert(
@@ -189,13 +198,13 @@ fn documented_examples_are_routed_by_topic_and_never_dropped() {
         assert_eq!(kind, "unknown_topic");
         assert!(reason.contains("mytopic"), "{reason}");
         // Routed as explicit events, the documented JSON value is a document.
-        let decoded = decode_record(record, Some(Payload::Generic), &resolved()).unwrap();
-        let Decoded::Generic(generic) = decoded else {
+        let decoded = decode_record(record, Some(Payload::Explicit), &resolved()).unwrap();
+        let Decoded::Explicit(explicit) = decoded else {
             panic!()
         };
-        assert_eq!(generic.document, json!({"key": "value"}));
-        assert_eq!(generic.key_base64.as_deref(), Some("cmVjb3JkS2V5"));
-        assert_eq!(generic.coordinates.offset, 15);
+        assert_eq!(explicit.document, json!({"key": "value"}));
+        assert_eq!(explicit.key_base64.as_deref(), Some("cmVjb3JkS2V5"));
+        assert_eq!(explicit.coordinates.offset, 15);
         // Routed as sensor readings, it lacks the fields: the reason names the first missing one.
         let (kind, reason) = poison_kind(decode_record(record, Some(Payload::SensorReading), &resolved()));
         assert_eq!(kind, "bad_field");
@@ -461,7 +470,7 @@ fn valid_values_decode_in_every_wire_form() {
         );
     }
 
-    let generic_schema = Schema::parse_str(GENERIC_SCHEMA).unwrap();
+    let explicit_schema = Schema::parse_str(EXPLICIT_SCHEMA).unwrap();
     let order = apache_avro::types::Value::Record(vec![
         ("order_id".into(), apache_avro::types::Value::String("o-1".into())),
         ("amount".into(), apache_avro::types::Value::Double(12.5)),
@@ -471,21 +480,21 @@ fn valid_values_decode_in_every_wire_form() {
         ),
     ]);
     let framed = frame(
-        GENERIC_V1,
-        &encode_avro(order, &generic_schema).unwrap(),
+        EXPLICIT_V1,
+        &encode_avro(order, &explicit_schema).unwrap(),
         Compression::Zlib,
     );
     let r = record(explicit_topic(), 1, 3, Some(&framed));
-    let Decoded::Generic(generic) = decode_record(&r, Some(Payload::Generic), &schemas).unwrap() else {
+    let Decoded::Explicit(explicit) = decode_record(&r, Some(Payload::Explicit), &schemas).unwrap() else {
         panic!()
     };
     assert_eq!(
-        generic.document,
+        explicit.document,
         json!({"order_id": "o-1", "amount": 12.5, "tags": ["x"]})
     );
-    assert_eq!(generic.schema_version_id, Some(GENERIC_V1));
-    assert_eq!(generic.format, ValueFormat::GlueAvro);
-    assert_eq!(glue_schema_version_id(&r), Some(GENERIC_V1));
+    assert_eq!(explicit.schema_version_id, Some(EXPLICIT_V1));
+    assert_eq!(explicit.format, ValueFormat::GlueAvro);
+    assert_eq!(glue_schema_version_id(&r), Some(EXPLICIT_V1));
     assert_eq!(
         glue_schema_version_id(&record(explicit_topic(), 0, 0, Some(b"{}"))),
         None
@@ -531,13 +540,13 @@ fn values_a_sink_would_reject_are_poison_up_front() {
 
     for document in [r#"{"x": 1e300}"#, r#"{"": 1}"#, r#"{"a": 1e-200}"#] {
         let r = record(explicit_topic(), 0, 1, Some(document.as_bytes()));
-        let (kind, _) = poison_kind(decode_record(&r, Some(Payload::Generic), &schemas));
+        let (kind, _) = poison_kind(decode_record(&r, Some(Payload::Explicit), &schemas));
         assert_eq!(kind, "bad_field", "{document}");
     }
     let deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
     let r = record(explicit_topic(), 0, 1, Some(deep.as_bytes()));
     assert_eq!(
-        poison_kind(decode_record(&r, Some(Payload::Generic), &schemas)).0,
+        poison_kind(decode_record(&r, Some(Payload::Explicit), &schemas)).0,
         "bad_field"
     );
     let long_device = serde_json::to_vec(&reading(&"d".repeat(2000), 1, 1.0)).unwrap();
@@ -556,7 +565,7 @@ type FakeService = ConsumerService<
     InMemoryWindowStore,
     InMemoryObjectStore,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
@@ -569,12 +578,20 @@ fn fast_retry() -> RetryPolicy {
 }
 
 fn service() -> FakeService {
-    service_tuned(|_| {})
+    service_with(TopicRoutes::from_contract(), |_| {})
 }
 
 fn service_tuned(tune: impl FnOnce(&mut ConsumerSettings)) -> FakeService {
+    service_with(TopicRoutes::from_contract(), tune)
+}
+
+fn service_with_routes(routes: TopicRoutes) -> FakeService {
+    service_with(routes, |_| {})
+}
+
+fn service_with(routes: TopicRoutes, tune: impl FnOnce(&mut ConsumerSettings)) -> FakeService {
     let mut settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
+        routes,
         WindowSpec::from_seconds(60).unwrap(),
         contracts().bucket.store_events_prefix.clone(),
     );
@@ -588,7 +605,7 @@ fn service_tuned(tune: impl FnOnce(&mut ConsumerSettings)) -> FakeService {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,
@@ -600,7 +617,7 @@ struct Snapshot {
     windows: BTreeMap<crate::window::WindowKey, WindowAggregate>,
     objects: BTreeMap<String, Vec<u8>>,
     rows: BTreeMap<RecordCoordinates, StoreEvent>,
-    generic: BTreeMap<RecordCoordinates, GenericEvent>,
+    explicit: BTreeMap<RecordCoordinates, ExplicitEvent>,
     poison: Vec<PoisonMessage>,
 }
 
@@ -610,7 +627,7 @@ fn snapshot(service: &FakeService) -> Snapshot {
         windows: sinks.windows.snapshot(),
         objects: sinks.archive.snapshot(),
         rows: sinks.table.snapshot(),
-        generic: sinks.generic.snapshot(),
+        explicit: sinks.explicit.snapshot(),
         poison: {
             let mut p = sinks.poison.snapshot();
             p.sort_by_key(|m| m.coordinates());
@@ -782,6 +799,66 @@ fn expected_windows(records: &[KafkaRecord]) -> BTreeMap<(String, i64), (u64, i1
     out
 }
 
+/// The repository's contract with one more topic of an existing payload kind, as a team would add it.
+fn contract_with_a_fourth_topic() -> pipeline_contracts::Contracts {
+    let mut raw: serde_json::Value = serde_json::from_str(pipeline_contracts::PIPELINE_JSON).unwrap();
+    let mut extra = raw["topics"]["sensorReadings"].clone();
+    extra["name"] = "sensor-readings-eu".into();
+    extra["envVar"] = "SENSOR_EU_TOPIC".into();
+    extra["consumerGroup"] = "pipeline-sensor-readings-eu".into();
+    raw["topics"]["sensorReadingsEu"] = extra;
+    pipeline_contracts::Contracts::from_json(&raw.to_string()).unwrap()
+}
+
+#[tokio::test]
+async fn a_fourth_topic_of_an_existing_payload_kind_is_routed_to_that_kinds_sink() {
+    let contract = contract_with_a_fourth_topic();
+    let routes =
+        TopicRoutes::from_topics(contract.topics.all().map(|t| (t.name.clone(), t.payload))).unwrap();
+    assert_eq!(
+        routes.payload_for("sensor-readings-eu"),
+        Some(Payload::SensorReading)
+    );
+    let service = service_with_routes(routes);
+    let good = reading("dev-eu", 1_700_000_010_000, 21.5);
+    let records = vec![
+        record(
+            "sensor-readings-eu",
+            0,
+            1,
+            Some(&serde_json::to_vec(&good).unwrap()),
+        ),
+        record(
+            sensor_topic(),
+            0,
+            1,
+            Some(&serde_json::to_vec(&reading("dev-1", 1_700_000_010_000, 20.0)).unwrap()),
+        ),
+    ];
+    let summary = service.process(&event_of(records)).await.unwrap();
+    assert_eq!(summary.poison, 0, "{:?}", summary.poison_by_reason);
+    assert_eq!(summary.sensor_readings, 2);
+    let state = snapshot(&service);
+    let eu = state.windows.values().find(|a| a.device_id == "dev-eu").unwrap();
+    assert_eq!(eu.count, 1);
+    assert_eq!(eu.applied.keys().collect::<Vec<_>>(), ["sensor-readings-eu-0"]);
+}
+
+#[test]
+fn one_topic_routed_to_two_payload_kinds_is_refused() {
+    let conflict = TopicRoutes::from_topics([
+        ("t".to_string(), Payload::SensorReading),
+        ("t".to_string(), Payload::Explicit),
+    ])
+    .unwrap_err();
+    assert_eq!(conflict.topic, "t");
+    assert!(TopicRoutes::from_topics([
+        ("t".to_string(), Payload::StoreEvent),
+        ("t".to_string(), Payload::StoreEvent),
+    ])
+    .is_ok());
+}
+
 #[tokio::test]
 async fn poison_in_one_partition_does_not_block_the_rest_and_loses_nothing() {
     let service = service();
@@ -911,7 +988,7 @@ async fn batches_that_fail_half_way_converge_on_redelivery() {
         sinks.windows.faults.fail_randomly(seed, 300);
         sinks.archive.faults.fail_randomly(seed + 1, 300);
         sinks.table.faults.fail_randomly(seed + 2, 300);
-        sinks.generic.faults.fail_randomly(seed + 3, 300);
+        sinks.explicit.faults.fail_randomly(seed + 3, 300);
         sinks.poison.faults.fail_randomly(seed + 4, 300);
         let mut rng = Rng::new(seed);
         for batch in batches(&records, &mut rng) {
@@ -989,7 +1066,7 @@ async fn a_registry_outage_fails_the_batch_instead_of_poisoning_it() {
                 windows: InMemoryWindowStore::default(),
                 archive: InMemoryObjectStore::default(),
                 table: InMemoryStoreEventTable::default(),
-                generic: InMemoryGenericEventStore::default(),
+                explicit: InMemoryExplicitEventStore::default(),
                 poison: InMemoryPoisonSink::default(),
             },
             settings,
@@ -1165,7 +1242,7 @@ async fn partial_batch_responses_under_random_sink_outages_store_exactly_what_a_
         sinks.windows.faults.fail_randomly(seed, 300);
         sinks.archive.faults.fail_randomly(seed + 1, 300);
         sinks.table.faults.fail_randomly(seed + 2, 300);
-        sinks.generic.faults.fail_randomly(seed + 3, 300);
+        sinks.explicit.faults.fail_randomly(seed + 3, 300);
         sinks.poison.faults.fail_randomly(seed + 4, 300);
         let mut rng = Rng::new(seed);
         let mut partial_answers = 0;
@@ -1206,7 +1283,7 @@ async fn a_poison_queue_outage_redelivers_only_the_partition_holding_poison() {
         ] })
     );
     // Everything else is stored: the explicit events of both partitions.
-    assert_eq!(service.sinks().generic.snapshot().len(), 6);
+    assert_eq!(service.sinks().explicit.snapshot().len(), 6);
     // The whole-batch answer still fails the invocation, as before.
     assert!(service.process(&event_of(records)).await.is_err());
 }
@@ -1229,7 +1306,7 @@ async fn a_registry_outage_fails_the_whole_batch_not_a_partial_answer() {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,

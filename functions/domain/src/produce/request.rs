@@ -129,9 +129,18 @@ impl ProducerSettings {
     pub fn from_contract() -> Self {
         let topics = &contracts().topics;
         Self {
-            sensor_topic: topics.sensor_readings.name.clone(),
-            store_topic: topics.store_events.name.clone(),
-            explicit_topic: topics.explicit_events.name.clone(),
+            sensor_topic: topics
+                .first_carrying(pipeline_contracts::Payload::SensorReading)
+                .name
+                .clone(),
+            store_topic: topics
+                .first_carrying(pipeline_contracts::Payload::StoreEvent)
+                .name
+                .clone(),
+            explicit_topic: topics
+                .first_carrying(pipeline_contracts::Payload::Explicit)
+                .name
+                .clone(),
             default_format: ValueFormat::Avro,
         }
     }

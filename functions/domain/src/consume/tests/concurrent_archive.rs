@@ -131,7 +131,7 @@ async fn a_block_that_keeps_changing_fails_the_batch_for_a_retry() {
             windows: InMemoryWindowStore::default(),
             archive: Churning(InMemoryObjectStore::default()),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,

@@ -8,8 +8,8 @@ use apache_avro::types::Value as Avro;
 use super::*;
 use crate::consume::archive::decode_block;
 use crate::consume::batch::SCHEMA_LOOKUP_CONCURRENCY;
-use crate::consume::ports::{GenericEventStore, PoisonSink, QueueDelivery};
-use crate::dynamodb_item::{fits_item_limit, generic_event_item, item_size};
+use crate::consume::ports::{ExplicitEventStore, PoisonSink, QueueDelivery};
+use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use crate::limits::{
     DYNAMODB_MAX_ITEM_BYTES, MAX_ARCHIVE_LINE_BYTES, MAX_DECODED_RECORD_BYTES, MAX_POISON_REASON_BYTES,
     SQS_MAX_MESSAGE_BYTES,
@@ -43,7 +43,7 @@ fn bounded_service_with(adjust: impl FnOnce(&mut ConsumerSettings)) -> FakeServi
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,
@@ -195,7 +195,7 @@ fn a_record_may_inflate_to_the_bound_but_not_past_it() {
                 1,
                 Some(&frame(id, &body_of(len), Compression::Zlib)),
             ),
-            Some(Payload::Generic),
+            Some(Payload::Explicit),
             &schemas,
         )
     };
@@ -442,7 +442,7 @@ fn ints_record(count: usize, key: Option<String>) -> (KafkaRecord, WriterSchemas
 fn an_array_of_small_ints_is_measured_as_dynamodb_measures_it() {
     // 170,000 ints: 340 KB as JSON (under the old 350 KiB proxy), about 510 KB as an item.
     let (r, schemas) = ints_record(170_000, None);
-    let poison = decode_record(&r, Some(Payload::Generic), &schemas).unwrap_err();
+    let poison = decode_record(&r, Some(Payload::Explicit), &schemas).unwrap_err();
     let PoisonReason::TooLarge { size, limit } = poison.reason else {
         panic!("{}", poison.reason)
     };
@@ -451,14 +451,14 @@ fn an_array_of_small_ints_is_measured_as_dynamodb_measures_it() {
     assert_eq!(poison.reason.kind(), "too_large");
     // 130,000 fit (about 390 KB).
     let (r, schemas) = ints_record(130_000, None);
-    assert!(decode_record(&r, Some(Payload::Generic), &schemas).is_ok());
+    assert!(decode_record(&r, Some(Payload::Explicit), &schemas).is_ok());
 }
 
 #[test]
 fn the_kafka_key_counts_towards_the_item() {
     let key = b64(&vec![0x5a; 310 * 1024]);
     let (r, schemas) = ints_record(1, Some(key));
-    let poison = decode_record(&r, Some(Payload::Generic), &schemas).unwrap_err();
+    let poison = decode_record(&r, Some(Payload::Explicit), &schemas).unwrap_err();
     assert!(
         matches!(poison.reason, PoisonReason::TooLarge { .. }),
         "{}",
@@ -468,15 +468,15 @@ fn the_kafka_key_counts_towards_the_item() {
 
 #[tokio::test]
 async fn items_at_the_limit_are_stored_and_one_byte_more_is_poison() {
-    let table = &contracts().tables.generic_events;
+    let table = &contracts().tables.explicit_events;
     // Values are capped at 256 KiB before decoding; the Kafka key carries the rest of the item.
     let value = serde_json::to_vec(&json!({ "t": "t".repeat(200 * 1024) })).unwrap();
     let mut keyless = record(explicit_topic(), 0, 1, Some(&value));
     keyless.key = None;
-    let Ok(Decoded::Generic(event)) = decode_record(&keyless, Some(Payload::Generic), &resolved()) else {
+    let Ok(Decoded::Explicit(event)) = decode_record(&keyless, Some(Payload::Explicit), &resolved()) else {
         panic!("a 200 KB document fits")
     };
-    let key_len = DYNAMODB_MAX_ITEM_BYTES - item_size(&generic_event_item(&event, table)) - "key".len();
+    let key_len = DYNAMODB_MAX_ITEM_BYTES - item_size(&explicit_event_item(&event, table)) - "key".len();
     let service = bounded_service();
     let keyed = |offset: i64, key_len: usize| {
         let mut r = record(explicit_topic(), 0, offset, Some(&value));
@@ -486,18 +486,18 @@ async fn items_at_the_limit_are_stored_and_one_byte_more_is_poison() {
     let at = keyed(1, key_len);
     let over = keyed(2, key_len + 1);
     let summary = service.process(&event_of([at, over])).await.unwrap();
-    assert_eq!(summary.generic_events, 1, "{summary:?}");
+    assert_eq!(summary.explicit_events, 1, "{summary:?}");
     assert_eq!(summary.poison_by_reason.get("too_large"), Some(&1));
-    let stored = service.sinks().generic.snapshot();
-    let size = item_size(&generic_event_item(stored.values().next().unwrap(), table));
+    let stored = service.sinks().explicit.snapshot();
+    let size = item_size(&explicit_event_item(stored.values().next().unwrap(), table));
     assert_eq!(size, DYNAMODB_MAX_ITEM_BYTES);
     assert!(fits_item_limit(size));
 }
 
 #[tokio::test]
 async fn the_fake_table_refuses_items_dynamodb_would_refuse() {
-    let store = InMemoryGenericEventStore::default();
-    let event = GenericEvent {
+    let store = InMemoryExplicitEventStore::default();
+    let event = ExplicitEvent {
         coordinates: RecordCoordinates {
             topic: explicit_topic().into(),
             partition: 0,
@@ -556,7 +556,7 @@ async fn garbage_schema_ids_are_asked_once_each_eight_at_a_time() {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,
@@ -830,8 +830,8 @@ async fn a_batch_written_in_many_chunks_leaves_the_sinks_as_one_chunk_does() {
     let a = whole.process(&batch).await.unwrap();
     let b = chunked.process(&batch).await.unwrap();
     assert_eq!(
-        (a.sensor_readings, a.store_events, a.generic_events, a.poison),
-        (b.sensor_readings, b.store_events, b.generic_events, b.poison)
+        (a.sensor_readings, a.store_events, a.explicit_events, a.poison),
+        (b.sensor_readings, b.store_events, b.explicit_events, b.poison)
     );
     assert!(
         chunked.sinks().archive.puts() > whole.sinks().archive.puts(),
@@ -855,8 +855,8 @@ fn objects_over_s3s_put_limit_are_refused_at_and_across_it() {
 // ---------------------------------------------------------------------------------------------
 // The fakes send the requests the adapters send, checked as AWS checks them
 
-fn generic_event(offset: i64) -> GenericEvent {
-    GenericEvent {
+fn explicit_event(offset: i64) -> ExplicitEvent {
+    ExplicitEvent {
         coordinates: RecordCoordinates {
             topic: explicit_topic().into(),
             partition: 0,
@@ -872,12 +872,12 @@ fn generic_event(offset: i64) -> GenericEvent {
 
 #[tokio::test]
 async fn the_fake_table_writes_in_batch_write_requests_of_25() {
-    let store = InMemoryGenericEventStore::default();
-    let events: Vec<GenericEvent> = (0..51).map(generic_event).collect();
+    let store = InMemoryExplicitEventStore::default();
+    let events: Vec<ExplicitEvent> = (0..51).map(explicit_event).collect();
     store.put(&events).await.unwrap();
     assert_eq!(store.write_requests(), 3, "25 + 25 + 1");
     // A repeated key is one write, as BatchWriteItem refuses duplicate keys in a request.
-    store.put(&[generic_event(0), generic_event(0)]).await.unwrap();
+    store.put(&[explicit_event(0), explicit_event(0)]).await.unwrap();
     assert_eq!(store.write_requests(), 4);
     assert_eq!(store.snapshot().len(), 51);
 }

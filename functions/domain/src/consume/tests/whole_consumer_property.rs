@@ -43,7 +43,7 @@ type Subject = ConsumerService<
     InMemoryWindowStore,
     InMemoryObjectStore,
     InMemoryStoreEventTable,
-    InMemoryGenericEventStore,
+    InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
 
@@ -63,7 +63,7 @@ fn subject() -> Subject {
             windows: InMemoryWindowStore::default(),
             archive: InMemoryObjectStore::default(),
             table: InMemoryStoreEventTable::default(),
-            generic: InMemoryGenericEventStore::default(),
+            explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
         settings,
@@ -76,7 +76,7 @@ fn state(service: &Subject) -> Snapshot {
         windows: sinks.windows.snapshot(),
         objects: sinks.archive.snapshot(),
         rows: sinks.table.snapshot(),
-        generic: sinks.generic.snapshot(),
+        explicit: sinks.explicit.snapshot(),
         poison: {
             let mut p = sinks.poison.snapshot();
             p.sort_by_key(|m| m.coordinates());
@@ -178,7 +178,7 @@ struct Outages {
     remaining: BTreeMap<&'static str, u32>,
 }
 
-const DEPENDENCIES: [&str; 6] = ["windows", "archive", "table", "generic", "poison", "registry"];
+const DEPENDENCIES: [&str; 6] = ["windows", "archive", "table", "explicit", "poison", "registry"];
 
 impl Outages {
     /// Maybe starts an outage of random length, then applies every active one to the fakes.
@@ -195,7 +195,7 @@ impl Outages {
                 0 => sinks.windows.faults.fail_next(2),
                 1 => sinks.archive.faults.fail_next(2),
                 2 => sinks.table.faults.fail_next(2),
-                3 => sinks.generic.faults.fail_next(2),
+                3 => sinks.explicit.faults.fail_next(2),
                 _ => sinks.poison.faults.fail_next(2),
             }
         }
@@ -205,7 +205,7 @@ impl Outages {
             ("windows", &sinks.windows.faults),
             ("archive", &sinks.archive.faults),
             ("table", &sinks.table.faults),
-            ("generic", &sinks.generic.faults),
+            ("explicit", &sinks.explicit.faults),
             ("poison", &sinks.poison.faults),
         ] {
             if down(name) {
@@ -228,7 +228,7 @@ impl Outages {
         sinks.windows.faults.clear();
         sinks.archive.faults.clear();
         sinks.table.faults.clear();
-        sinks.generic.faults.clear();
+        sinks.explicit.faults.clear();
         sinks.poison.faults.clear();
         service
             .schema_cache()
@@ -324,7 +324,7 @@ fn assert_each_record_once(records: &[KafkaRecord], end: &Snapshot, seed: u64) {
             );
             row
         } else {
-            usize::from(end.generic.contains_key(&c))
+            usize::from(end.explicit.contains_key(&c))
         };
         assert_eq!(
             stored + in_poison,
