@@ -152,7 +152,10 @@ stage_deploy() {
 
 # Redelivery, crashes, outages, throttling, poison records and bad producer input, each checked
 # against the same independent ground truth as e2e (docs/guarantees.md).
-stage_faults() { scripts/faults.sh; }
+stage_faults() {
+  "$REPO_ROOT/.venv/bin/python" -m unittest discover -s scripts/local/faults/tests -t scripts/local
+  scripts/faults.sh
+}
 
 # Secrets absent from every captured log, every local server bound to loopback only.
 stage_security() { scripts/security-checks.sh; }

@@ -13,12 +13,18 @@ producer and consumer Lambdas under `cargo lambda watch`, and the esm-emulator.
                 while the mappings are consuming
    throttling   the consumer's AWS calls go through throttle_proxy.py, which answers a share of
                 DynamoDB, S3 and SQS calls with AWS's throttling errors
+   skip         the AWS endpoint refuses connections until every mapping has given up on a batch
+                after its 10 retries (as AWS does with an on-failure destination) and moved on; then
+                `esm-redrive` re-reads the skipped offset ranges from the broker and invokes the
+                consumer with them. A range the broker does not return makes it fail loudly.
    Each is checked against the ground truth (verify.check: every record exactly once in a sink or
    a failure queue; aggregates recomputed from the topics), against the clean state (byte for
    byte: DynamoDB items, S3 objects, PostgreSQL rows, poison messages), and for committed offsets
-   at every partition's end with nothing given up to the on-failure queue.
+   at every partition's end with nothing left in the on-failure queue (and, but for skip, nothing
+   ever given up to it).
 3. poison corpus  each corpus record is in the clean run's poison queue with its coordinates and
-                  the expected reason; the partition got past it.
+                  the expected reason (at most 1,024 bytes, never quoting the value); the partition
+                  got past it.
 4. producer input invalid requests get a clear error and publish nothing (high watermarks and
                   registry versions unchanged).
 
@@ -28,11 +34,13 @@ One line per scenario on stdout (`PASS|FAIL name (seconds): detail`); exit 1 if 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import pathlib
 import signal
 import socket
+import subprocess
 import sys
 import time
 import traceback
@@ -49,6 +57,8 @@ from harness import CONTRACT, NAMES, TOPICS, ScenarioFailed, log  # noqa: E402
 EXPLICIT_SCHEMA = "com.example.FaultsOrder"
 PORTS = 20
 START_MS = 1767225600000
+# limits::MAX_POISON_REASON_BYTES
+MAX_POISON_REASON_BYTES = 1024
 
 
 def input_requests(topics: dict[str, str]) -> list[list[dict]]:
@@ -185,7 +195,17 @@ class Run:
         version = glue.get_schema_version(
             SchemaId={"RegistryName": os.environ[NAMES["registryName"]], "SchemaName": "SensorReading"},
             SchemaVersionNumber={"VersionNumber": 1})["SchemaVersionId"]
-        records = corpus_module.corpus(uuid.UUID(version))
+        registry = {"RegistryName": os.environ[NAMES["registryName"]]}
+
+        def register(name: str, data_format: str, definition: str) -> uuid.UUID:
+            created = glue.create_schema(RegistryId=registry, SchemaName=f"{name}-{self.run_id}", DataFormat=data_format,
+                                         Compatibility="NONE", SchemaDefinition=definition)
+            return uuid.UUID(created["SchemaVersionId"])
+
+        records = corpus_module.corpus(corpus_module.SchemaVersions(
+            sensor=uuid.UUID(version),
+            sensor_micros=register("FaultsSensorMicros", "AVRO", corpus_module.SENSOR_MICROS_SCHEMA),
+            json_schema=register("FaultsJsonSchema", "JSON", corpus_module.JSON_SCHEMA_DEFINITION)))
         producer = Producer({"bootstrap.servers": os.environ[NAMES["kafkaBootstrapServers"]], "linger.ms": 0,
                              "message.max.bytes": 2_000_000, "log_level": 0})
         delivered: list = []
@@ -206,23 +226,30 @@ class Run:
     # ── 2. consumption scenarios ──
     def consume(self, name: str, *, batch_size: int = 40, fault_args: list[str] | None = None,
                 crash_after_batches: int | None = None, crash_lives: int = 0, aws_endpoint: str | None = None,
-                watcher=None, timeout: float = 240) -> tuple[harness.Namespace, list[harness.Mapping], dict]:
+                watcher=None, timeout: float = 240, retry_max_backoff_ms: int = 5000,
+                after_mappings=None) -> tuple[harness.Namespace, list[harness.Mapping], dict]:
         """Consumes the run's topics into a new namespace. `watcher(namespace)` may return a
-        callable the loop calls while the mappings run (outage injection)."""
+        callable the loop calls while the mappings run (outage injection); `after_mappings(namespace,
+        watch, mappings)` runs once they have caught up, while the consumer is still served
+        (redrive). A scenario that passes `after_mappings` expects skipped batches."""
         namespace = self.namespace(name)
         watch = self.start_watch(name, self.lambda_env(namespace, aws_endpoint))
         try:
             mappings = [harness.Mapping(self.args.esm, namespace, key, watch, self.dirs, batch_size=batch_size,
                                         fault_args=[*(fault_args or []), *self.corrupt_args(key)],
-                                        crash_after_batches=crash_after_batches, crash_lives=crash_lives)
+                                        crash_after_batches=crash_after_batches, crash_lives=crash_lives,
+                                        retry_max_backoff_ms=retry_max_backoff_ms)
                         for key in self.topics]
             harness.run_mappings(mappings, timeout, watcher(namespace) if watcher else None)
+            if after_mappings:
+                after_mappings(namespace, watch, mappings)
         finally:
             watch.stop()
-        state = self.check_namespace(namespace, mappings)
+        state = self.check_namespace(namespace, mappings, expect_skipped=after_mappings is not None)
         return namespace, mappings, state
 
-    def check_namespace(self, namespace: harness.Namespace, mappings: list[harness.Mapping]) -> dict:
+    def check_namespace(self, namespace: harness.Namespace, mappings: list[harness.Mapping], *,
+                        expect_skipped: bool = False) -> dict:
         problems = []
         for mapping in mappings:
             key = mapping.key
@@ -232,7 +259,7 @@ class Run:
                 if committed.get(partition) != high:
                     problems.append(f"{topic}-{partition}: committed {committed.get(partition)}, end {high}")
             counters = mapping.status().get("counters", {})
-            if counters.get("batchesDiscarded") or counters.get("recordsTooLarge"):
+            if (counters.get("batchesDiscarded") and not expect_skipped) or counters.get("recordsTooLarge"):
                 problems.append(f"{key}: the mapping gave up on batches: {counters}")
         state = namespace.snapshot()
         if state["onFailure"]:
@@ -277,6 +304,9 @@ class Run:
                                 f"expected {record.reason_kind!r}")
             elif record.value is not None and len(record.value) > 200 * 1024 and not body.get("offloaded"):
                 problems.append(f"{record.description}: the oversized message was not offloaded to S3")
+            elif len(body["reason"].encode()) > MAX_POISON_REASON_BYTES or "x" * 64 in body["reason"]:
+                problems.append(f"{record.description}: the reason is {len(body['reason'].encode())} bytes or quotes "
+                                f"the value: {body['reason'][:200]}")
         if problems:
             raise ScenarioFailed("; ".join(problems))
         return f"{len(self.corpus)} corpus records set aside with coordinates and reason, every partition reached its end"
@@ -401,6 +431,112 @@ class Run:
         return (f"throttled calls {throttled}, {retried} invocation(s) failed and were retried by the ESM: "
                 "state identical to the clean run")
 
+    def scenario_skip_redrive(self) -> str:
+        """An outage longer than ten retries: every mapping skips a batch to its on-failure queue
+        and moves on; the redrive then restores exactly the clean run's sinks."""
+        proxy_options = ["--rate", "0", "--services", "none"]
+        endpoint = {"proxy": None, "port": self.next_port(), "restored": False}
+        skipped_at: dict[str, int] = {}
+
+        def watcher(namespace: harness.Namespace):
+            status_files = {key: self.dirs.run / f"esm-{namespace.name}-{key}.json" for key in self.topics}
+
+            def watch() -> None:
+                if endpoint["restored"]:
+                    return
+                for key, path in status_files.items():
+                    with contextlib.suppress(OSError, ValueError):
+                        discarded = json.loads(path.read_text()).get("counters", {}).get("batchesDiscarded", 0)
+                        if discarded:
+                            skipped_at.setdefault(key, discarded)
+                if len(skipped_at) == len(self.topics):
+                    log("   every mapping skipped a batch: the AWS endpoint answers again")
+                    endpoint["proxy"] = self.start_proxy("skip-proxy", proxy_options, endpoint["port"])[0]
+                    endpoint["restored"] = True
+
+            return watch
+
+        report: dict = {}
+
+        def redrive(namespace: harness.Namespace, watch: harness.LambdaWatch, mappings: list[harness.Mapping]) -> None:
+            if not endpoint["restored"]:
+                raise ScenarioFailed(f"not every mapping skipped a batch (only {sorted(skipped_at)})")
+            discarded = {m.key: m.status().get("counters", {}).get("batchesDiscarded", 0) for m in mappings}
+            skipped = self.on_failure_depth(namespace.queue_urls["onFailure"])
+            if skipped < len(self.topics) or skipped != sum(discarded.values()):
+                raise ScenarioFailed(f"{skipped} message(s) in the on-failure queue for skipped batches {discarded}")
+            code, outcome = self.run_redrive(namespace.queue_urls["onFailure"], watch)
+            if code != 0 or outcome.get("redriven") != skipped or outcome.get("failed"):
+                raise ScenarioFailed(f"esm-redrive exited {code}: {outcome}")
+            report.update(skipped=discarded, records=outcome.get("records"))
+            report["missing"] = self.redrive_missing_range(watch)
+
+        # Nothing answers on the consumer's AWS endpoint until the watcher starts the proxy there; a
+        # 100 ms retry backoff makes the ten retries short.
+        try:
+            _, _, state = self.consume("skip", batch_size=10, watcher=watcher, timeout=600, retry_max_backoff_ms=100,
+                                       aws_endpoint=f"http://127.0.0.1:{endpoint['port']}", after_mappings=redrive)
+        finally:
+            if endpoint["proxy"]:
+                endpoint["proxy"].stop()
+        # consume() checked the ground truth and an empty on-failure queue; now byte for byte.
+        self.same_as_clean(state)
+        return (f"batches skipped after 10 retries {report['skipped']}, {report['records']} records redriven: "
+                f"state identical to the clean run; a range the broker does not return: {report['missing']}")
+
+    def on_failure_depth(self, queue_url: str) -> int:
+        sqs = harness.aws_clients(os.environ["AWS_ENDPOINT_URL"])["sqs"]
+        attributes = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                                  "ApproximateNumberOfMessagesNotVisible"])
+        return sum(int(v) for v in attributes["Attributes"].values())
+
+    def run_redrive(self, queue_url: str, watch: harness.LambdaWatch) -> tuple[int, dict]:
+        """`esm-redrive` (built next to the esm-emulator) against the consumer under `watch`."""
+        command = [str(pathlib.Path(self.args.esm).with_name("esm-redrive")), "--queue-url", queue_url,
+                   "--bootstrap-servers", os.environ[NAMES["kafkaBootstrapServers"]], "--function-name", "consumer",
+                   "--invoke-endpoint", f"http://127.0.0.1:{watch.port}", "--batch-size", "10",
+                   "--read-idle-timeout-secs", "5", "--visibility-timeout-secs", "60"]
+        with open(self.dirs.log / "esm-redrive.log", "ab") as log_file:
+            result = subprocess.run(command, stdout=subprocess.PIPE, stderr=log_file, timeout=300, check=False,
+                                    env={**os.environ, "RUST_LOG": "info,rdkafka=warn"})
+        try:
+            outcome = json.loads(result.stdout.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            outcome = {"stdout": result.stdout.decode(errors="replace")[-500:]}
+        return result.returncode, outcome
+
+    def redrive_missing_range(self, watch: harness.LambdaWatch) -> str:
+        """A skipped batch the broker no longer returns (retention, a re-created topic, or tansu
+        answering a fresh reader of an old topic with nothing): esm-redrive must say so and exit 1,
+        leaving the message on its queue."""
+        sqs = harness.aws_clients(os.environ["AWS_ENDPOINT_URL"])["sqs"]
+        queue_url = sqs.create_queue(QueueName=f"faults-missing-{self.run_id}")["QueueUrl"]
+        topic = self.topics["sensorReadings"]
+        end = self.marks[(topic, 0)]
+        message = {
+            "requestContext": {"requestId": str(uuid.uuid4()), "condition": "RetryAttemptsExhausted",
+                               "functionArn": "arn:aws:lambda:us-east-1:123456789012:function:consumer",
+                               "approximateInvokeCount": 11},
+            "responseContext": None, "version": "1.0", "timestamp": "2026-12-01T00:00:00.000Z",
+            "KafkaBatchInfo": {"batchSize": 3, "bootstrapServers": os.environ[NAMES["kafkaBootstrapServers"]],
+                               "payloadSize": 100,
+                               "recordsInfo": {f"{topic}-0": {"firstRecordOffset": str(end + 1000),
+                                                              "lastRecordOffset": str(end + 1002),
+                                                              "firstRecordTimestamp": "2026-01-01T00:00:00.000Z",
+                                                              "lastRecordTimestamp": "2026-01-01T00:00:00.000Z"}}},
+        }
+        try:
+            sqs.send_message(QueueUrl=queue_url, MessageBody=json.dumps(message))
+            code, outcome = self.run_redrive(queue_url, watch)
+            errors = [f.get("error", "") for f in outcome.get("failed", [])]
+            if code != 1 or len(errors) != 1 or "returned 0 record(s)" not in errors[0]:
+                raise ScenarioFailed(f"a range the broker does not return: esm-redrive exited {code}: {outcome}")
+            if self.on_failure_depth(queue_url) != 1:
+                raise ScenarioFailed("the unredriven message left its queue")
+            return errors[0][:120]
+        finally:
+            sqs.delete_queue(QueueUrl=queue_url)
+
     # ── 4. producer input ──
     def scenario_producer_input(self) -> str:
         glue = harness.aws_clients(os.environ["AWS_ENDPOINT_URL"])["glue"]
@@ -462,7 +598,8 @@ class Run:
                     ("producer input", self.scenario_producer_input),
                     ("redelivery", self.scenario_redelivery),
                     ("outages", self.scenario_outages),
-                    ("throttling", self.scenario_throttling)]
+                    ("throttling", self.scenario_throttling),
+                    ("skip and redrive", self.scenario_skip_redrive)]
             for name, body in plan:
                 if wanted is None or name.split()[0] in wanted:
                     self.scenario(name, body)

@@ -177,6 +177,7 @@ class Proxy:
         self.randoms = {service: random.Random(f"{seed}-{service}") for service in services}
         self.calls: collections.Counter = collections.Counter()
         self.lock = threading.Lock()
+        self.stats_write_lock = threading.Lock()
         self.stats: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
         self.local = threading.local()
         self.recorder = recorder
@@ -196,12 +197,15 @@ class Proxy:
             return None
 
     def write_stats(self) -> None:
-        with self.lock:
-            data = {service: dict(counts) for service, counts in self.stats.items()}
-        tmp = f"{self.stats_path}.tmp"
-        with open(tmp, "w") as out:
-            json.dump(data, out)
-        os.replace(tmp, self.stats_path)
+        # One writer at a time: concurrent requests sharing the temporary file raced, and the loser's
+        # os.replace failed after its response was sent, dropping the client's connection.
+        with self.stats_write_lock:
+            with self.lock:
+                data = {service: dict(counts) for service, counts in self.stats.items()}
+            tmp = f"{self.stats_path}.tmp"
+            with open(tmp, "w") as out:
+                json.dump(data, out)
+            os.replace(tmp, self.stats_path)
 
     def connection(self) -> http.client.HTTPConnection:
         conn = getattr(self.local, "conn", None)
