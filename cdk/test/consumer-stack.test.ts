@@ -214,17 +214,22 @@ describe('consumer-stack (cross-account)', () => {
     });
   });
 
-  test('queues: encrypted on-failure destination and FIFO poison queue without content-based dedupe', () => {
+  test('queues: encrypted on-failure destination and FIFO poison queue without content-based dedupe, both kept 14 days', () => {
     const dataKey = logicalIdOf(template, 'AWS::KMS::Key', 'DataKey');
+    // 1,209,600 s (14 days) is SQS's maximum MessageRetentionPeriod (SQS API reference,
+    // SetQueueAttributes); docs/guarantees.md promises it for the poison queue.
+    const fourteenDays = 14 * 24 * 60 * 60;
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: contracts.queues.poison,
       FifoQueue: true,
       ContentBasedDeduplication: false,
       KmsMasterKeyId: { 'Fn::GetAtt': [dataKey, 'Arn'] },
+      MessageRetentionPeriod: fourteenDays,
     });
     template.hasResourceProperties('AWS::SQS::Queue', {
       QueueName: contracts.queues.onFailure,
       KmsMasterKeyId: { 'Fn::GetAtt': [dataKey, 'Arn'] },
+      MessageRetentionPeriod: fourteenDays,
     });
   });
 
