@@ -1222,14 +1222,18 @@ mod tests {
         let f = function(u32::MAX, &log);
         let stop = StopFlag::default();
         let stopper = stop.clone();
-        let mut cfg = config(10, -1, 1 << 20);
+        // No on-failure destination: retries are then unlimited (with one, AWS skips the batch
+        // after ten and commits past it, which another test covers).
+        let mut settings = settings_for(10, -1, 1 << 20);
+        settings.on_failure_queue_url = None;
+        let mut cfg = settings.validate().unwrap();
         cfg.exit_when_idle = None;
         let task = tokio::spawn(
             Mapping::new(
                 cfg,
                 log.clone(),
                 f.clone(),
-                Some(FakeQueue::default()),
+                None::<FakeQueue>,
                 MemoryReporter::default(),
                 stop,
             )
