@@ -969,6 +969,12 @@ async fn an_outage_past_ten_retries_skips_the_batch_and_a_redrive_restores_the_c
     let mut s = settings(&stack, &topic, &group);
     s.batch_size = 5;
     s.on_failure_queue_url = Some(queue_url.clone());
+    // This run's on-failure queue stands for the deployed one when its calls are judged (iam).
+    pipeline_test_recording::declare_environment(
+        &pipeline_test_recording::esm_of("consumer"),
+        [("ON_FAILURE_QUEUE_URL", queue_url.as_str())],
+    )
+    .unwrap();
     let status = run(&stack, s, &subject_endpoint).await;
     assert_eq!(status.counters.batches_discarded, 1, "one batch skipped");
     let skipped = status.counters.records_discarded as usize;
