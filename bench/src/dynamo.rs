@@ -148,7 +148,20 @@ async fn scan_all(
 
 /// Creates a fresh table of the window aggregates' shape (on demand).
 pub async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
-    let table = &pipeline_contracts::contracts().tables.window_aggregates;
+    create_table_like(
+        client,
+        name,
+        &pipeline_contracts::contracts().tables.window_aggregates,
+    )
+    .await
+}
+
+/// Creates a fresh table with `table`'s keys (both contract tables key on a string and a number).
+pub async fn create_table_like(
+    client: &aws_sdk_dynamodb::Client,
+    name: &str,
+    table: &pipeline_contracts::Table,
+) -> anyhow::Result<()> {
     client
         .create_table()
         .table_name(name)

@@ -79,6 +79,10 @@ impl ShareRun {
             Side::Ours => {
                 if let Some(table) = table {
                     env.push((contract.env_vars.aggregates_table.clone(), table.to_string()));
+                    env.push((
+                        contract.env_vars.explicit_events_table.clone(),
+                        format!("{table}-explicit"),
+                    ));
                 }
                 (self.consumer.clone(), vec![])
             }
@@ -113,6 +117,14 @@ impl ShareRun {
                     &Uuid::new_v4().simple().to_string()[..8]
                 );
                 crate::dynamo::create_window_table(client, &name).await?;
+                // The explicit-events table holds the partition ledgers: the cases share offsets
+                // with other records, which a shared ledger rightly takes for a re-created topic.
+                crate::dynamo::create_table_like(
+                    client,
+                    &format!("{name}-explicit"),
+                    &pipeline_contracts::contracts().tables.explicit_events,
+                )
+                .await?;
                 Some(name)
             }
             Side::Seed => None,
@@ -127,6 +139,11 @@ impl ShareRun {
         let outcome = run_once(&spawn, Some(case.body.clone()), self.timeout).await;
         if let Some(table) = &table {
             client.delete_table().table_name(table).send().await?;
+            client
+                .delete_table()
+                .table_name(format!("{table}-explicit"))
+                .send()
+                .await?;
         }
         let outcome = outcome?;
         match &outcome.result {
