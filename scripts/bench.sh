@@ -251,7 +251,7 @@ figure_footprint() {
   local fmt
   for fmt in json avro; do
     record "$BIN/pipeline-bench" lambda --name "consumer-rss-$fmt" --event "$OUT/events/batch-6mb.$fmt.json" \
-      --runs "$LAMBDA_RUNS" --log "$OUT/consumer-lambda.log" -- "$consumer"
+      --runs "$LAMBDA_RUNS" --fresh-tables --log "$OUT/consumer-lambda.log" -- "$consumer"
   done
   # The worst batch for memory (zlib documents and store events at the consumer's bounds), through
   # the batch loop in process: the bound it proves is the consumer's, not the local stack's.

@@ -156,6 +156,48 @@ pub async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) 
     .await
 }
 
+/// A window table and an explicit-events table of the consumer's own, for one measured run: the
+/// explicit-events table holds the partition ledgers, and the bench's events reuse offsets for
+/// other records, which a shared ledger rightly refuses as a re-created topic.
+pub struct FreshTables {
+    pub windows: String,
+    pub explicit: String,
+}
+
+impl FreshTables {
+    pub async fn create(client: &aws_sdk_dynamodb::Client, label: &str) -> anyhow::Result<Self> {
+        let c = pipeline_contracts::contracts();
+        let base = format!(
+            "bench-{label}-{}-{}",
+            std::process::id(),
+            &Uuid::new_v4().simple().to_string()[..8]
+        );
+        let tables = Self {
+            windows: base.clone(),
+            explicit: format!("{base}-explicit"),
+        };
+        create_table_like(client, &tables.windows, &c.tables.window_aggregates).await?;
+        create_table_like(client, &tables.explicit, &c.tables.explicit_events).await?;
+        Ok(tables)
+    }
+
+    /// The consumer's variables that point it at these tables.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let names = &pipeline_contracts::contracts().env_vars;
+        vec![
+            (names.aggregates_table.clone(), self.windows.clone()),
+            (names.explicit_events_table.clone(), self.explicit.clone()),
+        ]
+    }
+
+    pub async fn delete(&self, client: &aws_sdk_dynamodb::Client) -> anyhow::Result<()> {
+        for table in [&self.windows, &self.explicit] {
+            client.delete_table().table_name(table).send().await?;
+        }
+        Ok(())
+    }
+}
+
 /// Creates a fresh table with `table`'s keys (both contract tables key on a string and a number).
 pub async fn create_table_like(
     client: &aws_sdk_dynamodb::Client,

@@ -119,6 +119,11 @@ enum Command {
         log: PathBuf,
         #[arg(long, default_value_t = 120)]
         timeout_secs: u64,
+        /// Give the consumer its own window and explicit-events tables for these runs (deleted
+        /// after): the explicit-events table holds the partition ledgers, and two events that use
+        /// the same offsets for other records would rightly be refused as a re-created topic.
+        #[arg(long)]
+        fresh_tables: bool,
         /// The program and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -246,8 +251,19 @@ fn main() -> anyhow::Result<()> {
             runs,
             log,
             timeout_secs,
+            fresh_tables,
             command,
-        } => rt.block_on(lambda(name, event, runs, log, timeout_secs, command)),
+        } => rt.block_on(async {
+            if !fresh_tables {
+                return lambda(name, event, runs, log, timeout_secs, vec![], command).await;
+            }
+            let sdk = pipeline_adapters::aws::load_sdk_config().await;
+            let client = aws_sdk_dynamodb::Client::new(&sdk);
+            let tables = pipeline_bench::dynamo::FreshTables::create(&client, &name).await?;
+            let outcome = lambda(name, event, runs, log, timeout_secs, tables.env(), command).await;
+            tables.delete(&client).await?;
+            outcome
+        }),
     }
 }
 
@@ -354,6 +370,7 @@ async fn lambda(
     runs: usize,
     log: PathBuf,
     timeout_secs: u64,
+    extra_env: Vec<(String, String)>,
     command: Vec<String>,
 ) -> anyhow::Result<()> {
     use pipeline_bench::lambda_api::{run_once, Spawn};
@@ -363,11 +380,14 @@ async fn lambda(
     let spawn = Spawn {
         program: program.into(),
         args: args.to_vec(),
-        env: vec![
+        env: [
             ("AWS_LAMBDA_FUNCTION_NAME".into(), name.clone()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "512".into()),
             ("AWS_LAMBDA_FUNCTION_VERSION".into(), "$LATEST".into()),
-        ],
+        ]
+        .into_iter()
+        .chain(extra_env)
+        .collect(),
         log,
         cpu_share: None,
     };

@@ -12,8 +12,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::dynamo::FreshTables;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::cgroup::LambdaCpuShare;
 use crate::lambda_api::{run_once, Outcome, Spawn};
@@ -62,8 +62,7 @@ fn emit(value: serde_json::Value) {
 }
 
 impl ShareRun {
-    fn spawn(&self, case: &Case, memory_mb: u32, table: Option<&str>) -> Spawn {
-        let contract = pipeline_contracts::contracts();
+    fn spawn(&self, case: &Case, memory_mb: u32, tables: Option<&FreshTables>) -> Spawn {
         let mut env = vec![
             (
                 "AWS_LAMBDA_FUNCTION_NAME".to_string(),
@@ -77,13 +76,7 @@ impl ShareRun {
         ];
         let (program, args) = match case.side {
             Side::Ours => {
-                if let Some(table) = table {
-                    env.push((contract.env_vars.aggregates_table.clone(), table.to_string()));
-                    env.push((
-                        contract.env_vars.explicit_events_table.clone(),
-                        format!("{table}-explicit"),
-                    ));
-                }
+                env.extend(tables.map(FreshTables::env).unwrap_or_default());
                 (self.consumer.clone(), vec![])
             }
             Side::Seed => {
@@ -109,27 +102,11 @@ impl ShareRun {
         share: Option<Arc<LambdaCpuShare>>,
         endpoint: Option<&str>,
     ) -> anyhow::Result<Outcome> {
-        let table = match case.side {
-            Side::Ours => {
-                let name = format!(
-                    "bench-share-{}-{}",
-                    std::process::id(),
-                    &Uuid::new_v4().simple().to_string()[..8]
-                );
-                crate::dynamo::create_window_table(client, &name).await?;
-                // The explicit-events table holds the partition ledgers: the cases share offsets
-                // with other records, which a shared ledger rightly takes for a re-created topic.
-                crate::dynamo::create_table_like(
-                    client,
-                    &format!("{name}-explicit"),
-                    &pipeline_contracts::contracts().tables.explicit_events,
-                )
-                .await?;
-                Some(name)
-            }
+        let tables = match case.side {
+            Side::Ours => Some(FreshTables::create(client, "share").await?),
             Side::Seed => None,
         };
-        let mut spawn = self.spawn(case, memory_mb, table.as_deref());
+        let mut spawn = self.spawn(case, memory_mb, tables.as_ref());
         spawn.cpu_share = share;
         if let Some(endpoint) = endpoint {
             spawn
@@ -137,13 +114,8 @@ impl ShareRun {
                 .push(("AWS_ENDPOINT_URL".to_string(), endpoint.to_string()));
         }
         let outcome = run_once(&spawn, Some(case.body.clone()), self.timeout).await;
-        if let Some(table) = &table {
-            client.delete_table().table_name(table).send().await?;
-            client
-                .delete_table()
-                .table_name(format!("{table}-explicit"))
-                .send()
-                .await?;
+        if let Some(tables) = &tables {
+            tables.delete(client).await?;
         }
         let outcome = outcome?;
         match &outcome.result {
