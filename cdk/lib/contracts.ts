@@ -85,13 +85,14 @@ export type EnvVarKey =
   | 'kafkaBootstrapServers'
   | 'kafkaAuth'
   | 'kafkaTls'
-  | 'defaultFormat';
+  | 'defaultFormat'
+  | 'reportBatchItemFailures';
 
 const REQUIRED_ENV_VARS: readonly EnvVarKey[] = [
   'windowSeconds', 'aggregatesTable', 'explicitEventsTable', 'storeEventsBucket', 'poisonQueueUrl',
   'registryName', 'registryRoleArn', 'pgHost', 'pgPort',
   'pgDatabase', 'pgUser', 'pgSecretArn', 'pgTls', 'kafkaBootstrapServers', 'kafkaAuth', 'kafkaTls',
-  'defaultFormat',
+  'defaultFormat', 'reportBatchItemFailures',
 ];
 
 export class ContractError extends Error {

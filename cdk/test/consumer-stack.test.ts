@@ -483,6 +483,26 @@ describe('consumer-stack (one account)', () => {
 describe('consumer-stack: event source mapping mode', () => {
   const mappingsOf = (override: Record<string, unknown>) =>
     resourcesOf(Template.fromStack(synthOnce({ ...CROSS_ACCOUNT, ...override }).pipeline.consumer!), 'AWS::Lambda::EventSourceMapping');
+  // The consumer answers with the partial-batch response only when told the mappings honour it:
+  // without ReportBatchItemFailures Lambda would take that answer for a success and commit.
+  const consumerAnswersPartially = (override: Record<string, unknown>) => {
+    const synthed = synthOnce({ ...CROSS_ACCOUNT, ...override });
+    const consumer = Template.fromStack(synthed.pipeline.consumer!).toJSON().Resources as Record<string, { Type: string; Properties: Record<string, unknown> }>;
+    const name = synthed.pipeline.contracts.envVars.reportBatchItemFailures;
+    const values = Object.values(consumer)
+      .filter((r) => r.Type === 'AWS::Lambda::Function')
+      .map((r) => (r.Properties.Environment as { Variables?: Record<string, unknown> } | undefined)?.Variables ?? {})
+      .filter((vars) => synthed.pipeline.contracts.envVars.poisonQueueUrl in vars)
+      .map((vars) => vars[name]);
+    expect(values).toHaveLength(1);
+    return values[0];
+  };
+
+  test('the consumer is told to answer with partial-batch responses exactly when its mappings honour them', () => {
+    expect(consumerAnswersPartially({})).toBe('false');
+    expect(consumerAnswersPartially({ esmMode: 'provisioned' })).toBe('true');
+    expect(consumerAnswersPartially({ esmMode: 'provisioned', esmProvisioned: { reportBatchItemFailures: false } })).toBe('false');
+  });
 
   test('on-demand (the default) sets no poller or error-handling property, leaving AWS\'s defaults', () => {
     const mappings = mappingsOf({});

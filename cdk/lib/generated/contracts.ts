@@ -43,7 +43,7 @@ consumerRole: string, };
 
 export type Defaults = { windowSeconds: number, esmBatchSize: number, esmBatchingWindowSeconds: number, };
 
-export type EnvVars = { windowSeconds: string, aggregatesTable: string, explicitEventsTable: string, storeEventsBucket: string, poisonQueueUrl: string, registryName: string, registryRoleArn: string, pgHost: string, pgPort: string, pgDatabase: string, pgUser: string, pgPassword: string, pgSecretArn: string, pgTls: string, kafkaBootstrapServers: string, kafkaAuth: string, kafkaScramSecretArn: string, kafkaTls: string, defaultFormat: string, };
+export type EnvVars = { windowSeconds: string, aggregatesTable: string, explicitEventsTable: string, storeEventsBucket: string, poisonQueueUrl: string, registryName: string, registryRoleArn: string, pgHost: string, pgPort: string, pgDatabase: string, pgUser: string, pgPassword: string, pgSecretArn: string, pgTls: string, kafkaBootstrapServers: string, kafkaAuth: string, kafkaScramSecretArn: string, kafkaTls: string, defaultFormat: string, reportBatchItemFailures: string, };
 
 /** The contract's topic keys, in file order. */
 export type TopicKey = 'sensorReadings' | 'storeEvents' | 'explicitEvents';
@@ -166,6 +166,7 @@ export const CONTRACTS: Contracts = {
     "kafkaAuth": "KAFKA_AUTH",
     "kafkaScramSecretArn": "KAFKA_SCRAM_SECRET_ARN",
     "kafkaTls": "KAFKA_TLS",
-    "defaultFormat": "DEFAULT_FORMAT"
+    "defaultFormat": "DEFAULT_FORMAT",
+    "reportBatchItemFailures": "REPORT_BATCH_ITEM_FAILURES"
   }
 };

@@ -37,6 +37,8 @@ export interface ConsumerSettings {
   readonly pgPassword?: string;
   /** `PG_TLS`: TLS to PostgreSQL; unset: require, except disable for a loopback host. @default - unset */
   readonly pgTls?: 'require' | 'disable';
+  /** `REPORT_BATCH_ITEM_FAILURES`: Answer a batch whose sinks failed part-way with the partial-batch response; only for mappings with FunctionResponseTypes ReportBatchItemFailures (provisioned mode). @default false */
+  readonly reportBatchItemFailures?: boolean;
   /** Every contract topic: its name is set in its `envVar` (the function routes it by its payload kind). */
   readonly topics: readonly TopicVariable[];
 }
@@ -56,6 +58,7 @@ export const CONSUMER_ENV_VARS = {
   pgUser: 'PG_USER',
   pgPassword: 'PG_PASSWORD',
   pgTls: 'PG_TLS',
+  reportBatchItemFailures: 'REPORT_BATCH_ITEM_FAILURES',
 } as const;
 
 /** The `consumer` function's environment from its settings (unset ones are left out). */
@@ -75,6 +78,7 @@ export function consumerEnvironment(settings: ConsumerSettings): Record<string, 
   if (settings.pgUser !== undefined) env['PG_USER'] = String(settings.pgUser);
   if (settings.pgPassword !== undefined) env['PG_PASSWORD'] = String(settings.pgPassword);
   if (settings.pgTls !== undefined) env['PG_TLS'] = String(settings.pgTls);
+  if (settings.reportBatchItemFailures !== undefined) env['REPORT_BATCH_ITEM_FAILURES'] = String(settings.reportBatchItemFailures);
   for (const topic of settings.topics) env[topic.envVar] = topic.name;
   return env;
 }

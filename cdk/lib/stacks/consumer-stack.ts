@@ -185,6 +185,9 @@ export class ConsumerStack extends Stack {
         // The least-privilege role; the master secret is db-admin's alone.
         pgSecretArn: this.database.consumerSecret.secretArn,
         pgTls: 'require',
+        // Only a mapping with ReportBatchItemFailures reads a partial-batch answer; any other
+        // would take it for a success and commit the records it names.
+        reportBatchItemFailures: config.esm.mode === 'provisioned' && config.esm.reportBatchItemFailures,
       },
     });
     const role = this.consumer.role;

@@ -9,7 +9,10 @@ use pipeline_adapters::s3::S3Objects;
 use pipeline_adapters::secrets::JsonSecrets;
 use pipeline_adapters::sqs::SqsPoisonSink;
 use pipeline_contracts::contracts;
-use pipeline_domain::consume::batch::{BatchError, BatchSummary, ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::batch_response::KafkaBatchResponse;
+use pipeline_domain::consume::batch::{
+    BatchError, BatchFailure, BatchSummary, ConsumerService, ConsumerSettings, Sinks,
+};
 use pipeline_domain::consume::ports::{
     ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonSink, StoreEventTable, WindowStore,
 };
@@ -98,8 +101,19 @@ pub struct ConsumerResponse {
     pub duration_ms: u64,
 }
 
-/// Handles one ESM event: processes it, logs the outcome and prints the EMF metrics line.
-/// An `Err` fails the invocation, so the ESM redelivers the batch.
+/// What the consumer answers a mapping with `ReportBatchItemFailures`: the batch summary when
+/// everything was stored, else exactly the documented partial-batch response (no other fields, so
+/// Lambda reads it as AWS documents and nothing else).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum ConsumerAnswer {
+    Processed(ConsumerResponse),
+    RedeliverFrom(KafkaBatchResponse),
+}
+
+/// Handles one ESM event for a mapping without `ReportBatchItemFailures` (on-demand mode, and the
+/// default): processes it, logs the outcome and prints the EMF metrics line. An `Err` fails the
+/// invocation, so the ESM redelivers the whole batch.
 pub async fn handle<S, W, A, T, G, P>(
     consumer: &ConsumerService<S, W, A, T, G, P>,
     event: &KafkaEvent,
@@ -113,17 +127,74 @@ where
     G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
+    run(consumer, event, function_name).await.map_err(|failure| {
+        tracing::error!(error = %failure.error, records = event.record_count(), "batch failed; the event source mapping will retry it");
+        failure.error
+    })
+}
+
+/// Handles one ESM event for a mapping with `ReportBatchItemFailures`: when a sink fails after
+/// part of the batch was stored, answers with each partition's first unstored offset, so the
+/// mapping commits what was stored and delivers the rest again. A failure before anything was
+/// stored (the registry, or the first chunk's sinks) still fails the invocation.
+pub async fn handle_partial<S, W, A, T, G, P>(
+    consumer: &ConsumerService<S, W, A, T, G, P>,
+    event: &KafkaEvent,
+    function_name: &str,
+) -> Result<ConsumerAnswer, BatchError>
+where
+    S: SchemaSource,
+    W: WindowStore,
+    A: ObjectStore,
+    T: StoreEventTable,
+    G: ExplicitEventStore + PartitionLedgerStore,
+    P: PoisonSink,
+{
+    match run(consumer, event, function_name).await {
+        Ok(response) => Ok(ConsumerAnswer::Processed(response)),
+        Err(failure) => match failure.partial_response() {
+            Some(partial) => {
+                tracing::warn!(
+                    error = %failure.error,
+                    records = event.record_count(),
+                    unstored = failure.unstored.len(),
+                    redeliver_from = ?partial.batch_item_failures.iter().map(|f| (&f.item_identifier.partition, f.item_identifier.offset)).collect::<Vec<_>>(),
+                    "batch partly stored; the event source mapping delivers the rest again"
+                );
+                Ok(ConsumerAnswer::RedeliverFrom(partial))
+            }
+            None => {
+                tracing::error!(error = %failure.error, records = event.record_count(), "batch failed; the event source mapping will retry it");
+                Err(failure.error)
+            }
+        },
+    }
+}
+
+/// Processes one event, logs a success and prints the EMF metrics line for either outcome.
+async fn run<S, W, A, T, G, P>(
+    consumer: &ConsumerService<S, W, A, T, G, P>,
+    event: &KafkaEvent,
+    function_name: &str,
+) -> Result<ConsumerResponse, BatchFailure>
+where
+    S: SchemaSource,
+    W: WindowStore,
+    A: ObjectStore,
+    T: StoreEventTable,
+    G: ExplicitEventStore + PartitionLedgerStore,
+    P: PoisonSink,
+{
     let started = Instant::now();
-    let result = consumer.process(event).await;
+    let result = consumer.process_reporting(event).await;
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let metrics = match &result {
         Ok(summary) => InvocationMetrics::from_summary(summary, duration_ms),
-        Err(_) => InvocationMetrics {
+        Err(failure) => InvocationMetrics {
             records: event.record_count(),
-            duration_ms,
             batch_failures: 1,
-            ..InvocationMetrics::default()
+            ..InvocationMetrics::from_summary(&failure.summary, duration_ms)
         },
     };
     emit(&emf_document(
@@ -132,25 +203,18 @@ where
         &metrics,
         now_ms(),
     ));
-    match result {
-        Ok(summary) => {
-            tracing::info!(
-                records = summary.records,
-                poison = summary.poison,
-                windows_written = summary.windows_written,
-                rows_inserted = summary.rows_inserted,
-                archive_objects_written = summary.archive_objects_written,
-                duration_ms = elapsed.as_millis() as u64,
-                "batch processed"
-            );
-            Ok(ConsumerResponse {
-                summary,
-                duration_ms: elapsed.as_millis() as u64,
-            })
-        }
-        Err(error) => {
-            tracing::error!(%error, records = event.record_count(), "batch failed; the event source mapping will retry it");
-            Err(error)
-        }
-    }
+    let summary = result?;
+    tracing::info!(
+        records = summary.records,
+        poison = summary.poison,
+        windows_written = summary.windows_written,
+        rows_inserted = summary.rows_inserted,
+        archive_objects_written = summary.archive_objects_written,
+        duration_ms = elapsed.as_millis() as u64,
+        "batch processed"
+    );
+    Ok(ConsumerResponse {
+        summary,
+        duration_ms: elapsed.as_millis() as u64,
+    })
 }

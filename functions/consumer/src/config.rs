@@ -13,6 +13,7 @@
 //! | `PG_SECRET_ARN`                  | none; else `PG_HOST` and `PG_USER` are required |
 //! | `PG_HOST`, `PG_PORT`, `PG_DATABASE`, `PG_USER`, `PG_PASSWORD` | override the secret; port 5432, database from the contract |
 //! | `PG_TLS` (`require`/`disable`)   | `require`, except `disable` for a loopback `PG_HOST` |
+//! | `REPORT_BATCH_ITEM_FAILURES`     | `false`: a sink failure fails the invocation; `true` only for a mapping with `FunctionResponseTypes` `ReportBatchItemFailures` |
 //!
 //! Empty values count as unset. The log level and format come from Lambda's logging controls
 //! (`pipeline_lambda_edge::logging`).
@@ -22,6 +23,7 @@ use pipeline_contracts::Payload;
 use pipeline_contracts::{contracts, Contracts};
 use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::window::WindowSpec;
+use pipeline_lambda_edge::config::parse_bool;
 
 pub use pipeline_lambda_edge::config::ConfigError;
 
@@ -37,6 +39,11 @@ pub struct ConsumerConfig {
     pub registry_name: String,
     pub registry_role_arn: Option<String>,
     pub postgres: PgSettings,
+    /// The mapping honours the partial-batch response (`ReportBatchItemFailures`, provisioned mode):
+    /// a batch whose sinks failed part-way is answered with the partitions to deliver again from
+    /// their first unstored offset. Without it Lambda would ignore that answer and commit the
+    /// batch, so the default fails the invocation instead.
+    pub report_batch_item_failures: bool,
 }
 
 /// The application name the consumer's database sessions carry (visible in `pg_stat_activity`).
@@ -124,6 +131,17 @@ impl ConsumerConfig {
             }
         };
 
+        let report_batch_item_failures = match get(&names.report_batch_item_failures) {
+            None => false,
+            Some(text) => parse_bool(&text).ok_or_else(|| {
+                invalid(
+                    &names.report_batch_item_failures,
+                    &text,
+                    "expected true or false".into(),
+                )
+            })?,
+        };
+
         let topics = TopicRoutes::from_topics(c.topics.all().map(|t| (or(&t.env_var, &t.name), t.payload)))
             .map_err(|conflict| {
             let variables: Vec<&str> = c.topics.all().map(|t| t.env_var.as_str()).collect();
@@ -151,6 +169,7 @@ impl ConsumerConfig {
                 tls: pg_tls,
                 application_name: PG_APPLICATION_NAME.into(),
             },
+            report_batch_item_failures,
         })
     }
 
@@ -250,6 +269,24 @@ mod tests {
             Some(Payload::StoreEvent),
             "the new topic's variable names it"
         );
+    }
+
+    #[test]
+    fn the_partial_batch_response_is_off_unless_the_mapping_is_said_to_honour_it() {
+        let name = contracts().env_vars.report_batch_item_failures.as_str();
+        let off = ConsumerConfig::from_lookup(lookup(&minimal())).unwrap();
+        assert!(!off.report_batch_item_failures);
+        let mut pairs = minimal();
+        pairs.push((name, "true"));
+        assert!(
+            ConsumerConfig::from_lookup(lookup(&pairs))
+                .unwrap()
+                .report_batch_item_failures
+        );
+        pairs.pop();
+        pairs.push((name, "partial"));
+        let error = ConsumerConfig::from_lookup(lookup(&pairs)).unwrap_err();
+        assert!(error.to_string().contains(name), "{error}");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use consumer::app::{build, handle};
+use consumer::app::{build, handle, handle_partial, ConsumerAnswer};
 use consumer::config::ConsumerConfig;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
@@ -25,20 +25,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             .inspect_err(|e| tracing::error!(error = %e, "cold start failed"))?,
     );
     let function_name = function_name("consumer");
+    let report_batch_item_failures = config.report_batch_item_failures;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KafkaEvent>| {
         let consumer = consumer.clone();
         let function_name = function_name.clone();
         async move {
-            handle(&consumer, &event.payload, &function_name)
-                .await
-                .map_err(|error| Diagnostic {
-                    error_type: match error {
-                        BatchError::SchemaRegistry(_) => "SchemaRegistryUnavailable",
-                        BatchError::Sinks(_) => "SinkFailed",
-                    }
-                    .into(),
-                    error_message: error.to_string(),
-                })
+            let answer = if report_batch_item_failures {
+                handle_partial(&consumer, &event.payload, &function_name).await
+            } else {
+                handle(&consumer, &event.payload, &function_name)
+                    .await
+                    .map(ConsumerAnswer::Processed)
+            };
+            answer.map_err(|error| Diagnostic {
+                error_type: match error {
+                    BatchError::SchemaRegistry(_) => "SchemaRegistryUnavailable",
+                    BatchError::Sinks(_) => "SinkFailed",
+                }
+                .into(),
+                error_message: error.to_string(),
+            })
         }
     }))
     .await

@@ -49,7 +49,8 @@ pub fn event(source: EventSource, records: impl IntoIterator<Item = KafkaRecord>
     let (arn, servers) = match source {
         EventSource::Msk => (
             Some("arn:aws:kafka:us-east-1:123456789012:cluster/pipeline/00000000-0000-0000-0000-000000000000-1".to_string()),
-            "b-1.pipeline.kafka.us-east-1.amazonaws.com:9098",
+            // An MSK broker host as AWS names them: cluster label without hyphens, id, cell.
+            "b-1.pipeline.w7j4hk.c2.kafka.us-east-1.amazonaws.com:9098",
         ),
         EventSource::SelfManagedKafka => (None, "127.0.0.1:19092"),
     };

@@ -206,6 +206,14 @@ pub fn consumer(c: &Contracts) -> FunctionSpec {
                 Absent,
                 "TLS to PostgreSQL; unset: require, except disable for a loopback host.",
             ),
+            setting(
+                "reportBatchItemFailures",
+                &n.report_batch_item_failures,
+                Boolean,
+                Default("false".into()),
+                "Answer a batch whose sinks failed part-way with the partial-batch response; only for \
+                 mappings with FunctionResponseTypes ReportBatchItemFailures (provisioned mode).",
+            ),
         ],
         reads_topic_names: true,
         resources: vec![

@@ -292,6 +292,7 @@ pub struct EnvVars {
     pub kafka_scram_secret_arn: String,
     pub kafka_tls: String,
     pub default_format: String,
+    pub report_batch_item_failures: String,
 }
 
 impl Contracts {

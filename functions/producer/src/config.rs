@@ -19,6 +19,7 @@ use pipeline_contracts::{contracts, Payload};
 use pipeline_domain::produce::ProducerSettings;
 use pipeline_domain::simulate::ValueFormat;
 
+use pipeline_lambda_edge::config::parse_bool;
 pub use pipeline_lambda_edge::config::ConfigError;
 
 /// How the function authenticates to Kafka.
@@ -156,14 +157,6 @@ impl ProducerConfig {
             registry_name: or(&names.registry_name, &c.schema_registry.name),
             registry_role_arn: get(&names.registry_role_arn),
         })
-    }
-}
-
-fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" => Some(true),
-        "false" | "0" | "no" => Some(false),
-        _ => None,
     }
 }
 

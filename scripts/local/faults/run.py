@@ -227,13 +227,14 @@ class Run:
     def consume(self, name: str, *, batch_size: int = 40, fault_args: list[str] | None = None,
                 crash_after_batches: int | None = None, crash_lives: int = 0, aws_endpoint: str | None = None,
                 watcher=None, timeout: float = 240, retry_max_backoff_ms: int = 5000,
-                after_mappings=None) -> tuple[harness.Namespace, list[harness.Mapping], dict]:
+                after_mappings=None, consumer_env: dict[str, str] | None = None,
+                ) -> tuple[harness.Namespace, list[harness.Mapping], dict]:
         """Consumes the run's topics into a new namespace. `watcher(namespace)` may return a
         callable the loop calls while the mappings run (outage injection); `after_mappings(namespace,
         watch, mappings)` runs once they have caught up, while the consumer is still served
         (redrive). A scenario that passes `after_mappings` expects skipped batches."""
         namespace = self.namespace(name)
-        watch = self.start_watch(name, self.lambda_env(namespace, aws_endpoint))
+        watch = self.start_watch(name, {**self.lambda_env(namespace, aws_endpoint), **(consumer_env or {})})
         try:
             mappings = [harness.Mapping(self.args.esm, namespace, key, watch, self.dirs, batch_size=batch_size,
                                         fault_args=[*(fault_args or []), *self.corrupt_args(key)],
@@ -431,6 +432,31 @@ class Run:
         return (f"throttled calls {throttled}, {retried} invocation(s) failed and were retried by the ESM: "
                 "state identical to the clean run")
 
+    def scenario_provisioned(self) -> str:
+        """Provisioned mode with ReportBatchItemFailures, as `esmMode: provisioned` deploys it: the
+        consumer answers a batch whose sinks fail part-way with the partial-batch response, the
+        mapping commits what was stored and delivers the rest again, and the sinks end exactly as
+        in the clean run. Small batches and a DynamoDB throttling burst make sinks fail after
+        earlier chunks of a batch were stored."""
+        proxy, port, stats_path = self.start_proxy("provisioned-proxy", ["--rate", "0.2", "--seed", "9",
+                                                                         "--burst", "dynamodb:10:40"])
+        try:
+            _, mappings, state = self.consume(
+                "provisioned", batch_size=40, aws_endpoint=f"http://127.0.0.1:{port}",
+                fault_args=["--provisioned-mode", "--report-batch-item-failures"],
+                consumer_env={NAMES["reportBatchItemFailures"]: "true"})
+        finally:
+            proxy.stop()
+        counters = [m.status().get("counters", {}) for m in mappings]
+        partial = sum(c.get("partialBatchResponses", 0) for c in counters)
+        throttled = json.loads(stats_path.read_text()).get("dynamodb", {}).get("throttled", 0)
+        if not partial:
+            raise ScenarioFailed(f"no partial-batch response was answered ({throttled} DynamoDB calls throttled): "
+                                 "the partial path was not exercised")
+        self.same_as_clean(state)
+        return (f"{throttled} DynamoDB calls throttled, {partial} partial-batch responses and "
+                f"{function_errors(mappings)} failed invocations: state identical to the clean run")
+
     def scenario_skip_redrive(self) -> str:
         """An outage longer than ten retries: every mapping skips a batch to its on-failure queue
         and moves on; the redrive then restores exactly the clean run's sinks."""
@@ -599,6 +625,7 @@ class Run:
                     ("redelivery", self.scenario_redelivery),
                     ("outages", self.scenario_outages),
                     ("throttling", self.scenario_throttling),
+                    ("provisioned partial batch", self.scenario_provisioned),
                     ("skip and redrive", self.scenario_skip_redrive)]
             for name, body in plan:
                 if wanted is None or name.split()[0] in wanted:
