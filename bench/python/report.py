@@ -16,9 +16,9 @@ import cost_model
 BEGIN = "<!-- bench:results:begin -->"
 BROKERS = {"sqlite": "tansu, sqlite storage", "memory": "tansu, in-memory storage"}
 END = "<!-- bench:results:end -->"
-# A quarter of the consumer's 1,024 MB: the per-batch decode budget (pipeline_domain::limits) keeps
-# the worst batch far below the function's memory.
-WORST_BATCH_RSS_GOAL_MIB = 256
+# A quarter of the consumer's 512 MB (functions/contracts CONSUMER_MEMORY_MB): the per-batch decode
+# budget (pipeline_domain::limits) keeps the worst batch far below the function's memory.
+WORST_BATCH_RSS_GOAL_MIB = 128
 
 
 def load(path):

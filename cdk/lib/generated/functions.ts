@@ -85,7 +85,7 @@ export function consumerEnvironment(settings: ConsumerSettings): Record<string, 
 
 export const CONSUMER_FUNCTION = {
   binaryName: 'consumer',
-  memorySizeMb: 1024,
+  memorySizeMb: 512,
   resources: [
     { what: 'tables.windowAggregates', access: 'ReadWrite' },
     { what: 'tables.explicitEvents', access: 'ReadWrite' },

@@ -95,8 +95,9 @@ const KAFKA_AUTH: &[&str] = &["none", "scram", "iam"];
 const FORMATS: &[&str] = &["avro", "json"];
 
 /// Memory of the consumer function, in MB: `limits::CONSUMER_MEMORY_BYTES` (pipeline-domain) is
-/// derived from it and the CDK reads it from the bindings.
-pub const CONSUMER_MEMORY_MB: u32 = 1024;
+/// derived from it and the CDK reads it from the bindings. 512 MB from figure 6 of
+/// docs/benchmarks.md: above it a batch gets no faster, below it a partition waits twice as long.
+pub const CONSUMER_MEMORY_MB: u32 = 512;
 
 /// The consumer (`functions/consumer/src/config.rs`).
 pub fn consumer(c: &Contracts) -> FunctionSpec {
