@@ -17,16 +17,9 @@
 # the first from PIPELINE_LAMBDA_PORT + 40. Figure 6 needs root and a writable cgroup v1 cpu
 # controller; without them it is skipped and the table says why.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" bench --cd --cargo --path .venv/bin --spaced-log
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-export PATH="$REPO_ROOT/.venv/bin:$PATH"
 export PYTHONDONTWRITEBYTECODE=1
-LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
-PYTHON="$REPO_ROOT/.venv/bin/python"
 DOC="$REPO_ROOT/docs/benchmarks.md"
 
 MODE=full
@@ -45,8 +38,6 @@ done
 [[ "$FIGURES" == "1 2 3 4 5 6" ]] || WRITE_DOC=0
 OUT="$LOCAL_DIR/bench/$MODE"
 RESULTS="$OUT/results.jsonl"
-log() { printf '\n[bench] %s\n' "$*" >&2; }
-die() { printf '[bench] ERROR: %s\n' "$*" >&2; exit 1; }
 for figure in $FIGURES; do
   [[ "$figure" =~ ^[1-6]$ ]] || die "unknown figure '$figure' in BENCH_FIGURES (1 to 6)"
 done
@@ -121,7 +112,7 @@ stack() {
   scripts/local-stack.sh up
   set -a
   # shellcheck disable=SC1091
-  source "$LOCAL_DIR/stack.env"
+  source "$ENV_FILE"
   set +a
 }
 
@@ -298,7 +289,7 @@ figure_pipeline() {
   port="$(free_port $((${PIPELINE_LAMBDA_PORT:-19000} + 18)))"
   [[ "$PROFILE" == release ]] && flags=(--release)
   mkdir -p "$dir"
-  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v '^#' |
+  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$ENV_FILE" | grep -v '^#' |
     grep -v -e '^KAFKA_BOOTSTRAP_SERVERS=' -e '^PIPELINE_PG_ADMIN_' >"$dir/lambda.env"
   printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nAWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "$bootstrap" \
     "${BENCH_LAMBDA_LOG_LEVEL:-WARN}" >>"$dir/lambda.env"
@@ -337,7 +328,7 @@ print(json.dumps({
     "os": f"{platform.system()} {platform.release()}",
     "rustc": run("rustc", "--version"), "python": platform.python_version(),
     "moto": run(sys.executable, "-c", "import moto; print(moto.__version__)"),
-    "tansu": run(os.path.expanduser(os.environ.get("PIPELINE_CACHE", "~/.cache/pipeline")) + "/tansu/bin/tansu", "--version"),
+    "tansu": run(os.environ["PIPELINE_CACHE"] + "/tansu/bin/tansu", "--version"),
     "cargo_lambda": run("cargo-lambda", "lambda", "--version"),
     "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
     "load": "load average %.2f %.2f %.2f at the start" % os.getloadavg(),

@@ -16,10 +16,9 @@
 # screen says why); 2: the deployment could not be read (a stack, output or permission is missing).
 # `--local-env ...` points the same check at the local stack (scripts/test.sh, stage deploy).
 set -euo pipefail
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" check --die-status 2
 case "${1:-}" in
   -h | --help) sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
-PYTHON="$REPO_ROOT/.venv/bin/python"
-[[ -x "$PYTHON" ]] || { echo "[check] ERROR: $PYTHON missing: run scripts/setup.sh" >&2; exit 2; }
+[[ -x "$PYTHON" ]] || die "$PYTHON missing: run scripts/setup.sh"
 PYTHONPATH="$REPO_ROOT/scripts/local${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m deployment check "$@"

@@ -15,11 +15,8 @@
 # PIPELINE_FAULTS_TIMEOUT (s, default 900) bounds the whole run. Prints one line per scenario and
 # exits non-zero if any failed.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" faults --cd
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
-PYTHON="$REPO_ROOT/.venv/bin/python"
 PORT_BASE="${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-39000}}"
 TIMEOUT="${PIPELINE_FAULTS_TIMEOUT:-900}"
 
@@ -27,20 +24,17 @@ case "${1:-}" in
   -h | --help) sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 
-log() { printf '[faults] %s\n' "$*" >&2; }
-
-[[ -x "$PYTHON" ]] || { log "ERROR: $PYTHON missing: run scripts/setup.sh"; exit 1; }
+[[ -x "$PYTHON" ]] || die "$PYTHON missing: run scripts/setup.sh"
 for port in $(seq "$PORT_BASE" $((PORT_BASE + 19))); do
   if ss -Hltn "sport = :$port" | grep -q .; then
-    log "ERROR: port $port is in use; set PIPELINE_LAMBDA_PORT to the first of 20 free ports"
-    exit 1
+    die "port $port is in use; set PIPELINE_LAMBDA_PORT to the first of 20 free ports"
   fi
 done
 
 scripts/local-stack.sh up >/dev/null
 set -a
 # shellcheck disable=SC1091
-source "$LOCAL_DIR/stack.env"
+source "$ENV_FILE"
 set +a
 
 # Each crate on its own, as scripts/pipeline.sh does: `cargo lambda watch` then has nothing to build.
@@ -50,4 +44,4 @@ done
 TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 
 exec timeout -k 20 "$TIMEOUT" "$PYTHON" scripts/local/faults/run.py --esm "$TARGET_DIR/debug/esm-emulator" \
-  --port-base "$PORT_BASE" --logdir "$LOCAL_DIR/logs" --rundir "$LOCAL_DIR/run" "$@"
+  --port-base "$PORT_BASE" --logdir "$LOG_DIR" --rundir "$RUN_DIR" "$@"

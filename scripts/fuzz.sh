@@ -17,20 +17,13 @@
 # are panics, overflows (debug assertions are on), stack overflows, hangs and memory exhaustion.
 # Build output, corpora and artifacts live under $PIPELINE_CACHE/fuzz, outside the checkout.
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" fuzz --cd --cargo
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-
-PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
 FUZZ_HOME="$PIPELINE_CACHE/fuzz"
 CARGO_FUZZ="$PIPELINE_CACHE/cargo-fuzz/bin/cargo-fuzz"
 SECONDS_PER_TARGET="${PIPELINE_FUZZ_SECONDS:-25}"
 RUNS_PER_TARGET="${PIPELINE_FUZZ_RUNS:-10000000}"
 ALL_TARGETS=(wire_frame avro_payload json_payload record esm_event)
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
-
-log() { printf '[fuzz] %s\n' "$*" >&2; }
-die() { printf '[fuzz] ERROR: %s\n' "$*" >&2; exit 1; }
 
 mode="${1:-}"
 case "$mode" in

@@ -19,15 +19,7 @@
 # Ports (override with env): PIPELINE_KAFKA_PORT=19092 PIPELINE_MOTO_PORT=15000 PIPELINE_PG_PORT=15432
 # PIPELINE_LOCAL_DIR moves the data (default <repo>/.local); PIPELINE_STACK_TIMEOUT (s) bounds each wait.
 set -euo pipefail
-
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
-LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
-RUN_DIR="$LOCAL_DIR/run"
-LOG_DIR="$LOCAL_DIR/logs"
-ENV_FILE="$LOCAL_DIR/stack.env"
-VENV="$REPO_ROOT/.venv"
-PYTHON="$VENV/bin/python"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" local-stack
 
 KAFKA_PORT="${PIPELINE_KAFKA_PORT:-19092}"
 MOTO_PORT="${PIPELINE_MOTO_PORT:-15000}"
@@ -57,9 +49,6 @@ PG_DIR="${PIPELINE_PG_DIR:-$(pg_dir)}"
 PG_DATA="$PG_DIR/data"
 PG_SOCKET_DIR="$PG_DIR/socket"
 PG_LOG="$PG_DIR/postgres.log"
-
-log() { printf '[local-stack] %s\n' "$*" >&2; }
-die() { printf '[local-stack] ERROR: %s\n' "$*" >&2; exit 1; }
 
 contract_value() {
   "$PYTHON" "$REPO_ROOT/scripts/local/contract.py" value "$1"

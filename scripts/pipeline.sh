@@ -17,19 +17,13 @@
 #                                       PIPELINE_LAMBDA_PORT+1; the mappings +3) that writes every call
 #                                       as a JSON line (the IAM check, scripts/test.sh stage iam, reads it)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" pipeline --cd --spaced-log
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
-LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
-RUN_DIR="$LOCAL_DIR/run"
-LOG_DIR="$LOCAL_DIR/logs"
 REPORT_DIR="$LOCAL_DIR/report"
 LAMBDA_PORT="${PIPELINE_LAMBDA_PORT:-19000}"
 CONSUMER_PORT=$((LAMBDA_PORT + 2))
 TIMEOUT="${PIPELINE_TIMEOUT:-900}"
 REQUESTS="${PIPELINE_PRODUCER_REQUESTS:-$REPO_ROOT/scripts/local/pipeline-requests.json}"
-PYTHON="$REPO_ROOT/.venv/bin/python"
 KEEP=0
 VERIFY=0
 
@@ -41,9 +35,6 @@ for arg in "$@"; do
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
-
-log() { printf '\n[pipeline] %s\n' "$*" >&2; }
-die() { printf '[pipeline] ERROR: %s\n' "$*" >&2; exit 1; }
 
 STARTED_PIDS=()
 cleanup() {
@@ -114,7 +105,7 @@ start_functions() {
   done
   # The functions read the same names as on AWS, pointed at the local stack; the PostgreSQL admin
   # stays with the tools (the consumer runs as its least-privilege role, PG_USER).
-  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$LOCAL_DIR/stack.env" | grep -v -e '^#' -e '^PIPELINE_PG_ADMIN_' >"$RUN_DIR/lambda.env"
+  sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$ENV_FILE" | grep -v -e '^#' -e '^PIPELINE_PG_ADMIN_' >"$RUN_DIR/lambda.env"
   if [[ -n "${PIPELINE_RECORD_AWS_CALLS:-}" ]]; then
     start_recording_proxy
   fi
@@ -138,7 +129,7 @@ start_watch() {
   # No RUST_LOG for cargo lambda watch itself: with it, it logs each function's whole
   # environment, passwords included.
   background "$name" "$LOG_DIR/$name.log" \
-    env -u RUST_LOG "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
+    env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$env_file"
   local deadline=$((SECONDS + 120))
   until curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/2015-03-31/functions/none/invocations" -d '{}' ||
@@ -241,7 +232,7 @@ main() {
   step "local stack" bring_up_stack
   set -a
   # shellcheck disable=SC1091
-  source "$LOCAL_DIR/stack.env"
+  source "$ENV_FILE"
   set +a
   step "build" build
   step "functions (cargo lambda watch)" start_functions

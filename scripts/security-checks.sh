@@ -15,21 +15,11 @@
 #   PIPELINE_SECURITY_LAMBDA_PORT=N     port for the cargo lambda watch it starts (default: the
 #                                       lambda port + 90)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" security --cd --die-status 2
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-
-LOCAL_DIR="${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
-ENV_FILE="$LOCAL_DIR/stack.env"
-LOG_DIR="$LOCAL_DIR/logs"
-RUN_DIR="$LOCAL_DIR/run"
-PYTHON="$REPO_ROOT/.venv/bin/python"
 CHECKS="$REPO_ROOT/scripts/local/security_checks.py"
 # Clear of the ports the e2e and fault stages use (PIPELINE_TEST_LAMBDA_PORT=39000 upward).
 LAMBDA_PORT="${PIPELINE_SECURITY_LAMBDA_PORT:-$((${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-39000}} + 90))}"
-
-log() { printf '[security] %s\n' "$*" >&2; }
-die() { printf '[security] ERROR: %s\n' "$*" >&2; exit 2; }
 
 [[ -x "$PYTHON" ]] || die "project venv missing: run scripts/setup.sh"
 [[ -f "$ENV_FILE" ]] || die "no $ENV_FILE: start the stack first (scripts/local-stack.sh up)"
@@ -65,7 +55,7 @@ sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$ENV_FILE" | grep -v '^#' >"$RUN_D
 # Under CI load cargo lambda watch has been seen to stop right after starting (its log ends with
 # "terminating lambda scheduler"); a fresh start then succeeds, so allow three.
 for attempt in 1 2 3; do
-  setsid "$REPO_ROOT/.venv/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+  setsid "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
     --ignore-changes --env-file "$RUN_DIR/security-lambda.env" \
     >>"$LOG_DIR/security-lambda-watch.log" 2>&1 </dev/null &
   WATCH_PID=$!

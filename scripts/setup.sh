@@ -7,18 +7,13 @@
 #   PIPELINE_CACHE=/some/dir    # where built tools are cached (default ~/.cache/pipeline)
 #   PIPELINE_SKIP_NPM=1         # skip npm ci (e.g. Rust-only work)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" setup
 
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
-VENV="$REPO_ROOT/.venv"
 TANSU_VERSION="0.6.0"
 TANSU_ROOT="$PIPELINE_CACHE/tansu"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 CARGO_FUZZ_VERSION="0.13.2"
 CARGO_FUZZ_ROOT="$PIPELINE_CACHE/cargo-fuzz"
-
-log() { printf '[setup] %s\n' "$*" >&2; }
-die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 # Runs one named step and prints how long it took.
 step() {

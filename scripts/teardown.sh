@@ -13,10 +13,9 @@
 #
 # Every step is idempotent: after an interruption or a timeout, run it again.
 set -euo pipefail
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" teardown --die-status 2
 case "${1:-}" in
   -h | --help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
-PYTHON="$REPO_ROOT/.venv/bin/python"
-[[ -x "$PYTHON" ]] || { echo "[teardown] ERROR: $PYTHON missing: run scripts/setup.sh" >&2; exit 2; }
+[[ -x "$PYTHON" ]] || die "$PYTHON missing: run scripts/setup.sh"
 PYTHONPATH="$REPO_ROOT/scripts/local${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m deployment teardown "$@"

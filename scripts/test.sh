@@ -9,25 +9,17 @@
 # The test stack runs on its own ports and data dir (.local/test), so it never disturbs a local
 # pipeline you have running. Caches (built tools, cargo target dir) live under PIPELINE_CACHE.
 set -euo pipefail
-
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$REPO_ROOT"
-
-export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
-export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
-export PATH="$REPO_ROOT/.venv/bin:$REPO_ROOT/node_modules/.bin:$PATH"
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" test --cd --cargo --path .venv/bin:node_modules/.bin --spaced-log
 
 # The test stack: separate ports and data from the interactive local pipeline.
 export PIPELINE_LOCAL_DIR="${PIPELINE_TEST_LOCAL_DIR:-$REPO_ROOT/.local/test}"
 export PIPELINE_KAFKA_PORT="${PIPELINE_TEST_KAFKA_PORT:-39092}"
 export PIPELINE_MOTO_PORT="${PIPELINE_TEST_MOTO_PORT:-35000}"
 export PIPELINE_PG_PORT="${PIPELINE_TEST_PG_PORT:-35432}"
+use_local_dir "$PIPELINE_LOCAL_DIR"
 
 STAGES=(setup static stack rust e2e iam deploy faults security cdk scan fuzz bench bundled)
 ONLY="${PIPELINE_TEST_ONLY:-${STAGES[*]}}"
-
-log() { printf '\n[test] %s\n' "$*" >&2; }
 
 wanted() { [[ " $ONLY " == *" $1 "* ]]; }
 
@@ -51,6 +43,8 @@ check_no_test_support_in_lambdas() {
 }
 
 stage_static() {
+  # The scripts' shared prologue and that no script keeps a copy of it (scripts/local/tests).
+  "$PYTHON" -m unittest discover -s scripts/local/tests -t scripts/local
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
   check_no_test_support_in_lambdas
@@ -84,13 +78,13 @@ start_rust_recording() {
     listen+=(--listen "$label=$port")
     pairs+=("$label=http://127.0.0.1:$port")
   done
-  "$REPO_ROOT/.venv/bin/python" scripts/local/faults/throttle_proxy.py --port "$base" --upstream "$AWS_ENDPOINT_URL" \
-    --rate 0 --stats "$PIPELINE_LOCAL_DIR/run/rust-record-proxy-stats.json" --record "$RUST_AWS_CALLS" "${listen[@]}" \
-    >"$PIPELINE_LOCAL_DIR/logs/rust-record-proxy.log" 2>&1 &
+  "$PYTHON" scripts/local/faults/throttle_proxy.py --port "$base" --upstream "$AWS_ENDPOINT_URL" \
+    --rate 0 --stats "$RUN_DIR/rust-record-proxy-stats.json" --record "$RUST_AWS_CALLS" "${listen[@]}" \
+    >"$LOG_DIR/rust-record-proxy.log" 2>&1 &
   RUST_RECORD_PROXY=$!
   local deadline=$((SECONDS + 30))
   until curl -s -o /dev/null "http://127.0.0.1:$port/"; do
-    ((SECONDS < deadline)) || { echo "recording proxy did not start; see $PIPELINE_LOCAL_DIR/logs/rust-record-proxy.log" >&2; return 1; }
+    ((SECONDS < deadline)) || { echo "recording proxy did not start; see $LOG_DIR/rust-record-proxy.log" >&2; return 1; }
     sleep 0.2
   done
   PIPELINE_RECORD_ENDPOINTS="$(IFS=,; echo "${pairs[*]}")"
@@ -103,9 +97,9 @@ stage_rust() {
   export PIPELINE_REQUIRE_STACK=1
   set -a
   # shellcheck disable=SC1091
-  source "$PIPELINE_LOCAL_DIR/stack.env"
+  source "$ENV_FILE"
   set +a
-  mkdir -p "$PIPELINE_LOCAL_DIR/run" "$PIPELINE_LOCAL_DIR/logs"
+  mkdir -p "$RUN_DIR" "$LOG_DIR"
   start_rust_recording
   trap 'kill "$RUST_RECORD_PROXY" 2>/dev/null || true' EXIT
   if cargo nextest --version >/dev/null 2>&1; then
@@ -131,7 +125,7 @@ stage_e2e() {
 # empty recording or a caller with no recorded call.
 stage_iam() {
   npx ts-node --transpile-only --project cdk/tsconfig.json cdk/scripts/check-iam.ts \
-    --env "$PIPELINE_LOCAL_DIR/run/lambda-consumer.env" --environments "$RUST_ENVIRONMENTS" "$RUST_AWS_CALLS" "$AWS_CALLS"
+    --env "$RUN_DIR/lambda-consumer.env" --environments "$RUST_ENVIRONMENTS" "$RUST_AWS_CALLS" "$AWS_CALLS"
 }
 
 # The post-deploy check (scripts/check-deployment.sh) pointed at the local pipeline, each ESM
@@ -139,21 +133,21 @@ stage_iam() {
 # mapping's problem when one reads a topic that does not exist. Its unit tests (recorded AWS
 # responses; teardown order and waits against moto) run first.
 stage_deploy() {
-  local python="$REPO_ROOT/.venv/bin/python" target
-  "$python" -m unittest discover -s scripts/local/deployment/tests -t scripts/local
+  local target
+  "$PYTHON" -m unittest discover -s scripts/local/deployment/tests -t scripts/local
   for crate in esm-emulator producer consumer; do
     cargo build --quiet -p "$crate"
   done
-  target="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-  PYTHONPATH="$REPO_ROOT/scripts/local" "$python" scripts/local/deployment/local_stage.py --esm "$target/debug/esm-emulator" \
-    --port-base $((${PIPELINE_TEST_LAMBDA_PORT:-39000} + 50)) --env-file "$PIPELINE_LOCAL_DIR/stack.env" \
-    --logdir "$PIPELINE_LOCAL_DIR/logs" --rundir "$PIPELINE_LOCAL_DIR/run"
+  target="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+  PYTHONPATH="$REPO_ROOT/scripts/local" "$PYTHON" scripts/local/deployment/local_stage.py --esm "$target/debug/esm-emulator" \
+    --port-base $((${PIPELINE_TEST_LAMBDA_PORT:-39000} + 50)) --env-file "$ENV_FILE" \
+    --logdir "$LOG_DIR" --rundir "$RUN_DIR"
 }
 
 # Redelivery, crashes, outages, throttling, poison records and bad producer input, each checked
 # against the same independent ground truth as e2e (docs/guarantees.md).
 stage_faults() {
-  "$REPO_ROOT/.venv/bin/python" -m unittest discover -s scripts/local/faults/tests -t scripts/local
+  "$PYTHON" -m unittest discover -s scripts/local/faults/tests -t scripts/local
   scripts/faults.sh
 }
 
@@ -170,7 +164,7 @@ stage_fuzz() { scripts/fuzz.sh --ci; }
 # Exercises the benchmark code end to end on tiny inputs; figures are not judged here. The cost
 # model's and the report's unit tests run first.
 stage_bench() {
-  "$REPO_ROOT/.venv/bin/python" -m unittest discover -s bench/python -p 'test_*.py'
+  "$PYTHON" -m unittest discover -s bench/python -p 'test_*.py'
   scripts/bench.sh --smoke
 }
 

@@ -1,10 +1,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { CONTRACTS, Contracts, EnvVars, KeyType, Payload, SchemaContract, Table, Topic } from './generated/contracts';
 
 /**
- * Typed view of `contracts/pipeline.json`, the single source of truth for every name the Rust
- * functions, the local stack and this CDK app share. The app reads the file once; nothing in
- * `cdk/` spells a topic, table, queue or env var name itself.
+ * The contract (`contracts/pipeline.json`, the single source of truth for every name the Rust
+ * functions, the local stack and this CDK app share) as the app reads it: only through the
+ * generated bindings (`cdk/lib/generated/contracts.ts`, from `functions/contracts`), never by
+ * parsing the file. Nothing in `cdk/` spells a topic, table, queue or env var name itself.
  */
 
 /** Repository root (cdk/lib -> ../..). */
@@ -12,88 +14,24 @@ export const REPO_ROOT = path.resolve(__dirname, '..', '..');
 export const CONTRACTS_DIR = path.join(REPO_ROOT, 'contracts');
 
 /** What a topic carries; the consumer has one sink per kind (Rust `pipeline_contracts::Payload`). */
-export type PayloadKind = 'SensorReading' | 'StoreEvent' | 'Explicit';
-const PAYLOAD_KINDS: readonly PayloadKind[] = ['SensorReading', 'StoreEvent', 'Explicit'];
+export type PayloadKind = Payload;
+export type DynamoKeyType = KeyType;
+export type TableContract = Readonly<Table>;
+export type { SchemaContract };
 
-export interface TopicContract {
-  readonly name: string;
-  readonly payload: PayloadKind;
-  /** The variable the functions read this topic's name from. */
-  readonly envVar: string;
-  readonly partitions: number;
-  readonly replicationFactor: number;
-  readonly consumerGroup: string;
+export interface TopicContract extends Readonly<Omit<Topic, 'config'>> {
   readonly config: Readonly<Record<string, string>>;
 }
 
-export type DynamoKeyType = 'S' | 'N' | 'B';
-
-export interface TableContract {
-  readonly name: string;
-  readonly partitionKey: string;
-  readonly partitionKeyType: DynamoKeyType;
-  readonly sortKey: string;
-  readonly sortKeyType: DynamoKeyType;
-}
-
-export interface SchemaContract {
-  readonly compatibility: string;
-  /** Paths relative to `contracts/`, oldest first. */
-  readonly versions: readonly string[];
-}
-
-export interface PipelineContracts {
-  readonly project: string;
+/** The generated contract with every keyed entry present (the generated maps mark entries optional). */
+export interface PipelineContracts extends Readonly<Omit<Contracts, 'topics' | 'schemas'>> {
   /** Keyed by the topic's contract key (construct ids, config overrides), in file order. */
   readonly topics: Readonly<Record<string, TopicContract>>;
-  readonly schemaRegistry: { readonly name: string };
   readonly schemas: Readonly<Record<string, SchemaContract>>;
-  readonly tables: {
-    readonly windowAggregates: TableContract;
-    readonly explicitEvents: TableContract;
-  };
-  readonly bucket: {
-    readonly localName: string;
-    readonly storeEventsPrefix: string;
-    readonly oversizePoisonPrefix: string;
-  };
-  readonly queues: { readonly poison: string; readonly onFailure: string };
-  readonly postgres: { readonly database: string; readonly salesTable: string; readonly inventoryTable: string; readonly consumerRole: string };
-  readonly defaults: {
-    readonly windowSeconds: number;
-    readonly esmBatchSize: number;
-    readonly esmBatchingWindowSeconds: number;
-  };
-  readonly envVars: Readonly<Record<EnvVarKey, string>>;
 }
 
-/** Keys of `envVars` this app wires; the contract may define more. */
-export type EnvVarKey =
-  | 'windowSeconds'
-  | 'aggregatesTable'
-  | 'explicitEventsTable'
-  | 'storeEventsBucket'
-  | 'poisonQueueUrl'
-  | 'registryName'
-  | 'registryRoleArn'
-  | 'pgHost'
-  | 'pgPort'
-  | 'pgDatabase'
-  | 'pgUser'
-  | 'pgSecretArn'
-  | 'pgTls'
-  | 'kafkaBootstrapServers'
-  | 'kafkaAuth'
-  | 'kafkaTls'
-  | 'defaultFormat'
-  | 'reportBatchItemFailures';
-
-const REQUIRED_ENV_VARS: readonly EnvVarKey[] = [
-  'windowSeconds', 'aggregatesTable', 'explicitEventsTable', 'storeEventsBucket', 'poisonQueueUrl',
-  'registryName', 'registryRoleArn', 'pgHost', 'pgPort',
-  'pgDatabase', 'pgUser', 'pgSecretArn', 'pgTls', 'kafkaBootstrapServers', 'kafkaAuth', 'kafkaTls',
-  'defaultFormat', 'reportBatchItemFailures',
-];
+/** Keys of `envVars` (each function's variable names). */
+export type EnvVarKey = keyof EnvVars;
 
 export class ContractError extends Error {
   constructor(message: string) {
@@ -102,102 +40,101 @@ export class ContractError extends Error {
   }
 }
 
-function requireString(value: unknown, where: string): string {
-  if (typeof value !== 'string' || value.length === 0) {
+function requireString(value: string | undefined, where: string): string {
+  if (value === undefined || value.length === 0) {
     throw new ContractError(`${where} must be a non-empty string`);
   }
   return value;
 }
 
-function requirePositiveInt(value: unknown, where: string): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+function requirePositiveInt(value: number, where: string): void {
+  if (!Number.isInteger(value) || value < 1) {
     throw new ContractError(`${where} must be a positive integer`);
   }
-  return value;
 }
 
-function requireKeyType(value: unknown, where: string): DynamoKeyType {
-  if (value !== 'S' && value !== 'N' && value !== 'B') {
-    throw new ContractError(`${where} must be one of S, N, B`);
-  }
-  return value;
+/** The entries of a generated map, each present. */
+function entries<T>(map: { [key in string]?: T }, where: string): [string, T][] {
+  return Object.entries(map).map(([key, value]) => {
+    if (value === undefined) {
+      throw new ContractError(`${where}.${key} has no value`);
+    }
+    return [key, value];
+  });
 }
 
-/** Parses and checks the parts of the contract the CDK app depends on. */
-export function parseContracts(raw: unknown): PipelineContracts {
-  if (typeof raw !== 'object' || raw === null) {
-    throw new ContractError('top level must be an object');
-  }
-  // The shape is checked field by field below; the cast only names the fields we read.
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  const c = raw as any;
+/**
+ * Checks what tsc cannot: tsc already holds the generated constant to the Rust types (every field
+ * present with its type, payload kinds, key types, compatibility modes). Left for here are values
+ * inside those types (non-empty names, positive integer counts, a non-negative batching window, a
+ * FIFO poison queue name, at least one topic and one version per schema) and checks across fields
+ * (no two topics share a name, an env var or a consumer group: two mappings would then feed one
+ * variable or one group).
+ */
+export function checkContracts(c: Contracts): PipelineContracts {
   requireString(c.project, 'project');
-  if (typeof c.topics !== 'object' || c.topics === null || Object.keys(c.topics).length === 0) {
-    throw new ContractError('topics must be an object with at least one topic');
+  const topics = entries(c.topics, 'topics');
+  if (topics.length === 0) {
+    throw new ContractError('topics must have at least one topic');
   }
-  for (const key of Object.keys(c.topics)) {
-    const t = c.topics[key];
-    requireString(t?.name, `topics.${key}.name`);
-    requireString(t?.envVar, `topics.${key}.envVar`);
-    if (!PAYLOAD_KINDS.includes(t?.payload)) {
-      throw new ContractError(`topics.${key}.payload must be one of ${PAYLOAD_KINDS.join(', ')}`);
-    }
-    requireString(t?.consumerGroup, `topics.${key}.consumerGroup`);
-    requirePositiveInt(t?.partitions, `topics.${key}.partitions`);
-    requirePositiveInt(t?.replicationFactor, `topics.${key}.replicationFactor`);
-    if (typeof t?.config !== 'object' || t.config === null) {
-      throw new ContractError(`topics.${key}.config must be an object`);
+  const checkedTopics: Record<string, TopicContract> = {};
+  for (const [key, t] of topics) {
+    requireString(t.name, `topics.${key}.name`);
+    requireString(t.envVar, `topics.${key}.envVar`);
+    requireString(t.consumerGroup, `topics.${key}.consumerGroup`);
+    requirePositiveInt(t.partitions, `topics.${key}.partitions`);
+    requirePositiveInt(t.replicationFactor, `topics.${key}.replicationFactor`);
+    checkedTopics[key] = { ...t, config: Object.fromEntries(entries(t.config, `topics.${key}.config`)) };
+  }
+  for (const field of ['name', 'envVar', 'consumerGroup'] as const) {
+    const seen = new Map<string, string>();
+    for (const [key, t] of topics) {
+      const other = seen.get(t[field]);
+      if (other !== undefined) {
+        throw new ContractError(`topics.${other} and topics.${key} share the ${field} ${t[field]}`);
+      }
+      seen.set(t[field], key);
     }
   }
-  requireString(c.schemaRegistry?.name, 'schemaRegistry.name');
-  for (const [name, schema] of Object.entries(c.schemas ?? {})) {
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any
-    const s = schema as any;
-    requireString(s?.compatibility, `schemas.${name}.compatibility`);
-    if (!Array.isArray(s?.versions) || s.versions.length === 0) {
+  requireString(c.schemaRegistry.name, 'schemaRegistry.name');
+  const schemas = entries(c.schemas, 'schemas');
+  for (const [name, s] of schemas) {
+    if (s.versions.length === 0) {
       throw new ContractError(`schemas.${name}.versions must list at least one file`);
     }
+    s.versions.forEach((v, i) => requireString(v, `schemas.${name}.versions[${i}]`));
   }
-  for (const key of ['windowAggregates', 'explicitEvents']) {
-    const t = c.tables?.[key];
-    requireString(t?.name, `tables.${key}.name`);
-    requireString(t?.partitionKey, `tables.${key}.partitionKey`);
-    requireString(t?.sortKey, `tables.${key}.sortKey`);
-    requireKeyType(t?.partitionKeyType, `tables.${key}.partitionKeyType`);
-    requireKeyType(t?.sortKeyType, `tables.${key}.sortKeyType`);
+  for (const [key, t] of Object.entries(c.tables)) {
+    requireString(t.name, `tables.${key}.name`);
+    requireString(t.partitionKey, `tables.${key}.partitionKey`);
+    requireString(t.sortKey, `tables.${key}.sortKey`);
   }
-  requireString(c.bucket?.storeEventsPrefix, 'bucket.storeEventsPrefix');
-  requireString(c.bucket?.oversizePoisonPrefix, 'bucket.oversizePoisonPrefix');
-  requireString(c.queues?.poison, 'queues.poison');
-  requireString(c.queues?.onFailure, 'queues.onFailure');
-  if (!String(c.queues.poison).endsWith('.fifo')) {
+  requireString(c.bucket.storeEventsPrefix, 'bucket.storeEventsPrefix');
+  requireString(c.bucket.oversizePoisonPrefix, 'bucket.oversizePoisonPrefix');
+  requireString(c.queues.poison, 'queues.poison');
+  requireString(c.queues.onFailure, 'queues.onFailure');
+  if (!c.queues.poison.endsWith('.fifo')) {
     throw new ContractError('queues.poison must end with .fifo (it is a FIFO queue)');
   }
-  requireString(c.postgres?.database, 'postgres.database');
-  requireString(c.postgres?.consumerRole, 'postgres.consumerRole');
-  requirePositiveInt(c.defaults?.windowSeconds, 'defaults.windowSeconds');
-  requirePositiveInt(c.defaults?.esmBatchSize, 'defaults.esmBatchSize');
-  if (typeof c.defaults?.esmBatchingWindowSeconds !== 'number' || c.defaults.esmBatchingWindowSeconds < 0) {
+  requireString(c.postgres.database, 'postgres.database');
+  requireString(c.postgres.consumerRole, 'postgres.consumerRole');
+  requirePositiveInt(c.defaults.windowSeconds, 'defaults.windowSeconds');
+  requirePositiveInt(c.defaults.esmBatchSize, 'defaults.esmBatchSize');
+  if (!Number.isFinite(c.defaults.esmBatchingWindowSeconds) || c.defaults.esmBatchingWindowSeconds < 0) {
     throw new ContractError('defaults.esmBatchingWindowSeconds must be a number >= 0');
   }
-  for (const key of REQUIRED_ENV_VARS) {
-    requireString(c.envVars?.[key], `envVars.${key}`);
+  for (const [key, name] of Object.entries(c.envVars)) {
+    requireString(name, `envVars.${key}`);
   }
-  return c as PipelineContracts;
+  return { ...c, topics: checkedTopics, schemas: Object.fromEntries(schemas) };
 }
 
-let cached: PipelineContracts | undefined;
+let checked: PipelineContracts | undefined;
 
-/** Loads `contracts/pipeline.json` once per process. */
-export function loadContracts(file: string = path.join(CONTRACTS_DIR, 'pipeline.json')): PipelineContracts {
-  if (cached && file === path.join(CONTRACTS_DIR, 'pipeline.json')) {
-    return cached;
-  }
-  const parsed = parseContracts(JSON.parse(fs.readFileSync(file, 'utf8')));
-  if (file === path.join(CONTRACTS_DIR, 'pipeline.json')) {
-    cached = parsed;
-  }
-  return parsed;
+/** The repository's contract (the generated `CONTRACTS`), checked once per process. */
+export function pipelineContracts(): PipelineContracts {
+  checked ??= checkContracts(CONTRACTS);
+  return checked;
 }
 
 /** Every contract topic, in file order. */

@@ -1,7 +1,7 @@
 import { Annotations, App, Aspects, Aws, Tags, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseConfig, PipelineConfig, rawConfigFromContext } from './config';
-import { loadContracts, PipelineContracts } from './contracts';
+import { pipelineContracts, PipelineContracts } from './contracts';
 import { FrameworkFunctionCheckovSkips } from './constructs/security';
 import { ConsumerStack } from './stacks/consumer-stack';
 import { EndpointServiceStack } from './stacks/endpoint-service-stack';
@@ -26,7 +26,7 @@ export interface PipelineOptions {
   readonly config?: PipelineConfig;
   /** Register cdk-nag AwsSolutions. @default true */
   readonly nag?: boolean;
-  /** The contract the stacks are built from. @default loadContracts() (contracts/pipeline.json) */
+  /** The contract the stacks are built from. @default pipelineContracts() (the generated CONTRACTS) */
   readonly contracts?: PipelineContracts;
 }
 
@@ -49,7 +49,7 @@ export interface Pipeline {
  * deploys the producer side it references).
  */
 export function buildPipeline(app: App, options: PipelineOptions = {}): Pipeline {
-  const contracts = options.contracts ?? loadContracts();
+  const contracts = options.contracts ?? pipelineContracts();
   const config = options.config ?? parseConfig(rawConfigFromContext(app.node), contracts, {
     account: options.cliAccount,
     region: options.cliRegion,

@@ -11,7 +11,7 @@
  * with no recorded call.
  */
 import * as fs from 'node:fs';
-import { loadContracts } from '../lib/contracts';
+import { pipelineContracts } from '../lib/contracts';
 import { deployTemplates, synthesizeVariant } from '../test/support/deploy-app';
 import {
   checkIam, DeclaredEnvironment, formatReport, FUNCTIONS, IAM_CHECK_VARIANT, RecordedCall, TEST_LABEL,
@@ -65,7 +65,7 @@ const report = checkIam({
   functions: FUNCTIONS,
   localEnv: readEnvFile(envPath),
   environments,
-  registryRoleEnv: loadContracts().envVars.registryRoleArn,
+  registryRoleEnv: pipelineContracts().envVars.registryRoleArn,
 });
 console.log(formatReport(report));
 // Calls recorded but judged as no function: the tests' own set-up and assertions, adapter tests, local tools.

@@ -5,11 +5,11 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseConfig } from '../lib/config';
-import { loadContracts, REPO_ROOT } from '../lib/contracts';
+import { pipelineContracts, REPO_ROOT } from '../lib/contracts';
 import { architectureDot } from '../lib/diagram';
 
 const context = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'utf8')).context;
-const contracts = loadContracts();
+const contracts = pipelineContracts();
 const file = path.join(REPO_ROOT, 'docs', 'architecture.dot');
 fs.writeFileSync(file, architectureDot(parseConfig(context.pipeline, contracts, {}), contracts));
 console.log(`wrote ${path.relative(REPO_ROOT, file)}`);

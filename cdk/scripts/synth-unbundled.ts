@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { mergeConfig, parseConfig } from '../lib/config';
-import { loadContracts, REPO_ROOT } from '../lib/contracts';
+import { pipelineContracts, REPO_ROOT } from '../lib/contracts';
 import { buildPipeline } from '../lib/pipeline';
 
 const [outdir, overrideFile] = process.argv.slice(2);
@@ -22,6 +22,6 @@ const context = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'cdk.json'), 'ut
 const override = overrideFile ? JSON.parse(fs.readFileSync(overrideFile, 'utf8')) : {};
 const raw = mergeConfig(context.pipeline as Record<string, unknown>, override);
 const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [] } });
-buildPipeline(app, { config: parseConfig(raw, loadContracts(), {}) });
+buildPipeline(app, { config: parseConfig(raw, pipelineContracts(), {}) });
 app.synth();
 console.log(`synthesized ${fs.readdirSync(outdir).filter((f) => f.endsWith('.template.json')).length} templates into ${outdir}`);

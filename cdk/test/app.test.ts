@@ -1,13 +1,13 @@
 import { App } from 'aws-cdk-lib';
 import { parseConfig } from '../lib/config';
-import { loadContracts } from '../lib/contracts';
+import { pipelineContracts } from '../lib/contracts';
 import { buildPipeline, STACK_IDS } from '../lib/pipeline';
 import { cdkJsonContext, CONSUMER_ACCOUNT, CROSS_ACCOUNT, PRODUCER_ACCOUNT, PRODUCER_ZONE_IDS, REGION } from './helpers';
 
 function build(override: Record<string, unknown>, cli: { account?: string; region?: string } = {}) {
   const context = cdkJsonContext();
   const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
-  const config = parseConfig({ ...(context.pipeline as object), ...override }, loadContracts(), cli);
+  const config = parseConfig({ ...(context.pipeline as object), ...override }, pipelineContracts(), cli);
   const pipeline = buildPipeline(app, { config, nag: false });
   // Stack dependencies that come from references are only resolved during synthesis.
   const assembly = app.synth();

@@ -4,7 +4,7 @@ import { App, RemovalPolicy } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { parseConfig } from '../lib/config';
-import { loadContracts } from '../lib/contracts';
+import { pipelineContracts } from '../lib/contracts';
 import { buildPipeline } from '../lib/pipeline';
 import { cdkJsonContext, CROSS_ACCOUNT, Synthesized, synthOnce, text } from './helpers';
 import { wildcardFindings } from './policy-statements';
@@ -98,7 +98,7 @@ describe('cdk-nag is wired into the app', () => {
   test('a non-compliant resource added to a pipeline stack fails synthesis with an AwsSolutions finding', () => {
     const context = cdkJsonContext();
     const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
-    const config = parseConfig(context.pipeline, loadContracts(), {});
+    const config = parseConfig(context.pipeline, pipelineContracts(), {});
     const pipeline = buildPipeline(app, { config });
     new s3.Bucket(pipeline.producerVpc, 'CanaryBucketWithoutSslOrLogs', { removalPolicy: RemovalPolicy.DESTROY });
     expect(() => app.synth()).toThrow(/AwsSolutions-S1|AwsSolutions-S10/);

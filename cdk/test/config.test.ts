@@ -11,11 +11,11 @@ import {
   parseConfig,
   rawConfigFromContext,
 } from '../lib/config';
-import { loadContracts, parseContracts, PipelineContracts } from '../lib/contracts';
+import { checkContracts, ContractError, pipelineContracts, PipelineContracts } from '../lib/contracts';
 import { KAFKA_PROVISIONED_MODE, MSK_KAFKA_VERSIONS } from '../lib/aws-facts';
 import { cdkJsonContext, CONSUMER_ACCOUNT, HANDSHAKE_ARN, PRODUCER_ACCOUNT, PRODUCER_ZONE_IDS, REGION } from './helpers';
 
-const contracts = loadContracts();
+const contracts = pipelineContracts();
 
 function problemsOf(raw: unknown, cli = {}, c: PipelineContracts = contracts): string[] {
   try {
@@ -183,12 +183,13 @@ describe('validation errors', () => {
   });
 
   test('topics may differ in config, but a malformed config key or value fails at synth, not at deploy', () => {
-    const raw = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'contracts', 'pipeline.json'), 'utf8'));
-    raw.topics.storeEvents.config['retention.ms'] = '1000';
-    expect(parseConfig({}, parseContracts(raw), {}).topics.find((t) => t.key === 'storeEvents')?.config['retention.ms']).toBe('1000');
-    raw.topics.storeEvents.config['Retention MS'] = '1';
-    raw.topics.storeEvents.config['segment.ms'] = '';
-    const problems = problemsOf({}, {}, parseContracts(raw));
+    const storeEvents = contracts.topics.storeEvents;
+    const withStoreConfig = (config: Record<string, string>) => checkContracts({
+      ...CONTRACTS, topics: { ...CONTRACTS.topics, storeEvents: { ...storeEvents, config: { ...storeEvents.config, ...config } } },
+    });
+    const changed = withStoreConfig({ 'retention.ms': '1000' });
+    expect(parseConfig({}, changed, {}).topics.find((t) => t.key === 'storeEvents')?.config['retention.ms']).toBe('1000');
+    const problems = problemsOf({}, {}, withStoreConfig({ 'retention.ms': '1000', 'Retention MS': '1', 'segment.ms': '' }));
     expect(problems).toEqual([
       'topic store-events: config key "Retention MS" must be lower-case words separated by dots, like retention.ms',
       'topic store-events: config segment.ms has an empty value',
@@ -418,7 +419,59 @@ describe('event source mapping mode', () => {
 });
 
 describe('generated bindings (cdk/lib/generated, from functions/bindings)', () => {
-  test('the generated contract constant is the contract the app loads', () => {
-    expect(JSON.parse(JSON.stringify(CONTRACTS))).toEqual(JSON.parse(JSON.stringify(loadContracts())));
+  test('the generated contract constant is contracts/pipeline.json, and the app loads exactly it', () => {
+    const file = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'contracts', 'pipeline.json'), 'utf8'));
+    expect(JSON.parse(JSON.stringify(CONTRACTS))).toEqual(file);
+    expect(JSON.parse(JSON.stringify(pipelineContracts()))).toEqual(file);
+  });
+});
+
+describe('contract checks tsc cannot make (checkContracts)', () => {
+  const sensor = contracts.topics.sensorReadings;
+  const withTopic = (key: string, topic: typeof sensor) => ({ ...CONTRACTS, topics: { ...CONTRACTS.topics, [key]: topic } });
+  const refusal = (c: typeof CONTRACTS): string => {
+    try {
+      checkContracts(c);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ContractError);
+      return (e as Error).message;
+    }
+    throw new Error('expected a ContractError');
+  };
+
+  test('the repository contract passes, and a fourth topic of an existing kind with names of its own does too', () => {
+    expect(() => checkContracts(CONTRACTS)).not.toThrow();
+    const fourth = { ...sensor, name: 'sensor-readings-eu', envVar: 'SENSOR_EU_TOPIC', consumerGroup: 'pipeline-sensor-readings-eu' };
+    expect(Object.keys(checkContracts(withTopic('sensorReadingsEu', fourth)).topics)).toEqual([
+      'sensorReadings', 'storeEvents', 'explicitEvents', 'sensorReadingsEu',
+    ]);
+  });
+
+  test('empty names, counts that are not positive integers and a negative batching window are refused', () => {
+    expect(refusal({ ...CONTRACTS, project: '' })).toBe('contracts/pipeline.json: project must be a non-empty string');
+    expect(refusal(withTopic('sensorReadings', { ...sensor, envVar: '' }))).toMatch(/topics.sensorReadings.envVar must be a non-empty string/);
+    expect(refusal(withTopic('sensorReadings', { ...sensor, partitions: 0 }))).toMatch(/topics.sensorReadings.partitions must be a positive integer/);
+    expect(refusal(withTopic('sensorReadings', { ...sensor, replicationFactor: 2.5 }))).toMatch(/replicationFactor must be a positive integer/);
+    expect(refusal({ ...CONTRACTS, defaults: { ...CONTRACTS.defaults, esmBatchingWindowSeconds: -1 } }))
+      .toMatch(/defaults.esmBatchingWindowSeconds must be a number >= 0/);
+    expect(refusal({ ...CONTRACTS, envVars: { ...CONTRACTS.envVars, pgTls: '' } })).toMatch(/envVars.pgTls must be a non-empty string/);
+    expect(refusal({ ...CONTRACTS, tables: { ...CONTRACTS.tables, explicitEvents: { ...CONTRACTS.tables.explicitEvents, sortKey: '' } } }))
+      .toMatch(/tables.explicitEvents.sortKey must be a non-empty string/);
+  });
+
+  test('no topics, a schema with no version and a poison queue that is not FIFO are refused', () => {
+    expect(refusal({ ...CONTRACTS, topics: {} })).toMatch(/topics must have at least one topic/);
+    expect(refusal({ ...CONTRACTS, schemas: { ...CONTRACTS.schemas, StoreEvent: { compatibility: 'BACKWARD', versions: [] } } }))
+      .toMatch(/schemas.StoreEvent.versions must list at least one file/);
+    expect(refusal({ ...CONTRACTS, queues: { ...CONTRACTS.queues, poison: 'pipeline-poison' } })).toMatch(/queues.poison must end with .fifo/);
+  });
+
+  test('two topics may not share a name, an env var or a consumer group', () => {
+    const fourth = { ...sensor, name: 'sensor-readings-eu', envVar: 'SENSOR_EU_TOPIC', consumerGroup: 'pipeline-sensor-readings-eu' };
+    expect(refusal(withTopic('sensorReadingsEu', { ...fourth, name: sensor.name })))
+      .toMatch(/topics.sensorReadings and topics.sensorReadingsEu share the name sensor-readings/);
+    expect(refusal(withTopic('sensorReadingsEu', { ...fourth, envVar: sensor.envVar }))).toMatch(/share the envVar SENSOR_TOPIC/);
+    expect(refusal(withTopic('sensorReadingsEu', { ...fourth, consumerGroup: sensor.consumerGroup })))
+      .toMatch(/share the consumerGroup pipeline-sensor-readings/);
   });
 });

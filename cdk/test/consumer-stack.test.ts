@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { parseConfig } from '../lib/config';
-import { loadContracts } from '../lib/contracts';
+import { checkContracts, pipelineContracts } from '../lib/contracts';
 import { buildPipeline } from '../lib/pipeline';
 import { CFN_MAX_DYNAMIC_REFERENCES } from '../lib/aws-facts';
 import { SCHEMA_SOURCE, schemaHash } from '../lib/constructs/database-schema';
@@ -161,9 +161,9 @@ describe('consumer-stack (cross-account)', () => {
   });
 
   test('a fourth topic of an existing payload kind gets its topic, mapping and variable with no code change', () => {
-    const base = loadContracts();
+    const base = pipelineContracts();
     const extra = { ...base.topics.sensorReadings, name: 'sensor-readings-eu', envVar: 'SENSOR_EU_TOPIC', consumerGroup: 'pipeline-sensor-readings-eu' };
-    const fourTopics = { ...base, topics: { ...base.topics, sensorReadingsEu: extra } };
+    const fourTopics = checkContracts({ ...base, topics: { ...base.topics, sensorReadingsEu: extra } });
     const context = cdkJsonContext();
     const app = new App({ context: { ...context, 'aws:cdk:bundling-stacks': [] } });
     const config = parseConfig(context.pipeline as Record<string, unknown>, fourTopics, {});

@@ -1,13 +1,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseConfig } from '../lib/config';
-import { loadContracts, REPO_ROOT } from '../lib/contracts';
+import { pipelineContracts, REPO_ROOT } from '../lib/contracts';
 import { architectureDot } from '../lib/diagram';
 import { cdkJsonContext } from './helpers';
 
 describe('architecture diagram', () => {
   test('docs/architecture.dot matches the current config and contract (run `npm run diagram`)', () => {
-    const contracts = loadContracts();
+    const contracts = pipelineContracts();
     const expected = architectureDot(parseConfig(cdkJsonContext().pipeline, contracts, {}), contracts);
     const committed = fs.readFileSync(path.join(REPO_ROOT, 'docs', 'architecture.dot'), 'utf8');
     expect(committed).toBe(expected);
@@ -28,7 +28,7 @@ describe('architecture diagram', () => {
   });
 
   test('the diagram names every contract topic, table and queue', () => {
-    const contracts = loadContracts();
+    const contracts = pipelineContracts();
     const dot = architectureDot(parseConfig({}, contracts, {}), contracts);
     for (const name of [
       contracts.topics.sensorReadings.name, contracts.topics.storeEvents.name, contracts.topics.explicitEvents.name,

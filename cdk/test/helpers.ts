@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { App } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { parseConfig } from '../lib/config';
-import { loadContracts, REPO_ROOT } from '../lib/contracts';
+import { pipelineContracts, REPO_ROOT } from '../lib/contracts';
 import { buildPipeline, Pipeline } from '../lib/pipeline';
 
 /** cdk.json context, so tests see the same defaults as `cdk synth`. */
@@ -38,7 +38,7 @@ export function synthPipeline(override: Record<string, unknown> = {}, nag = true
     outdir,
     context: { ...context, 'aws:cdk:bundling-stacks': [] },
   });
-  const config = parseConfig({ ...base, ...override }, loadContracts(), {});
+  const config = parseConfig({ ...base, ...override }, pipelineContracts(), {});
   const pipeline = buildPipeline(app, { config, nag });
   return { app, pipeline, outdir };
 }

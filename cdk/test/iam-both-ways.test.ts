@@ -8,7 +8,7 @@ import {
   checkIam, DeclaredEnvironment, ESM_LABEL_PREFIX, FUNCTIONS, functionOf, IAM_CHECK_VARIANT, ON_FAILURE_QUEUE_ENV, RecordedCall, rolesOf, TEST_LABEL,
 } from './support/iam-check';
 import { actionMatches, AuthorizationRequest, decide, PolicyStatement, resourceMatches } from './support/iam-policy';
-import { loadContracts } from '../lib/contracts';
+import { pipelineContracts } from '../lib/contracts';
 
 describe('IAM matcher', () => {
   const table = 'arn:aws:dynamodb:eu-west-1:444455556666:table/sensor-window-aggregates';
@@ -91,7 +91,7 @@ describe('IAM checker over the deployed app', () => {
   });
   /** A fresh deployment of the same templates (narrowing one must not change the others). */
   const redeploy = () => deployTemplates(JSON.parse(JSON.stringify(templates)) as typeof templates);
-  const contracts = loadContracts();
+  const contracts = pipelineContracts();
   const env = contracts.envVars;
   // The local stack's names, as scripts/local/provision.py writes them into stack.env.
   const localEnv = {

@@ -16,6 +16,7 @@ describe('README layout table', () => {
     if (parts.length > 1) expected.add(`${parts[0]}/`);
     if (parts[0] === 'functions' && parts.length > 2) expected.add(`functions/${parts[1]}`);
     if (parts[0] === 'scripts' && parts.length === 2) expected.add(parts[1]);
+    if (parts[0] === 'scripts' && parts[1] !== 'local' && parts.length > 2) expected.add(`scripts/${parts[1]}/`);
     if (parts[0] === 'scripts' && parts[1] === 'local' && parts.length >= 3) {
       expected.add(parts.length === 3 ? parts[2] : `scripts/local/${parts[2]}/`);
     }

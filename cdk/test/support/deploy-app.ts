@@ -5,7 +5,7 @@ import { App } from 'aws-cdk-lib';
 import { CloudFormationStackArtifact } from 'aws-cdk-lib/cx-api';
 import { ConfigError, mergeConfig, parseConfig } from '../../lib/config';
 import { REGION_ZONES } from './aws-world';
-import { loadContracts } from '../../lib/contracts';
+import { pipelineContracts } from '../../lib/contracts';
 import { buildPipeline } from '../../lib/pipeline';
 import { cdkJsonContext } from '../helpers';
 import { DeployError, DeployWorld, EvaluatedStack } from './template-evaluator';
@@ -35,7 +35,7 @@ export function synthesize(raw: Json): { name: string; template: Json; account?:
   const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'cdk-deploy-checks-'));
   // Path metadata (as the CDK CLI writes it) tells the IAM check which function is which.
   const app = new App({ outdir, context: { ...context, 'aws:cdk:bundling-stacks': [], 'aws:cdk:enable-path-metadata': true } });
-  const config = parseConfig(mergeConfig(context.pipeline as Json, raw), loadContracts(), {});
+  const config = parseConfig(mergeConfig(context.pipeline as Json, raw), pipelineContracts(), {});
   buildPipeline(app, { config, nag: false });
   const assembly = app.synth();
   const stacks = assembly.stacks;

@@ -1,0 +1,71 @@
+# The prologue every script in scripts/ sources first, right after its own `set -euo pipefail`:
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" TAG [OPTION...]
+#
+# It provides, the same for every script:
+#   REPO_ROOT        the checkout this file is in
+#   PIPELINE_CACHE   built tools and caches (default ~/.cache/pipeline), exported for the scripts
+#                    a script starts (nothing else reads it)
+#   VENV, PYTHON     the project virtualenv (scripts/setup.sh makes it) and its python
+#   LOCAL_DIR        the local stack's data (PIPELINE_LOCAL_DIR, default <repo>/.local), with
+#   RUN_DIR, LOG_DIR, ENV_FILE   its pid files, its logs and the stack's env file under it;
+#                    `use_local_dir DIR` points all four elsewhere (scripts/test.sh's test stack)
+#   log MESSAGE      "[TAG] MESSAGE" on stderr
+#   die MESSAGE      "[TAG] ERROR: MESSAGE" on stderr, then exit 1
+# and, only where a script asks for it:
+#   --cd             work from REPO_ROOT (scripts that take no user paths relative to the caller)
+#   --cargo          export CARGO_TARGET_DIR (default $PIPELINE_CACHE/target) and CARGO_TERM_COLOR
+#                    (default never); without it cargo builds where the caller's environment says
+#   --path DIRS      put these repo-relative directories (colon-separated) in front of PATH
+#   --spaced-log     log puts a blank line before each message (scripts whose log marks sections)
+#   --die-status N   die exits N instead of 1
+# Each default gives way to a value already in the environment. The script's own positional
+# parameters are back as they were once this file has run.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
+VENV="$REPO_ROOT/.venv"
+PYTHON="$VENV/bin/python"
+
+use_local_dir() {
+  LOCAL_DIR="$1"
+  RUN_DIR="$LOCAL_DIR/run"
+  LOG_DIR="$LOCAL_DIR/logs"
+  ENV_FILE="$LOCAL_DIR/stack.env"
+}
+use_local_dir "${PIPELINE_LOCAL_DIR:-$REPO_ROOT/.local}"
+
+LOG_TAG="${1:?prologue.sh: the first argument is the log tag}"
+shift
+LOG_GAP=""
+DIE_STATUS=1
+while (($# > 0)); do
+  case "$1" in
+    --cd) cd "$REPO_ROOT" ;;
+    --cargo)
+      export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
+      export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+      ;;
+    --path)
+      prologue_prefix=""
+      IFS=: read -r -a prologue_dirs <<<"${2:?prologue.sh: --path needs directories}"
+      for prologue_dir in "${prologue_dirs[@]}"; do
+        prologue_prefix+="$REPO_ROOT/$prologue_dir:"
+      done
+      export PATH="$prologue_prefix$PATH"
+      unset prologue_prefix prologue_dirs prologue_dir
+      shift
+      ;;
+    --spaced-log) LOG_GAP=$'\n' ;;
+    --die-status) DIE_STATUS="${2:?prologue.sh: --die-status needs a number}"; shift ;;
+    *) printf 'prologue.sh: unknown option %s\n' "$1" >&2; return 2 ;;
+  esac
+  shift
+done
+
+log() { printf '%s[%s] %s\n' "$LOG_GAP" "$LOG_TAG" "$*" >&2; }
+die() {
+  printf '[%s] ERROR: %s\n' "$LOG_TAG" "$*" >&2
+  exit "$DIE_STATUS"
+}
