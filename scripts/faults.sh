@@ -15,7 +15,7 @@
 # PIPELINE_FAULTS_TIMEOUT (s, default 900) bounds the whole run. Prints one line per scenario and
 # exits non-zero if any failed.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" faults --cd
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" faults --cd --cargo
 
 PORT_BASE="${PIPELINE_LAMBDA_PORT:-${PIPELINE_TEST_LAMBDA_PORT:-39000}}"
 TIMEOUT="${PIPELINE_FAULTS_TIMEOUT:-900}"

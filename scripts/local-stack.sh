@@ -19,7 +19,7 @@
 # Ports (override with env): PIPELINE_KAFKA_PORT=19092 PIPELINE_MOTO_PORT=15000 PIPELINE_PG_PORT=15432
 # PIPELINE_LOCAL_DIR moves the data (default <repo>/.local); PIPELINE_STACK_TIMEOUT (s) bounds each wait.
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" local-stack
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" local-stack --cargo
 
 KAFKA_PORT="${PIPELINE_KAFKA_PORT:-19092}"
 MOTO_PORT="${PIPELINE_MOTO_PORT:-15000}"

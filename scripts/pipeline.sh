@@ -17,7 +17,7 @@
 #                                       PIPELINE_LAMBDA_PORT+1; the mappings +3) that writes every call
 #                                       as a JSON line (the IAM check, scripts/test.sh stage iam, reads it)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" pipeline --cd --spaced-log
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" pipeline --cd --cargo --spaced-log
 
 REPORT_DIR="$LOCAL_DIR/report"
 LAMBDA_PORT="${PIPELINE_LAMBDA_PORT:-19000}"

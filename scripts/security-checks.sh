@@ -15,7 +15,7 @@
 #   PIPELINE_SECURITY_LAMBDA_PORT=N     port for the cargo lambda watch it starts (default: the
 #                                       lambda port + 90)
 set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" security --cd --die-status 2
+source "$(dirname "${BASH_SOURCE[0]}")/lib/prologue.sh" security --cd --cargo --die-status 2
 
 CHECKS="$REPO_ROOT/scripts/local/security_checks.py"
 # Clear of the ports the e2e and fault stages use (PIPELINE_TEST_LAMBDA_PORT=39000 upward).

@@ -64,7 +64,7 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertEqual(v["RUN_DIR"], f"{root}/.local/run local")
         self.assertEqual(v["LOG_DIR"], f"{root}/.local/logs local")
         self.assertEqual(v["ENV_FILE"], f"{root}/.local/stack.env local")
-        # Without --cargo, cargo builds wherever the caller's environment says (scripts/pipeline.sh).
+        # Without --cargo, cargo builds wherever the caller's environment says.
         self.assertNotIn("CARGO_TARGET_DIR", v)
         self.assertNotIn("CARGO_TERM_COLOR", v)
         # Without --cd or --path, the working directory and PATH are the caller's.
@@ -190,6 +190,18 @@ class NoCopiesTest(unittest.TestCase):
             for pattern, what in REDECLARED:
                 with self.subTest(script=script.name, what=what):
                     self.assertIsNone(pattern.search(text), f"{script.name} {what}: {pattern.search(text)}")
+
+    def test_every_script_that_builds_shares_one_target_dir(self):
+        # The quick start (pipeline.sh) and the tests (test.sh) must reuse one build: a script that
+        # runs cargo or cargo lambda without --cargo would build a second copy under the checkout.
+        builds = re.compile(r"^\s*[^#\n]*\bcargo (lambda |run|build|test|nextest|clippy|install)", re.MULTILINE)
+        for script in SCRIPTS:
+            text = script.read_text()
+            if script.name == "setup.sh" or not builds.search(text):
+                continue
+            source = next(line for line in text.splitlines() if line.startswith(SOURCE_LINE))
+            with self.subTest(script=script.name):
+                self.assertIn("--cargo", source.split())
 
     def test_the_check_finds_a_copy(self):
         # The patterns above must match what the scripts used to repeat.
