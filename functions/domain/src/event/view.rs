@@ -1,0 +1,260 @@
+//! The ESM event borrowed from the invocation body: the consumer's fast path.
+//!
+//! [`EventView::parse`] accepts exactly the bodies `serde_json::from_slice::<KafkaEvent>` accepts
+//! and yields the same records (the fuzz target `fast_path` and the differential tests check it),
+//! but copies nothing it can borrow: topics, keys and values stay `&str` slices of the body unless
+//! JSON escapes force an owned copy, and headers are checked for the ESM's shape (signed 16-bit
+//! numbers) without building the per-record maps the owned form holds; those are built only for
+//! a record that is set aside as poison ([`EsmRecord::raw_headers`]).
+//!
+//! Acceptance matches the owned form because both are derived by serde from the same field list:
+//! the same names, defaults, duplicate-field errors and tolerance of unknown fields. The only
+//! hand-written visitors are for `records` (a map whose repeated key keeps its last value, in key
+//! order, like the owned `BTreeMap`) and `headers`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+
+use super::{EsmBatch, EsmRecord, EventSource, KafkaEvent, KafkaRecord, RawHeader, TimestampType};
+
+/// A JSON string borrowed from the body, or owned when it holds escapes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Text<'a>(#[serde(borrow)] pub Cow<'a, str>);
+
+impl Text<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The ESM event, borrowed from the invocation body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventView<'a> {
+    pub event_source: EventSource,
+    #[serde(default, borrow)]
+    pub event_source_arn: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub bootstrap_servers: Option<Text<'a>>,
+    /// `(topic-partition, records)` in key order, each key once.
+    #[serde(borrow, rename = "records")]
+    partitions: Partitions<'a>,
+}
+
+/// One record, borrowed from the invocation body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordView<'a> {
+    #[serde(borrow)]
+    pub topic: Text<'a>,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub timestamp_type: TimestampType,
+    #[serde(default, borrow)]
+    pub key: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub value: Option<Text<'a>>,
+    #[serde(default, borrow)]
+    pub headers: Option<HeadersView<'a>>,
+}
+
+impl<'a> EventView<'a> {
+    /// Parses an invocation body; `Err` for every body the owned parse refuses.
+    pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(body)
+    }
+
+    /// All records, partition by partition, each partition as delivered.
+    pub fn records(&self) -> impl Iterator<Item = &RecordView<'a>> {
+        self.partitions.0.iter().flat_map(|(_, records)| records)
+    }
+
+    pub fn record_count(&self) -> usize {
+        self.partitions.0.iter().map(|(_, records)| records.len()).sum()
+    }
+
+    /// `(topic-partition, records)` in key order.
+    pub fn partitions(&self) -> impl Iterator<Item = (&str, &[RecordView<'a>])> {
+        self.partitions.0.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+    }
+
+    /// The owned event with the same content (what the owned parse of the same body gives).
+    pub fn to_owned_event(&self) -> KafkaEvent {
+        KafkaEvent {
+            event_source: self.event_source.clone(),
+            event_source_arn: self.event_source_arn.as_ref().map(|t| t.as_str().to_string()),
+            bootstrap_servers: self.bootstrap_servers.as_ref().map(|t| t.as_str().to_string()),
+            records: self
+                .partitions()
+                .map(|(key, records)| {
+                    (
+                        key.to_string(),
+                        records.iter().map(RecordView::to_owned_record).collect(),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<'a> EsmBatch for EventView<'a> {
+    type Record = RecordView<'a>;
+    fn records(&self) -> impl Iterator<Item = &Self::Record> {
+        EventView::records(self)
+    }
+    fn record_count(&self) -> usize {
+        EventView::record_count(self)
+    }
+}
+
+impl RecordView<'_> {
+    pub fn to_owned_record(&self) -> KafkaRecord {
+        KafkaRecord {
+            topic: self.topic.as_str().to_string(),
+            partition: self.partition,
+            offset: self.offset,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.as_ref().map(|t| t.as_str().to_string()),
+            value: self.value.as_ref().map(|t| t.as_str().to_string()),
+            headers: self.raw_headers(),
+        }
+    }
+}
+
+impl EsmRecord for RecordView<'_> {
+    fn topic(&self) -> &str {
+        self.topic.as_str()
+    }
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn timestamp_type(&self) -> TimestampType {
+        self.timestamp_type
+    }
+    fn key(&self) -> Option<&str> {
+        self.key.as_ref().map(Text::as_str)
+    }
+    fn value(&self) -> Option<&str> {
+        self.value.as_ref().map(Text::as_str)
+    }
+    fn raw_headers(&self) -> Option<Vec<RawHeader>> {
+        self.headers.as_ref().map(HeadersView::to_raw)
+    }
+}
+
+/// The `records` map. A key repeated in the body keeps its last value, and keys come out in
+/// byte order, as they do from the owned form's `BTreeMap`.
+#[derive(Debug, Clone, PartialEq)]
+struct Partitions<'a>(Vec<(Text<'a>, Vec<RecordView<'a>>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Partitions<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PartitionsVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for PartitionsVisitor<'a> {
+            type Value = Partitions<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut partitions: Vec<(Text<'a>, Vec<RecordView<'a>>)> = Vec::new();
+                while let Some(key) = map.next_key::<Text<'a>>()? {
+                    let records = map.next_value()?;
+                    partitions.push((key, records));
+                }
+                // Last first, then a stable sort: the first of each run of equal keys is the
+                // one delivered last.
+                partitions.reverse();
+                partitions.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+                partitions.dedup_by(|later, kept| later.0 == kept.0);
+                Ok(Partitions(partitions))
+            }
+        }
+        deserializer.deserialize_map(PartitionsVisitor(std::marker::PhantomData))
+    }
+}
+
+/// A record's headers as delivered (a list of single-entry maps from name to signed bytes),
+/// checked but kept flat: one entry per name, tagged with the map it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HeadersView<'a> {
+    maps: usize,
+    entries: Vec<(usize, Text<'a>, Vec<i16>)>,
+}
+
+impl HeadersView<'_> {
+    /// The headers in the owned form's shape (a repeated name in one map keeps its last values).
+    pub fn to_raw(&self) -> Vec<RawHeader> {
+        let mut raw = vec![RawHeader::new(); self.maps];
+        for (map, name, values) in &self.entries {
+            if let Some(header) = raw.get_mut(*map) {
+                header.insert(name.as_str().to_string(), values.clone());
+            }
+        }
+        raw
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for HeadersView<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for ListVisitor<'a> {
+            type Value = HeadersView<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self::Value, S::Error> {
+                let mut headers = HeadersView::default();
+                loop {
+                    let seed = OneMap {
+                        index: headers.maps,
+                        entries: &mut headers.entries,
+                    };
+                    if seq.next_element_seed(seed)?.is_none() {
+                        return Ok(headers);
+                    }
+                    headers.maps += 1;
+                }
+            }
+        }
+        deserializer.deserialize_seq(ListVisitor(std::marker::PhantomData))
+    }
+}
+
+/// One header map, appended to the flat entry list.
+struct OneMap<'v, 'a> {
+    index: usize,
+    entries: &'v mut Vec<(usize, Text<'a>, Vec<i16>)>,
+}
+
+impl<'de: 'a, 'a> DeserializeSeed<'de> for OneMap<'_, 'a> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de: 'a, 'a> Visitor<'de> for OneMap<'_, 'a> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a map")
+    }
+    fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        while let Some(name) = map.next_key::<Text<'a>>()? {
+            let values: Vec<i16> = map.next_value()?;
+            self.entries.push((self.index, name, values));
+        }
+        Ok(())
+    }
+}
