@@ -13,6 +13,8 @@ use thiserror::Error;
 
 use crate::model::RecordCoordinates;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod sample;
 pub mod view;
 
 /// What the batch loop reads of one ESM record, whether it was parsed into owned strings

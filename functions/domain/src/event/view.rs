@@ -66,7 +66,20 @@ pub struct RecordView<'a> {
 impl<'a> EventView<'a> {
     /// Parses an invocation body; `Err` for every body the owned parse refuses.
     pub fn parse(body: &'a [u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(body)
+        let mut event: Self = serde_json::from_slice(body)?;
+        let located = event
+            .partitions
+            .0
+            .iter_mut()
+            .flat_map(|(_, records)| records.iter_mut())
+            .filter_map(|record| record.headers.as_mut())
+            .all(|headers| headers.locate_values(body));
+        if !located {
+            return Err(serde::de::Error::custom(
+                "header values not found after their name",
+            ));
+        }
+        Ok(event)
     }
 
     /// All records, partition by partition, each partition as delivered.
@@ -190,20 +203,78 @@ impl<'de: 'a, 'a> Deserialize<'de> for Partitions<'a> {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HeadersView<'a> {
     maps: usize,
-    entries: Vec<(usize, Text<'a>, Vec<i16>)>,
+    entries: Vec<(usize, Text<'a>, HeaderValues<'a>)>,
 }
 
-impl HeadersView<'_> {
+/// One header's values. Checked during the parse as the owned form's `Vec<i16>` would be, but
+/// built only for poison: they stay in the body, found again right after their (borrowed) name.
+/// A name with escapes has no place in the body, so its values are built right away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HeaderValues<'a> {
+    Built(Vec<i16>),
+    /// Checked; located by [`EventView::parse`] once the parse is done.
+    Checked,
+    /// The `[...]` text of checked values (signed integers, commas, whitespace).
+    InBody(&'a str),
+}
+
+impl HeaderValues<'_> {
+    fn to_vec(&self) -> Vec<i16> {
+        match self {
+            HeaderValues::Built(values) => values.clone(),
+            // The text was checked as exactly this type when the body was parsed, so this parse
+            // cannot fail; the fuzz target compares every header with the owned parse.
+            HeaderValues::InBody(text) => serde_json::from_str(text).unwrap_or_default(),
+            HeaderValues::Checked => Vec::new(),
+        }
+    }
+}
+
+impl<'a> HeadersView<'a> {
     /// The headers in the owned form's shape (a repeated name in one map keeps its last values).
     pub fn to_raw(&self) -> Vec<RawHeader> {
         let mut raw = vec![RawHeader::new(); self.maps];
         for (map, name, values) in &self.entries {
             if let Some(header) = raw.get_mut(*map) {
-                header.insert(name.as_str().to_string(), values.clone());
+                header.insert(name.as_str().to_string(), values.to_vec());
             }
         }
         raw
     }
+
+    /// Finds each checked header's values in `body`; `false` if one is not where its name says.
+    fn locate_values(&mut self, body: &'a [u8]) -> bool {
+        for (_, name, values) in &mut self.entries {
+            if let (HeaderValues::Checked, Cow::Borrowed(name)) = (&*values, &name.0) {
+                match values_after(body, name) {
+                    Some(text) => *values = HeaderValues::InBody(text),
+                    None => return false,
+                }
+            }
+        }
+        true
+    }
+}
+
+/// The `[...]` that follows the string `name` (a slice of `body`) and its colon.
+fn values_after<'a>(body: &'a [u8], name: &'a str) -> Option<&'a str> {
+    let start = (name.as_ptr() as usize).checked_sub(body.as_ptr() as usize)? + name.len();
+    let rest = body.get(start..)?;
+    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let mut at = 0;
+    let mut expect = |wanted: u8, skip_space: bool| -> Option<()> {
+        if skip_space {
+            at += rest.get(at..)?.iter().take_while(|b| is_space(b)).count();
+        }
+        (*rest.get(at)? == wanted).then(|| at += 1)
+    };
+    expect(b'"', false)?;
+    expect(b':', true)?;
+    expect(b'[', true)?;
+    let open = at - 1;
+    // Checked values hold no bracket, so the first `]` closes them.
+    let close = open + rest.get(open..)?.iter().position(|b| *b == b']')?;
+    std::str::from_utf8(rest.get(open..=close)?).ok()
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for HeadersView<'a> {
@@ -235,7 +306,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for HeadersView<'a> {
 /// One header map, appended to the flat entry list.
 struct OneMap<'v, 'a> {
     index: usize,
-    entries: &'v mut Vec<(usize, Text<'a>, Vec<i16>)>,
+    entries: &'v mut Vec<(usize, Text<'a>, HeaderValues<'a>)>,
 }
 
 impl<'de: 'a, 'a> DeserializeSeed<'de> for OneMap<'_, 'a> {
@@ -252,9 +323,35 @@ impl<'de: 'a, 'a> Visitor<'de> for OneMap<'_, 'a> {
     }
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
         while let Some(name) = map.next_key::<Text<'a>>()? {
-            let values: Vec<i16> = map.next_value()?;
+            let values = match name.0 {
+                Cow::Borrowed(_) => {
+                    map.next_value::<CheckedValues>()?;
+                    HeaderValues::Checked
+                }
+                Cow::Owned(_) => HeaderValues::Built(map.next_value()?),
+            };
             self.entries.push((self.index, name, values));
         }
         Ok(())
+    }
+}
+
+/// Accepts exactly what `Vec<i16>` accepts, keeping nothing.
+struct CheckedValues;
+
+impl<'de> Deserialize<'de> for CheckedValues {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(CheckedValues)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedValues {
+    type Value = CheckedValues;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a sequence")
+    }
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self, S::Error> {
+        while seq.next_element::<i16>()?.is_some() {}
+        Ok(CheckedValues)
     }
 }

@@ -96,6 +96,9 @@ const EDGE_BODIES: &[&str] = &[
     // Repeated header names in one map, empty maps, the i16 bounds.
     r#"{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"LOG_APPEND_TIME","value":null,"headers":[{"h":[1],"h":[2,3]},{},{"x":[-32768,32767],"y":[]}]}]}}"#,
     r#"{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"CREATE_TIME","headers":[{"h":[32768]}]}]}}"#,
+    // Whitespace around header values, and a name with escapes (its values cannot be found
+    // again in the body by the name's position).
+    "{\"eventSource\":\"aws:kafka\",\"records\":{\"t-0\":[{\"topic\":\"t\",\"partition\":0,\"offset\":1,\"timestamp\":1,\"timestampType\":\"CREATE_TIME\",\"headers\":[{\"h\" \t:\n [ 1 , -2\r] ,\"h\\u0065\":[3],\"\":[]}]}]}}",
     r#"{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"CREATE_TIME","headers":[{"h":[1.0]}]}]}}"#,
     r#"{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"CREATE_TIME","headers":[{"h":null}]}]}}"#,
     r#"{"eventSource":"aws:kafka","records":{"t-0":[{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"CREATE_TIME","headers":{"h":[1]}}]}}"#,
@@ -213,4 +216,23 @@ fn run<T>(future: impl std::future::Future<Output = T>) -> T {
         .build()
         .unwrap()
         .block_on(future)
+}
+
+#[test]
+fn header_values_left_in_the_body_come_back_exactly() {
+    let body = EDGE_BODIES
+        .iter()
+        .find(|b| b.contains("u0065"))
+        .unwrap()
+        .as_bytes();
+    let view = EventView::parse(body).unwrap();
+    let headers = view.records().next().unwrap().raw_headers().unwrap();
+    assert_eq!(
+        headers,
+        vec![RawHeader::from([
+            ("h".to_string(), vec![1, -2]),
+            ("he".to_string(), vec![3]),
+            (String::new(), vec![]),
+        ])]
+    );
 }
