@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::{EsmBatch, EsmRecord, EventSource, KafkaEvent, KafkaRecord, RawHeader, TimestampType};
@@ -206,15 +206,16 @@ pub struct HeadersView<'a> {
     entries: Vec<(usize, Text<'a>, HeaderValues<'a>)>,
 }
 
-/// One header's values. Checked during the parse as the owned form's `Vec<i16>` would be, but
-/// built only for poison: they stay in the body, found again right after their (borrowed) name.
-/// A name with escapes has no place in the body, so its values are built right away.
+/// One header's values, built only for poison. During the parse they are only scanned as JSON;
+/// once it is done, [`EventView::parse`] finds their text again right after their (borrowed)
+/// name and checks it is what the owned form's `Vec<i16>` accepts ([`is_i16_array`]). A name
+/// with escapes has no place in the body, so its values are built during the parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum HeaderValues<'a> {
     Built(Vec<i16>),
-    /// Checked; located by [`EventView::parse`] once the parse is done.
-    Checked,
-    /// The `[...]` text of checked values (signed integers, commas, whitespace).
+    /// Scanned as some JSON value, not yet checked.
+    Scanned,
+    /// The `[...]` text of checked values: signed 16-bit integers, commas, whitespace.
     InBody(&'a str),
 }
 
@@ -225,7 +226,7 @@ impl HeaderValues<'_> {
             // The text was checked as exactly this type when the body was parsed, so this parse
             // cannot fail; the fuzz target compares every header with the owned parse.
             HeaderValues::InBody(text) => serde_json::from_str(text).unwrap_or_default(),
-            HeaderValues::Checked => Vec::new(),
+            HeaderValues::Scanned => Vec::new(),
         }
     }
 }
@@ -242,11 +243,12 @@ impl<'a> HeadersView<'a> {
         raw
     }
 
-    /// Finds each checked header's values in `body`; `false` if one is not where its name says.
+    /// Finds each scanned header's values in `body` and checks them; `false` if one is not an
+    /// array of signed 16-bit integers.
     fn locate_values(&mut self, body: &'a [u8]) -> bool {
         for (_, name, values) in &mut self.entries {
-            if let (HeaderValues::Checked, Cow::Borrowed(name)) = (&*values, &name.0) {
-                match values_after(body, name) {
+            if let (HeaderValues::Scanned, Cow::Borrowed(name)) = (&*values, &name.0) {
+                match values_after(body, name).filter(|text| is_i16_array(text)) {
                     Some(text) => *values = HeaderValues::InBody(text),
                     None => return false,
                 }
@@ -260,11 +262,10 @@ impl<'a> HeadersView<'a> {
 fn values_after<'a>(body: &'a [u8], name: &'a str) -> Option<&'a str> {
     let start = (name.as_ptr() as usize).checked_sub(body.as_ptr() as usize)? + name.len();
     let rest = body.get(start..)?;
-    let is_space = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
     let mut at = 0;
     let mut expect = |wanted: u8, skip_space: bool| -> Option<()> {
         if skip_space {
-            at += rest.get(at..)?.iter().take_while(|b| is_space(b)).count();
+            at += rest.get(at..)?.iter().take_while(|b| is_json_space(**b)).count();
         }
         (*rest.get(at)? == wanted).then(|| at += 1)
     };
@@ -272,9 +273,59 @@ fn values_after<'a>(body: &'a [u8], name: &'a str) -> Option<&'a str> {
     expect(b':', true)?;
     expect(b'[', true)?;
     let open = at - 1;
-    // Checked values hold no bracket, so the first `]` closes them.
+    // An array of integers holds no other bracket, so the first `]` closes it; anything else
+    // is cut short here and then refused by `is_i16_array`.
     let close = open + rest.get(open..)?.iter().position(|b| *b == b']')?;
     std::str::from_utf8(rest.get(open..=close)?).ok()
+}
+
+fn is_json_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+/// Whether `text` (`[` to `]`) is exactly what `serde_json` accepts as a `Vec<i16>`: JSON
+/// integers (no fraction or exponent, no leading zeros) in -32768..=32767, comma-separated, no
+/// trailing comma, JSON whitespace anywhere between tokens. `-0` is refused: serde_json reads it
+/// as the float -0.0, which no integer type accepts.
+fn is_i16_array(text: &str) -> bool {
+    let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) else {
+        return false;
+    };
+    let bytes = inner.as_bytes();
+    let skip_space = |mut at: usize| {
+        while bytes.get(at).copied().is_some_and(is_json_space) {
+            at += 1;
+        }
+        at
+    };
+    let mut at = skip_space(0);
+    if at == bytes.len() {
+        return true;
+    }
+    loop {
+        let negative = bytes.get(at) == Some(&b'-');
+        at += usize::from(negative);
+        let start = at;
+        let mut magnitude: i32 = 0;
+        while let Some(digit) = bytes.get(at).filter(|b| b.is_ascii_digit()) {
+            if at - start == 5 {
+                return false;
+            }
+            magnitude = magnitude * 10 + i32::from(digit - b'0');
+            at += 1;
+        }
+        let leading_zero = bytes.get(start) == Some(&b'0');
+        let value = if negative { -magnitude } else { magnitude };
+        if at == start || (leading_zero && (at - start > 1 || negative)) || i16::try_from(value).is_err() {
+            return false;
+        }
+        at = skip_space(at);
+        match bytes.get(at) {
+            None => return true,
+            Some(b',') => at = skip_space(at + 1),
+            Some(_) => return false,
+        }
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for HeadersView<'a> {
@@ -325,33 +376,13 @@ impl<'de: 'a, 'a> Visitor<'de> for OneMap<'_, 'a> {
         while let Some(name) = map.next_key::<Text<'a>>()? {
             let values = match name.0 {
                 Cow::Borrowed(_) => {
-                    map.next_value::<CheckedValues>()?;
-                    HeaderValues::Checked
+                    map.next_value::<IgnoredAny>()?;
+                    HeaderValues::Scanned
                 }
                 Cow::Owned(_) => HeaderValues::Built(map.next_value()?),
             };
             self.entries.push((self.index, name, values));
         }
         Ok(())
-    }
-}
-
-/// Accepts exactly what `Vec<i16>` accepts, keeping nothing.
-struct CheckedValues;
-
-impl<'de> Deserialize<'de> for CheckedValues {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_seq(CheckedValues)
-    }
-}
-
-impl<'de> Visitor<'de> for CheckedValues {
-    type Value = CheckedValues;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a sequence")
-    }
-    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<Self, S::Error> {
-        while seq.next_element::<i16>()?.is_some() {}
-        Ok(CheckedValues)
     }
 }

@@ -236,3 +236,45 @@ fn header_values_left_in_the_body_come_back_exactly() {
         ])]
     );
 }
+
+#[test]
+fn header_values_are_refused_exactly_where_the_owned_parse_refuses_them() {
+    let values = [
+        "[]",
+        "[ ]",
+        "[0]",
+        "[-0]",
+        "[-32768,32767]",
+        "[ 1 ,\t2\n]",
+        "[01]",
+        "[1,]",
+        "[,1]",
+        "[1e2]",
+        "[1.0]",
+        "[-32769]",
+        "[32768]",
+        "[100000]",
+        "[\"1\"]",
+        "[[1]]",
+        "[1,\"]\"]",
+        "[-]",
+        "[--1]",
+        "[1 2]",
+        "{}",
+        "null",
+        "7",
+        "[null]",
+        "[true]",
+        "[1]]",
+        "[1",
+    ];
+    let mut accepted = 0;
+    for values in values {
+        let body = format!(
+            r#"{{"eventSource":"aws:kafka","records":{{"t-0":[{{"topic":"t","partition":0,"offset":1,"timestamp":1,"timestampType":"CREATE_TIME","value":"e30=","headers":[{{"h":{values}}}]}}]}}}}"#
+        );
+        assert_paths_agree(service, body.as_bytes());
+        accepted += usize::from(EventView::parse(body.as_bytes()).is_ok());
+    }
+    assert_eq!(accepted, 5);
+}
