@@ -127,8 +127,12 @@ pub type WriterSchemas = HashMap<Uuid, WriterSchema>;
 pub fn glue_schema_version_id<R: EsmRecord + ?Sized>(record: &R) -> Option<Uuid> {
     let encoded = record.value()?;
     let prefix = encoded.get(..GLUE_HEADER_LEN.div_ceil(3) * 4)?;
-    let header = base64::engine::general_purpose::STANDARD.decode(prefix).ok()?;
-    if header.len() < GLUE_HEADER_LEN || header[0] != GLUE_HEADER_VERSION {
+    // Into a stack buffer: this runs for every record of every batch.
+    let mut header = [0u8; GLUE_HEADER_LEN.div_ceil(3) * 3];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode_slice(prefix, &mut header)
+        .ok()?;
+    if decoded < GLUE_HEADER_LEN || header[0] != GLUE_HEADER_VERSION {
         return None;
     }
     let id: [u8; 16] = header[2..GLUE_HEADER_LEN].try_into().ok()?;
