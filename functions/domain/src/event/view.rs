@@ -76,9 +76,10 @@ impl<'a> EventView<'a> {
             .all(|headers| headers.locate_values(body));
         if !located {
             return Err(serde::de::Error::custom(
-                "header values not found after their name",
+                "a header's values are not an array of 16-bit integers",
             ));
         }
+        event.partitions = event.partitions.into_key_order();
         Ok(event)
     }
 
@@ -167,10 +168,22 @@ impl EsmRecord for RecordView<'_> {
     }
 }
 
-/// The `records` map. A key repeated in the body keeps its last value, and keys come out in
-/// byte order, as they do from the owned form's `BTreeMap`.
+/// The `records` map: in body order while parsing, then (in [`EventView::parse`]) in key order
+/// with a repeated key keeping its last value, as the owned form's `BTreeMap` has them.
 #[derive(Debug, Clone, PartialEq)]
 struct Partitions<'a>(Vec<(Text<'a>, Vec<RecordView<'a>>)>);
+
+impl Partitions<'_> {
+    /// Key order, each key once with the value delivered last, as in the owned `BTreeMap`.
+    fn into_key_order(mut self) -> Self {
+        // Last first, then a stable sort: the first of each run of equal keys is the one
+        // delivered last.
+        self.0.reverse();
+        self.0.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        self.0.dedup_by(|later, kept| later.0 == kept.0);
+        self
+    }
+}
 
 impl<'de: 'a, 'a> Deserialize<'de> for Partitions<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -186,11 +199,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Partitions<'a> {
                     let records = map.next_value()?;
                     partitions.push((key, records));
                 }
-                // Last first, then a stable sort: the first of each run of equal keys is the
-                // one delivered last.
-                partitions.reverse();
-                partitions.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-                partitions.dedup_by(|later, kept| later.0 == kept.0);
+                // In body order: a repeated key is dropped only after its records' headers are
+                // checked ([`Partitions::into_key_order`]), as the owned parse checks them too.
                 Ok(Partitions(partitions))
             }
         }
