@@ -7,7 +7,7 @@
 #   scripts/fuzz.sh --ci record esm_event    only the named targets
 #
 # Targets (fuzz/fuzz_targets/, checks in functions/domain/src/fuzzing.rs): wire_frame, avro_payload,
-# json_payload, record, esm_event. Any crash, panic, timeout (> 10 s for one input) or memory
+# json_payload, record, esm_event, fast_path. Any crash, panic, timeout (> 10 s for one input) or memory
 # blow-up (> 2 GB) fails the run; the input is kept under $PIPELINE_CACHE/fuzz/artifacts/<target>/.
 # Turn each into a regression test: copy it to fuzz/regressions/<target>/<what-it-found>, which
 # `cargo test -p pipeline-domain --test fuzz_regressions` replays, and fix the bug.
@@ -23,7 +23,7 @@ FUZZ_HOME="$PIPELINE_CACHE/fuzz"
 CARGO_FUZZ="$PIPELINE_CACHE/cargo-fuzz/bin/cargo-fuzz"
 SECONDS_PER_TARGET="${PIPELINE_FUZZ_SECONDS:-25}"
 RUNS_PER_TARGET="${PIPELINE_FUZZ_RUNS:-10000000}"
-ALL_TARGETS=(wire_frame avro_payload json_payload record esm_event)
+ALL_TARGETS=(wire_frame avro_payload json_payload record esm_event fast_path)
 
 mode="${1:-}"
 case "$mode" in

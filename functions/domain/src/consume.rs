@@ -30,7 +30,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
-use crate::event::{KafkaRecord, RawHeader, RecordFieldError, TimestampType};
+use crate::event::{EsmRecord, RawHeader, RecordFieldError, TimestampType};
 use crate::model::{RecordCoordinates, SensorReading, StoreEvent};
 use crate::payload::{
     avro_to_json, decode_avro, sensor_from_avro, sensor_from_json, store_event_from_avro,
@@ -124,11 +124,15 @@ pub type WriterSchemas = HashMap<Uuid, WriterSchema>;
 
 /// The schema version id of a Glue-framed value, read from the first 24 base64 characters only,
 /// so the batch loop can resolve every id before decoding.
-pub fn glue_schema_version_id(record: &KafkaRecord) -> Option<Uuid> {
-    let encoded = record.value.as_deref()?;
+pub fn glue_schema_version_id<R: EsmRecord + ?Sized>(record: &R) -> Option<Uuid> {
+    let encoded = record.value()?;
     let prefix = encoded.get(..GLUE_HEADER_LEN.div_ceil(3) * 4)?;
-    let header = base64::engine::general_purpose::STANDARD.decode(prefix).ok()?;
-    if header.len() < GLUE_HEADER_LEN || header[0] != GLUE_HEADER_VERSION {
+    // Into a stack buffer: this runs for every record of every batch.
+    let mut header = [0u8; GLUE_HEADER_LEN.div_ceil(3) * 3];
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode_slice(prefix, &mut header)
+        .ok()?;
+    if decoded < GLUE_HEADER_LEN || header[0] != GLUE_HEADER_VERSION {
         return None;
     }
     let id: [u8; 16] = header[2..GLUE_HEADER_LEN].try_into().ok()?;
@@ -147,13 +151,13 @@ pub struct RawRecord {
 }
 
 impl RawRecord {
-    fn of(record: &KafkaRecord) -> Self {
+    fn of<R: EsmRecord + ?Sized>(record: &R) -> Self {
         Self {
-            timestamp: record.timestamp,
-            timestamp_type: record.timestamp_type,
-            key: record.key.clone(),
-            value: record.value.clone(),
-            headers: record.headers.clone(),
+            timestamp: record.timestamp(),
+            timestamp_type: record.timestamp_type(),
+            key: record.key().map(str::to_string),
+            value: record.value().map(str::to_string),
+            headers: record.raw_headers(),
         }
     }
 }
@@ -297,8 +301,8 @@ impl Decoded {
 /// Decodes one record. `payload` is what the record's topic carries (`None`: the topic is not
 /// routed); `schemas` must hold every Glue schema version id of the batch (see
 /// [`glue_schema_version_id`]); an id missing from it is treated as unknown.
-pub fn decode_record(
-    record: &KafkaRecord,
+pub fn decode_record<R: EsmRecord + ?Sized>(
+    record: &R,
     payload: Option<Payload>,
     schemas: &WriterSchemas,
 ) -> Result<Decoded, Box<Poison>> {
@@ -311,13 +315,13 @@ pub fn decode_record(
     })
 }
 
-fn decode_inner(
-    record: &KafkaRecord,
+fn decode_inner<R: EsmRecord + ?Sized>(
+    record: &R,
     payload: Option<Payload>,
     schemas: &WriterSchemas,
 ) -> Result<Decoded, PoisonReason> {
-    let payload = payload.ok_or_else(|| PoisonReason::UnknownTopic(record.topic.clone()))?;
-    let encoded_len = record.value.as_deref().map_or(0, str::len);
+    let payload = payload.ok_or_else(|| PoisonReason::UnknownTopic(record.topic().to_string()))?;
+    let encoded_len = record.value().map_or(0, str::len);
     // Refuse before decoding, so an oversized value costs no memory.
     let decoded_len_estimate = encoded_len / 4 * 3;
     if decoded_len_estimate > MAX_VALUE_BYTES {
@@ -390,8 +394,8 @@ fn decode_inner(
             check_document_fits_dynamodb(&document).map_err(PoisonReason::Payload)?;
             let event = ExplicitEvent {
                 coordinates,
-                timestamp_ms: record.timestamp,
-                key_base64: record.key.clone(),
+                timestamp_ms: record.timestamp(),
+                key_base64: record.key().map(str::to_string),
                 format,
                 schema_version_id,
                 document,

@@ -13,6 +13,86 @@ use thiserror::Error;
 
 use crate::model::RecordCoordinates;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod sample;
+pub mod view;
+
+/// What the batch loop reads of one ESM record, whether it was parsed into owned strings
+/// ([`KafkaRecord`]) or borrowed from the invocation body ([`view::RecordView`]). Every per-record
+/// step takes this, so both forms run through the same code.
+pub trait EsmRecord {
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    fn timestamp(&self) -> i64;
+    fn timestamp_type(&self) -> TimestampType;
+    /// Base64 as delivered.
+    fn key(&self) -> Option<&str>;
+    /// Base64 as delivered.
+    fn value(&self) -> Option<&str>;
+    /// The headers in the ESM's shape; built only when a record is set aside.
+    fn raw_headers(&self) -> Option<Vec<RawHeader>>;
+
+    fn coordinates(&self) -> RecordCoordinates {
+        RecordCoordinates {
+            topic: self.topic().to_string(),
+            partition: self.partition(),
+            offset: self.offset(),
+        }
+    }
+
+    /// The decoded value bytes.
+    fn value_bytes(&self) -> Result<Vec<u8>, RecordFieldError> {
+        let encoded = self.value().ok_or(RecordFieldError::NullValue)?;
+        decode_base64("value", encoded)
+    }
+}
+
+/// One ESM event as the batch loop walks it: records partition by partition (in `topic-partition`
+/// key order), each partition in the order delivered.
+pub trait EsmBatch {
+    type Record: EsmRecord;
+    fn records(&self) -> impl Iterator<Item = &Self::Record>;
+    fn record_count(&self) -> usize;
+}
+
+impl EsmBatch for KafkaEvent {
+    type Record = KafkaRecord;
+    fn records(&self) -> impl Iterator<Item = &KafkaRecord> {
+        KafkaEvent::records(self)
+    }
+    fn record_count(&self) -> usize {
+        KafkaEvent::record_count(self)
+    }
+}
+
+impl EsmRecord for KafkaRecord {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+    fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+    fn timestamp_type(&self) -> TimestampType {
+        self.timestamp_type
+    }
+    fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+    fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+    fn raw_headers(&self) -> Option<Vec<RawHeader>> {
+        self.headers.clone()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventSource {
     #[serde(rename = "aws:kafka")]
@@ -87,17 +167,12 @@ pub enum RecordFieldError {
 
 impl KafkaRecord {
     pub fn coordinates(&self) -> RecordCoordinates {
-        RecordCoordinates {
-            topic: self.topic.clone(),
-            partition: self.partition,
-            offset: self.offset,
-        }
+        EsmRecord::coordinates(self)
     }
 
     /// The decoded value bytes.
     pub fn value_bytes(&self) -> Result<Vec<u8>, RecordFieldError> {
-        let encoded = self.value.as_deref().ok_or(RecordFieldError::NullValue)?;
-        decode_base64("value", encoded)
+        EsmRecord::value_bytes(self)
     }
 
     /// The decoded key bytes, `None` when the record has no key.

@@ -17,16 +17,20 @@ use base64::Engine as _;
 use uuid::Uuid;
 
 use crate::consume::archive::{decode_block, encode_block, group_into_blocks};
+use crate::consume::batch::{BodyFailure, ConsumerSettings};
+use crate::consume::fakes::{FakeConsumer, FakeSinks};
 use crate::consume::ports::{PoisonMessage, StoreEventRow, SQS_ID_MAX_LEN};
 use crate::consume::{
     decode_record, glue_schema_version_id, Decoded, Poison, TopicRoutes, WriterSchema, WriterSchemas,
 };
 use crate::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
+use crate::event::view::EventView;
 use crate::event::{KafkaEvent, KafkaRecord, RawHeader, TimestampType};
 use crate::payload::{
     avro_to_json, decode_avro, encode_avro, reader_schema, sensor_from_avro, sensor_from_json,
     sensor_to_avro, store_event_from_avro, store_event_from_json, store_event_to_avro, store_event_to_json,
 };
+use crate::ports::{InMemorySchemaSource, SchemaSource};
 use crate::window::{group_readings, WindowSpec};
 use crate::wire::{classify, frame, Compression, WireError, WireValue, GLUE_HEADER_LEN, MAX_INFLATED_BYTES};
 
@@ -43,15 +47,19 @@ pub enum Target {
     Record,
     /// A whole ESM event (the Lambda's input JSON), then every record in it.
     EsmEvent,
+    /// An invocation body through the borrowed fast path and the owned general path: same
+    /// acceptance, same records, same sink state and poison.
+    FastPath,
 }
 
 impl Target {
-    pub const ALL: [Target; 5] = [
+    pub const ALL: [Target; 6] = [
         Target::WireFrame,
         Target::AvroPayload,
         Target::JsonPayload,
         Target::Record,
         Target::EsmEvent,
+        Target::FastPath,
     ];
 
     pub fn name(self) -> &'static str {
@@ -61,6 +69,7 @@ impl Target {
             Target::JsonPayload => "json_payload",
             Target::Record => "record",
             Target::EsmEvent => "esm_event",
+            Target::FastPath => "fast_path",
         }
     }
 
@@ -76,6 +85,7 @@ impl Target {
             Target::JsonPayload => check_json_payload(data),
             Target::Record => check_record(data),
             Target::EsmEvent => check_esm_event(data),
+            Target::FastPath => check_fast_path(data),
         }
     }
 }
@@ -532,12 +542,90 @@ pub fn check_esm_event(data: &[u8]) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// fast_path
+
+/// The harness's registry: every schema of [`writer_schemas`], and one version that is no Avro.
+fn harness_registry() -> InMemorySchemaSource {
+    let registry = InMemorySchemaSource::default();
+    for (id, schema) in writer_schemas() {
+        registry.insert(*id, &schema.canonical_form());
+    }
+    registry.insert(unusable_schema_id(), "not an Avro schema");
+    registry
+}
+
+/// A consumer on fresh in-memory sinks with the harness's registry and a fixed clock.
+fn harness_consumer() -> FakeConsumer<InMemorySchemaSource> {
+    let mut settings = ConsumerSettings::new(
+        routes().clone(),
+        WindowSpec::from_seconds(60).expect("a valid window"),
+        pipeline_contracts::contracts().bucket.store_events_prefix.clone(),
+    );
+    settings.clock = || 1_767_225_600_000;
+    FakeConsumer::new(harness_registry(), FakeSinks::default(), settings)
+}
+
+/// Input: any bytes as an invocation body. See [`assert_paths_agree`].
+pub fn check_fast_path(data: &[u8]) {
+    assert_paths_agree(harness_consumer, data);
+}
+
+/// The borrowed parse accepts `body` exactly when the owned parse does, with the same records;
+/// and [`ConsumerService::process_body`] on it leaves the same summary (or failure), sink state
+/// and poison as [`ConsumerService::process_reporting`] on the owned event, each on a consumer
+/// from `consumer`.
+pub fn assert_paths_agree<S: SchemaSource>(consumer: impl Fn() -> FakeConsumer<S>, body: &[u8]) {
+    let general = serde_json::from_slice::<KafkaEvent>(body);
+    let fast = EventView::parse(body);
+    let event = match (general, &fast) {
+        (Err(_), Err(_)) => return,
+        (Ok(general), Ok(fast)) => {
+            assert_eq!(
+                fast.to_owned_event(),
+                general,
+                "fast and general parse give the same event"
+            );
+            assert_eq!(fast.record_count(), general.record_count());
+            general
+        }
+        (general, fast) => panic!(
+            "the parses disagree: general {:?}, fast {:?}",
+            general.map(|_| ()),
+            fast.as_ref().map(|_| ())
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("a current-thread runtime");
+    let (general_consumer, fast_consumer) = (consumer(), consumer());
+    let general = runtime.block_on(general_consumer.process_reporting(&event));
+    let fast = runtime.block_on(fast_consumer.process_body(body));
+    match (general, fast) {
+        (Ok(general), Ok(fast)) => assert_eq!(fast, general, "same summary"),
+        (Err(general), Err(BodyFailure::Batch { records, failure })) => {
+            assert_eq!(records, event.record_count());
+            assert_eq!(failure, general, "same failure");
+        }
+        (general, fast) => panic!("the paths disagree: general {general:?}, fast {fast:?}"),
+    }
+    assert_eq!(
+        fast_consumer.sinks().state(),
+        general_consumer.sinks().state(),
+        "same sink state and poison"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Seeds
 
 /// Seed inputs for every target from one ESM event JSON (a consumer fixture): the event itself,
 /// and each record's value in the form each target takes.
 pub fn seeds_from_event(event_json: &[u8]) -> Vec<(Target, Vec<u8>)> {
-    let mut seeds = vec![(Target::EsmEvent, event_json.to_vec())];
+    let mut seeds = vec![
+        (Target::EsmEvent, event_json.to_vec()),
+        (Target::FastPath, event_json.to_vec()),
+    ];
     let Ok(event) = serde_json::from_slice::<KafkaEvent>(event_json) else {
         return seeds;
     };

@@ -244,8 +244,11 @@ pub fn group_readings<'a>(
     spec: WindowSpec,
     readings: impl IntoIterator<Item = (&'a RecordCoordinates, &'a SensorReading)>,
 ) -> (Vec<PendingWindow>, Vec<(RecordCoordinates, WindowError)>) {
-    let mut windows: BTreeMap<WindowKey, PendingWindow> = BTreeMap::new();
+    // Keyed by the borrowed device id (same order as `WindowKey`): the owned key is built once
+    // per window, and the `topic-partition` string once per run of one partition's readings.
+    let mut windows: BTreeMap<(&'a str, i64), PendingWindow> = BTreeMap::new();
     let mut rejected = Vec::new();
+    let mut partition: Option<(&'a RecordCoordinates, String)> = None;
     for (coordinates, reading) in readings {
         let placed = spec
             .assign(reading.event_time)
@@ -257,20 +260,30 @@ pub fn group_readings<'a>(
                 continue;
             }
         };
-        let key = WindowKey {
-            device_id: reading.device_id.clone(),
-            window_start_ms: bounds.start_ms,
+        let topic_partition = match &partition {
+            Some((last, text))
+                if last.partition == coordinates.partition && last.topic == coordinates.topic =>
+            {
+                text.clone()
+            }
+            _ => partition
+                .insert((coordinates, coordinates.topic_partition()))
+                .1
+                .clone(),
         };
         windows
-            .entry(key.clone())
+            .entry((reading.device_id.as_str(), bounds.start_ms))
             .or_insert_with(|| PendingWindow {
-                key,
+                key: WindowKey {
+                    device_id: reading.device_id.clone(),
+                    window_start_ms: bounds.start_ms,
+                },
                 bounds,
                 contributions: Vec::new(),
             })
             .contributions
             .push(Contribution {
-                topic_partition: coordinates.topic_partition(),
+                topic_partition,
                 offset: coordinates.offset,
                 event_time_ms: reading.event_time,
                 milli_degrees,

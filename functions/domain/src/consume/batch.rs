@@ -34,7 +34,8 @@ use super::{
     PoisonReason, RawRecord, TopicRoutes, WriterSchema, WriterSchemas,
 };
 use crate::batch_response::KafkaBatchResponse;
-use crate::event::{KafkaEvent, KafkaRecord};
+use crate::event::view::EventView;
+use crate::event::{EsmBatch, EsmRecord, KafkaEvent};
 use crate::limits::MAX_DECODED_CHUNK_BYTES;
 use crate::model::{RecordCoordinates, SensorReading};
 use crate::ports::{PortError, SchemaSource, SchemaVersion};
@@ -253,6 +254,23 @@ pub struct BatchSummary {
     pub rows_inserted: u64,
 }
 
+/// An invocation body that is no ESM event (the envelope's fault, not a record's).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("the invocation body is not a Kafka event source mapping event: {0}")]
+pub struct MalformedEvent(pub String);
+
+/// Why [`ConsumerService::process_body`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BodyFailure {
+    /// Fails the invocation; nothing was written.
+    #[error("{0}")]
+    Malformed(MalformedEvent),
+    /// The event parsed; `records` is how many it held (for metrics), `failure` what a
+    /// partial-batch response needs.
+    #[error("{}", .failure.error)]
+    Batch { records: usize, failure: BatchFailure },
+}
+
 /// A sink that still failed after its retries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SinkFailure {
@@ -359,6 +377,25 @@ where
     /// response). Retrying from each partition's lowest unstored offset redelivers a subset of
     /// what retrying the whole batch would, so the sinks' idempotence covers it the same way.
     pub async fn process_reporting(&self, event: &KafkaEvent) -> Result<BatchSummary, BatchFailure> {
+        self.process_batch(event).await
+    }
+
+    /// Processes one invocation body as the Lambda runtime receives it, parsed borrowed
+    /// ([`EventView`]). A body the ESM could not have sent fails the invocation
+    /// ([`BodyFailure::Malformed`]); otherwise this is [`Self::process_reporting`] on the same event.
+    pub async fn process_body(&self, body: &[u8]) -> Result<BatchSummary, BodyFailure> {
+        let event =
+            EventView::parse(body).map_err(|e| BodyFailure::Malformed(MalformedEvent(e.to_string())))?;
+        self.process_batch(&event)
+            .await
+            .map_err(|failure| BodyFailure::Batch {
+                records: event.record_count(),
+                failure,
+            })
+    }
+
+    /// The one batch loop, for the owned and the borrowed event alike.
+    async fn process_batch<B: EsmBatch>(&self, event: &B) -> Result<BatchSummary, BatchFailure> {
         let routes = &self.settings.routes;
         let ids: BTreeSet<Uuid> = event.records().filter_map(glue_schema_version_id).collect();
         let schemas = self
@@ -389,8 +426,11 @@ where
         // the budget, so what a batch holds at once is bounded whatever it inflates to.
         let mut chunk = Chunk::default();
         for (position, record) in event.records().enumerate() {
-            let decoded = decode_record(record, routes.payload_for(&record.topic), &schemas).and_then(|d| {
-                match self.settings.event_times {
+            let decoded =
+                decode_record(record, routes.payload_for(record.topic()), &schemas).and_then(|d| match self
+                    .settings
+                    .event_times
+                {
                     Some(bounds) => check_event_time(&d, &bounds, now_ms)
                         .map(|()| d)
                         .map_err(|reason| {
@@ -401,14 +441,13 @@ where
                             })
                         }),
                     None => Ok(d),
-                }
-            });
+                });
             let held = held_bytes(record, &decoded);
             if !chunk.is_empty() && chunk.held_bytes + held > self.settings.max_chunk_bytes {
                 if let Err((error, mut unstored)) =
                     self.write_chunk(std::mem::take(&mut chunk), &mut summary).await
                 {
-                    unstored.extend(event.records().skip(position).map(KafkaRecord::coordinates));
+                    unstored.extend(event.records().skip(position).map(EsmRecord::coordinates));
                     return Err(BatchFailure {
                         error,
                         unstored,
@@ -446,9 +485,9 @@ where
 
     /// Fans one chunk of decoded records out to the sinks, adding what it did to `summary`. On
     /// failure, also the records of the sinks that failed.
-    async fn write_chunk(
+    async fn write_chunk<R: EsmRecord>(
         &self,
-        chunk: Chunk<'_>,
+        chunk: Chunk<'_, R>,
         summary: &mut BatchSummary,
     ) -> Result<(), (BatchError, Vec<RecordCoordinates>)> {
         let Chunk {
@@ -464,7 +503,7 @@ where
         if !unplaceable.is_empty() {
             // The record as delivered goes with the poison message; for repeated coordinates the
             // last one delivered, each set aside once.
-            let mut raw_by_coordinates: HashMap<&RecordCoordinates, &KafkaRecord> = readings
+            let mut raw_by_coordinates: HashMap<&RecordCoordinates, &R> = readings
                 .iter()
                 .map(|(c, _)| c)
                 .zip(sensor_records.iter().copied())
@@ -691,18 +730,30 @@ where
 }
 
 /// Decoded records waiting for their sink writes.
-#[derive(Default)]
-struct Chunk<'a> {
+struct Chunk<'a, R> {
     readings: Vec<(RecordCoordinates, SensorReading)>,
     /// The sensor records behind `readings`, by position; cloned only if one becomes poison.
-    sensor_records: Vec<&'a KafkaRecord>,
+    sensor_records: Vec<&'a R>,
     store_rows: Vec<StoreEventRow>,
     explicit: Vec<ExplicitEvent>,
     poison: Vec<Poison>,
     held_bytes: usize,
 }
 
-impl Chunk<'_> {
+impl<R> Default for Chunk<'_, R> {
+    fn default() -> Self {
+        Self {
+            readings: Vec::new(),
+            sensor_records: Vec::new(),
+            store_rows: Vec::new(),
+            explicit: Vec::new(),
+            poison: Vec::new(),
+            held_bytes: 0,
+        }
+    }
+}
+
+impl<R> Chunk<'_, R> {
     fn is_empty(&self) -> bool {
         self.readings.is_empty()
             && self.store_rows.is_empty()
@@ -713,7 +764,7 @@ impl Chunk<'_> {
 
 /// About what a decoded record holds in memory until its chunk is written: its text and, for
 /// documents, a fixed cost per JSON node. Poison holds a copy of the record as delivered.
-fn held_bytes(record: &KafkaRecord, decoded: &Result<Decoded, Box<Poison>>) -> usize {
+fn held_bytes<R: EsmRecord>(record: &R, decoded: &Result<Decoded, Box<Poison>>) -> usize {
     const PER_VALUE: usize = 64;
     fn document(value: &serde_json::Value) -> usize {
         PER_VALUE
@@ -739,9 +790,7 @@ fn held_bytes(record: &KafkaRecord, decoded: &Result<Decoded, Box<Poison>>) -> u
         }
         Err(_) => {
             // The raw copy and its serialized queue body.
-            2 * (PER_VALUE
-                + record.value.as_ref().map_or(0, String::len)
-                + record.key.as_ref().map_or(0, String::len))
+            2 * (PER_VALUE + record.value().map_or(0, str::len) + record.key().map_or(0, str::len))
         }
     }
 }

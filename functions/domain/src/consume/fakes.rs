@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use pipeline_contracts::contracts;
 
+use super::batch::{ConsumerService, Sinks};
 use super::ledger::PartitionLedger;
 use super::ports::{
     check_object_size, ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore,
@@ -25,6 +26,62 @@ use crate::limits::{check_send_message_batch, pack_send_message_batches, DYNAMOD
 use crate::model::{RecordCoordinates, StoreEvent};
 use crate::ports::PortError;
 use crate::window::{WindowAggregate, WindowKey};
+
+/// A consumer on the in-memory sinks, with registry `S`.
+pub type FakeConsumer<S> = ConsumerService<
+    S,
+    InMemoryWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryExplicitEventStore,
+    InMemoryPoisonSink,
+>;
+
+/// Fresh in-memory sinks.
+pub type FakeSinks = Sinks<
+    InMemoryWindowStore,
+    InMemoryObjectStore,
+    InMemoryStoreEventTable,
+    InMemoryExplicitEventStore,
+    InMemoryPoisonSink,
+>;
+
+impl Default for FakeSinks {
+    fn default() -> Self {
+        Sinks {
+            windows: InMemoryWindowStore::default(),
+            archive: InMemoryObjectStore::default(),
+            table: InMemoryStoreEventTable::default(),
+            explicit: InMemoryExplicitEventStore::default(),
+            poison: InMemoryPoisonSink::default(),
+        }
+    }
+}
+
+/// Everything the in-memory sinks hold, to compare two runs.
+#[derive(Debug, PartialEq)]
+pub struct SinkState {
+    pub windows: BTreeMap<WindowKey, WindowAggregate>,
+    pub objects: BTreeMap<String, Vec<u8>>,
+    pub rows: BTreeMap<RecordCoordinates, StoreEvent>,
+    pub explicit: BTreeMap<RecordCoordinates, ExplicitEvent>,
+    pub ledgers: BTreeMap<String, PartitionLedger>,
+    /// In the order sent.
+    pub poison: Vec<PoisonMessage>,
+}
+
+impl FakeSinks {
+    pub fn state(&self) -> SinkState {
+        SinkState {
+            windows: self.windows.snapshot(),
+            objects: self.archive.snapshot(),
+            rows: self.table.snapshot(),
+            explicit: self.explicit.snapshot(),
+            ledgers: self.explicit.ledgers(),
+            poison: self.poison.snapshot(),
+        }
+    }
+}
 
 fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())

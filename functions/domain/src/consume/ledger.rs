@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use super::batch::{RetryPolicy, SinkFailure};
 use super::ports::{PartitionLedgerStore, SaveOutcome};
-use crate::event::{KafkaEvent, KafkaRecord};
+use crate::event::{EsmBatch, EsmRecord};
 use crate::ports::PortError;
 
 pub const SINK_LEDGER: &str = "partition ledger";
@@ -70,12 +70,12 @@ pub struct Recreated {
 
 /// A stable digest of a record as delivered: timestamp, key and value (base64 text as the ESM
 /// sends them). Headers are left out: they describe the record, they are not its data.
-pub fn fingerprint(record: &KafkaRecord) -> String {
-    let mut text = record.timestamp.to_string();
+pub fn fingerprint<R: EsmRecord + ?Sized>(record: &R) -> String {
+    let mut text = record.timestamp().to_string();
     text.push('\n');
-    text.push_str(record.key.as_deref().unwrap_or("-"));
+    text.push_str(record.key().unwrap_or("-"));
     text.push('\n');
-    text.push_str(record.value.as_deref().unwrap_or("-"));
+    text.push_str(record.value().unwrap_or("-"));
     Uuid::new_v5(&Uuid::NAMESPACE_OID, text.as_bytes())
         .simple()
         .to_string()
@@ -83,15 +83,15 @@ pub fn fingerprint(record: &KafkaRecord) -> String {
 
 /// One partition's records of a batch, by offset (the last delivery of a repeated offset wins, as
 /// everywhere else in the batch loop).
-pub fn by_offset<'a>(records: impl IntoIterator<Item = &'a KafkaRecord>) -> BTreeMap<i64, &'a KafkaRecord> {
-    records.into_iter().map(|r| (r.offset, r)).collect()
+pub fn by_offset<'a, R: EsmRecord>(records: impl IntoIterator<Item = &'a R>) -> BTreeMap<i64, &'a R> {
+    records.into_iter().map(|r| (r.offset(), r)).collect()
 }
 
 /// Refuses the batch when it holds another record at a remembered offset.
-pub fn check(stored: &PartitionLedger, batch: &BTreeMap<i64, &KafkaRecord>) -> Result<(), Recreated> {
+pub fn check<R: EsmRecord>(stored: &PartitionLedger, batch: &BTreeMap<i64, &R>) -> Result<(), Recreated> {
     for mark in [&stored.lowest, &stored.highest] {
         if let Some(record) = batch.get(&mark.offset) {
-            let delivered = fingerprint(record);
+            let delivered = fingerprint(*record);
             if delivered != mark.fingerprint {
                 return Err(Recreated {
                     topic_partition: stored.topic_partition.clone(),
@@ -106,15 +106,15 @@ pub fn check(stored: &PartitionLedger, batch: &BTreeMap<i64, &KafkaRecord>) -> R
 }
 
 /// The ledger once the batch is stored; `None` when it is unchanged (no write needed).
-pub fn advance(
+pub fn advance<R: EsmRecord>(
     topic_partition: &str,
     stored: Option<&PartitionLedger>,
-    batch: &BTreeMap<i64, &KafkaRecord>,
+    batch: &BTreeMap<i64, &R>,
 ) -> Option<PartitionLedger> {
     let (first, last) = (batch.first_key_value()?, batch.last_key_value()?);
-    let mark = |(offset, record): (&i64, &&KafkaRecord)| LedgerMark {
+    let mark = |(offset, record): (&i64, &&R)| LedgerMark {
         offset: *offset,
-        fingerprint: fingerprint(record),
+        fingerprint: fingerprint(*record),
     };
     let next = match stored {
         None => PartitionLedger {
@@ -157,8 +157,8 @@ pub fn merged(current: &PartitionLedger, ours: &PartitionLedger) -> PartitionLed
 }
 
 /// A batch's records per partition with the ledgers stored before it.
-pub struct Checked<'a> {
-    partitions: BTreeMap<String, BTreeMap<i64, &'a KafkaRecord>>,
+pub struct Checked<'a, R> {
+    partitions: BTreeMap<String, BTreeMap<i64, &'a R>>,
     stored: BTreeMap<String, PartitionLedger>,
 }
 
@@ -171,17 +171,33 @@ fn failure(error: PortError) -> SinkFailure {
 
 /// Loads the ledgers of the event's partitions and refuses the batch if a partition was
 /// re-created. Runs before any sink is written.
-pub async fn load_and_check<'a, L: PartitionLedgerStore>(
+pub async fn load_and_check<'a, L: PartitionLedgerStore, B: EsmBatch>(
     store: &L,
-    event: &'a KafkaEvent,
+    event: &'a B,
     retry: &RetryPolicy,
-) -> Result<Checked<'a>, SinkFailure> {
-    let mut partitions: BTreeMap<String, BTreeMap<i64, &'a KafkaRecord>> = BTreeMap::new();
+) -> Result<Checked<'a, B::Record>, SinkFailure> {
+    let mut partitions: BTreeMap<String, BTreeMap<i64, &'a B::Record>> = BTreeMap::new();
+    // Records come grouped by partition: build the key string when the partition changes, not
+    // for every record.
+    let mut current: Option<(&str, i32, String)> = None;
     for record in event.records() {
-        partitions
-            .entry(record.coordinates().topic_partition())
-            .or_default()
-            .insert(record.offset, record);
+        let (topic, partition) = (record.topic(), record.partition());
+        let key = match &current {
+            Some((t, p, key)) if *t == topic && *p == partition => key,
+            _ => {
+                &current
+                    .insert((topic, partition, format!("{topic}-{partition}")))
+                    .2
+            }
+        };
+        match partitions.get_mut(key) {
+            Some(records) => {
+                records.insert(record.offset(), record);
+            }
+            None => {
+                partitions.insert(key.clone(), BTreeMap::from([(record.offset(), record)]));
+            }
+        }
     }
     let keys: Vec<String> = partitions.keys().cloned().collect();
     let stored: BTreeMap<String, PartitionLedger> = retry
@@ -212,9 +228,9 @@ pub async fn load_and_check<'a, L: PartitionLedgerStore>(
 
 /// Records what the stored batch adds to each partition's ledger; runs after every sink
 /// succeeded. A concurrent writer's ledger is merged and written again.
-pub async fn advance_all<L: PartitionLedgerStore>(
+pub async fn advance_all<L: PartitionLedgerStore, R: EsmRecord>(
     store: &L,
-    checked: &Checked<'_>,
+    checked: &Checked<'_, R>,
     retry: &RetryPolicy,
 ) -> Result<(), SinkFailure> {
     for (topic_partition, batch) in &checked.partitions {
@@ -262,7 +278,7 @@ pub async fn advance_all<L: PartitionLedgerStore>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::TimestampType;
+    use crate::event::{KafkaRecord, TimestampType};
 
     fn record(offset: i64, timestamp: i64, value: &str) -> KafkaRecord {
         KafkaRecord {

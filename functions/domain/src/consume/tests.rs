@@ -23,6 +23,7 @@ use crate::wire::{frame, Compression};
 
 mod concurrent_archive;
 mod exactness;
+mod fast_path;
 mod recreated_topic;
 mod whole_consumer_property;
 
@@ -212,8 +213,9 @@ fn documented_examples_are_routed_by_topic_and_never_dropped() {
     }
 }
 
-#[test]
-fn every_edge_case_is_poison_with_its_own_reason() {
+/// One record of every poison kind the per-record handler knows: (case, record, payload of its
+/// topic, expected [`PoisonReason::kind`]). Offsets are distinct, all on partition 0.
+fn poison_cases() -> Vec<(&'static str, KafkaRecord, Option<Payload>, &'static str)> {
     let s = Some(Payload::SensorReading);
     let good = reading("dev-1", 1_700_000_000_000, 21.5);
     let good_avro = sensor_avro(
@@ -258,7 +260,7 @@ fn every_edge_case_is_poison_with_its_own_reason() {
     );
     let oversized = vec![b' '; MAX_VALUE_BYTES + 10];
 
-    let cases: Vec<(&str, KafkaRecord, Option<Payload>, &str)> = vec![
+    vec![
         ("bad base64", bad_base64, s, "bad_base64"),
         ("null value", record(sensor_topic(), 0, 2, None), s, "null_value"),
         (
@@ -356,7 +358,12 @@ fn every_edge_case_is_poison_with_its_own_reason() {
             None,
             "unknown_topic",
         ),
-    ];
+    ]
+}
+
+#[test]
+fn every_edge_case_is_poison_with_its_own_reason() {
+    let cases = poison_cases();
     let schemas = resolved();
     for (name, record, payload, expected) in cases {
         let poison = decode_record(&record, payload, &schemas).expect_err(name);
