@@ -22,7 +22,7 @@ use pipeline_domain::consume::fakes::{
 use pipeline_domain::ports::InMemorySchemaSource;
 use uuid::Uuid;
 
-use crate::cpu::{check_summary, parse_like_the_runtime, settings};
+use crate::cpu::{check_summary, settings};
 use crate::timing::Timing;
 
 /// Requests per operation (`PutItem`, `BatchGetItem`, ...), retries included.
@@ -295,9 +295,10 @@ pub async fn measure(
         let consumer = consumer(client.clone(), &table, schemas).await?;
         counter.reset();
         let started = Instant::now();
-        let event = parse_like_the_runtime(bytes)?;
-        let summary: BatchSummary = consumer.process(&event).await?;
-        drop(event);
+        let summary: BatchSummary = consumer
+            .process_body(bytes)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         samples.push(started.elapsed());
         check_summary(&summary, records)?;
         requests = counter.snapshot();
@@ -317,9 +318,10 @@ pub async fn measure(
 
         counter.reset();
         let started = Instant::now();
-        let event = parse_like_the_runtime(bytes)?;
-        let replay = consumer.process(&event).await?;
-        drop(event);
+        let replay = consumer
+            .process_body(bytes)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         replays.push(started.elapsed());
         anyhow::ensure!(replay.windows_written == 0, "a replay wrote windows: {replay:?}");
         replay_requests = counter.snapshot();

@@ -345,8 +345,7 @@ mod tests {
             let batch = sensor_event(FixedIdRegistry, "t", 10, 120, format).await.unwrap();
             let consumer = crate::cpu::fake_consumer(&batch.schemas).await.unwrap();
             let bytes = serde_json::to_vec(&batch.event).unwrap();
-            let event = crate::cpu::parse_like_the_runtime(&bytes).unwrap();
-            let summary = consumer.process(&event).await.unwrap();
+            let summary = consumer.process_body(&bytes).await.unwrap();
             crate::cpu::check_summary(&summary, 1200).unwrap();
             // 120 one-second readings from a window boundary: two windows per device.
             assert_eq!(summary.windows_written, 20);

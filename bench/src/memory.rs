@@ -317,13 +317,10 @@ pub fn measure(rt: &tokio::runtime::Runtime, cap_bytes: usize) -> anyhow::Result
     );
     reset_peak_rss()?;
     let baseline = peak_rss_kib()?;
-    let summary = rt.block_on(async {
-        let event: KafkaEvent = serde_json::from_slice(&bytes)?;
-        service
-            .process(&event)
-            .await
-            .map_err(|e| anyhow::anyhow!("the worst batch failed: {e}"))
-    })?;
+    // As the Lambda does: the body as bytes, parsed borrowed by the consumer.
+    let summary = rt
+        .block_on(service.process_body(&bytes))
+        .map_err(|e| anyhow::anyhow!("the worst batch failed: {e}"))?;
     let peak = peak_rss_kib()?;
     Ok(MemoryFigure {
         records,

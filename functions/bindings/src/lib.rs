@@ -215,6 +215,7 @@ mod tests {
         let text = functions_ts();
         assert!(text.contains("  readonly storeEventsBucket: string;"), "{text}");
         assert!(text.contains("  readonly windowSeconds?: number;"));
-        assert!(text.contains("memorySizeMb: 1024,"));
+        let memory = pipeline_contracts::functions::CONSUMER_MEMORY_MB;
+        assert!(text.contains(&format!("memorySizeMb: {memory},")), "{text}");
     }
 }

@@ -11,12 +11,11 @@ use pipeline_adapters::sqs::SqsPoisonSink;
 use pipeline_contracts::contracts;
 use pipeline_domain::batch_response::KafkaBatchResponse;
 use pipeline_domain::consume::batch::{
-    BatchError, BatchFailure, BatchSummary, ConsumerService, ConsumerSettings, Sinks,
+    BatchError, BatchSummary, BodyFailure, ConsumerService, ConsumerSettings, MalformedEvent, Sinks,
 };
 use pipeline_domain::consume::ports::{
     ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonSink, StoreEventTable, WindowStore,
 };
-use pipeline_domain::event::KafkaEvent;
 use pipeline_domain::ports::{PortError, SchemaSource};
 use pipeline_lambda_edge::emf::{emit, now_ms};
 use serde::Serialize;
@@ -111,14 +110,34 @@ pub enum ConsumerAnswer {
     RedeliverFrom(KafkaBatchResponse),
 }
 
-/// Handles one ESM event for a mapping without `ReportBatchItemFailures` (on-demand mode, and the
-/// default): processes it, logs the outcome and prints the EMF metrics line. An `Err` fails the
-/// invocation, so the ESM redelivers the whole batch.
+/// Why an invocation fails (the mapping then retries the batch).
+#[derive(Debug, Error)]
+pub enum InvocationError {
+    #[error(transparent)]
+    Malformed(MalformedEvent),
+    #[error(transparent)]
+    Batch(BatchError),
+}
+
+impl InvocationError {
+    /// The Lambda error type the invocation reports.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Malformed(_) => "MalformedEvent",
+            Self::Batch(BatchError::SchemaRegistry(_)) => "SchemaRegistryUnavailable",
+            Self::Batch(BatchError::Sinks(_)) => "SinkFailed",
+        }
+    }
+}
+
+/// Handles one invocation body for a mapping without `ReportBatchItemFailures` (on-demand mode,
+/// and the default): processes it, logs the outcome and prints the EMF metrics line. An `Err`
+/// fails the invocation, so the ESM redelivers the whole batch.
 pub async fn handle<S, W, A, T, G, P>(
     consumer: &ConsumerService<S, W, A, T, G, P>,
-    event: &KafkaEvent,
+    body: &[u8],
     function_name: &str,
-) -> Result<ConsumerResponse, BatchError>
+) -> Result<ConsumerResponse, InvocationError>
 where
     S: SchemaSource,
     W: WindowStore,
@@ -127,21 +146,25 @@ where
     G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
-    run(consumer, event, function_name).await.map_err(|failure| {
-        tracing::error!(error = %failure.error, records = event.record_count(), "batch failed; the event source mapping will retry it");
-        failure.error
-    })
+    match run(consumer, body, function_name).await {
+        Ok(response) => Ok(response),
+        Err(BodyFailure::Malformed(malformed)) => Err(InvocationError::Malformed(malformed)),
+        Err(BodyFailure::Batch { records, failure }) => {
+            tracing::error!(error = %failure.error, records, "batch failed; the event source mapping will retry it");
+            Err(InvocationError::Batch(failure.error))
+        }
+    }
 }
 
-/// Handles one ESM event for a mapping with `ReportBatchItemFailures`: when a sink fails after
-/// part of the batch was stored, answers with each partition's first unstored offset, so the
+/// Handles one invocation body for a mapping with `ReportBatchItemFailures`: when a sink fails
+/// after part of the batch was stored, answers with each partition's first unstored offset, so the
 /// mapping commits what was stored and delivers the rest again. A failure before anything was
 /// stored (the registry, or the first chunk's sinks) still fails the invocation.
 pub async fn handle_partial<S, W, A, T, G, P>(
     consumer: &ConsumerService<S, W, A, T, G, P>,
-    event: &KafkaEvent,
+    body: &[u8],
     function_name: &str,
-) -> Result<ConsumerAnswer, BatchError>
+) -> Result<ConsumerAnswer, InvocationError>
 where
     S: SchemaSource,
     W: WindowStore,
@@ -150,13 +173,14 @@ where
     G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
-    match run(consumer, event, function_name).await {
+    match run(consumer, body, function_name).await {
         Ok(response) => Ok(ConsumerAnswer::Processed(response)),
-        Err(failure) => match failure.partial_response() {
+        Err(BodyFailure::Malformed(malformed)) => Err(InvocationError::Malformed(malformed)),
+        Err(BodyFailure::Batch { records, failure }) => match failure.partial_response() {
             Some(partial) => {
                 tracing::warn!(
                     error = %failure.error,
-                    records = event.record_count(),
+                    records,
                     unstored = failure.unstored.len(),
                     redeliver_from = ?partial.batch_item_failures.iter().map(|f| (&f.item_identifier.partition, f.item_identifier.offset)).collect::<Vec<_>>(),
                     "batch partly stored; the event source mapping delivers the rest again"
@@ -164,19 +188,19 @@ where
                 Ok(ConsumerAnswer::RedeliverFrom(partial))
             }
             None => {
-                tracing::error!(error = %failure.error, records = event.record_count(), "batch failed; the event source mapping will retry it");
-                Err(failure.error)
+                tracing::error!(error = %failure.error, records, "batch failed; the event source mapping will retry it");
+                Err(InvocationError::Batch(failure.error))
             }
         },
     }
 }
 
-/// Processes one event, logs a success and prints the EMF metrics line for either outcome.
+/// Processes one body, logs a success and prints the EMF metrics line for either outcome.
 async fn run<S, W, A, T, G, P>(
     consumer: &ConsumerService<S, W, A, T, G, P>,
-    event: &KafkaEvent,
+    body: &[u8],
     function_name: &str,
-) -> Result<ConsumerResponse, BatchFailure>
+) -> Result<ConsumerResponse, BodyFailure>
 where
     S: SchemaSource,
     W: WindowStore,
@@ -186,16 +210,24 @@ where
     P: PoisonSink,
 {
     let started = Instant::now();
-    let result = consumer.process_reporting(event).await;
+    let result = consumer.process_body(body).await;
     let elapsed = started.elapsed();
     let duration_ms = elapsed.as_secs_f64() * 1000.0;
     let metrics = match &result {
         Ok(summary) => InvocationMetrics::from_summary(summary, duration_ms),
-        Err(failure) => InvocationMetrics {
-            records: event.record_count(),
+        Err(BodyFailure::Batch { records, failure }) => InvocationMetrics {
+            records: *records,
             batch_failures: 1,
             ..InvocationMetrics::from_summary(&failure.summary, duration_ms)
         },
+        Err(BodyFailure::Malformed(malformed)) => {
+            tracing::error!(error = %malformed, body_bytes = body.len(), "invocation body refused");
+            InvocationMetrics {
+                batch_failures: 1,
+                duration_ms,
+                ..InvocationMetrics::default()
+            }
+        }
     };
     emit(&emf_document(
         &contracts().project,

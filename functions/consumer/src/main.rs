@@ -2,12 +2,11 @@ use std::sync::Arc;
 
 use consumer::app::{build, handle, handle_partial, ConsumerAnswer};
 use consumer::config::ConsumerConfig;
-use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use lambda_runtime::Diagnostic;
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
-use pipeline_domain::consume::batch::BatchError;
-use pipeline_domain::event::KafkaEvent;
 use pipeline_lambda_edge::function_name;
 use pipeline_lambda_edge::logging::init_tracing;
+use pipeline_lambda_edge::raw_body::run_on_bytes;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -26,26 +25,23 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let function_name = function_name("consumer");
     let report_batch_item_failures = config.report_batch_item_failures;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KafkaEvent>| {
+    // The body is parsed by the consumer itself (borrowed, no path tracking), not by the runtime.
+    run_on_bytes(move |body, _context| {
         let consumer = consumer.clone();
         let function_name = function_name.clone();
         async move {
             let answer = if report_batch_item_failures {
-                handle_partial(&consumer, &event.payload, &function_name).await
+                handle_partial(&consumer, &body, &function_name).await
             } else {
-                handle(&consumer, &event.payload, &function_name)
+                handle(&consumer, &body, &function_name)
                     .await
                     .map(ConsumerAnswer::Processed)
             };
             answer.map_err(|error| Diagnostic {
-                error_type: match error {
-                    BatchError::SchemaRegistry(_) => "SchemaRegistryUnavailable",
-                    BatchError::Sinks(_) => "SinkFailed",
-                }
-                .into(),
+                error_type: error.error_type().into(),
                 error_message: error.to_string(),
             })
         }
-    }))
+    })
     .await
 }

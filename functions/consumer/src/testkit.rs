@@ -37,6 +37,11 @@ pub fn record(
     }
 }
 
+/// The invocation body Lambda would send for `event`.
+pub fn body(event: &KafkaEvent) -> Vec<u8> {
+    serde_json::to_vec(event).expect("a KafkaEvent always serializes")
+}
+
 /// An event of `source` holding `records`, grouped by `topic-partition` in the given order.
 pub fn event(source: EventSource, records: impl IntoIterator<Item = KafkaRecord>) -> KafkaEvent {
     let mut grouped: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();

@@ -71,7 +71,8 @@ async fn each_fixture_does_what_its_name_says() {
             EventSource::SelfManagedKafka
         };
         assert_eq!(event.event_source, expected_source, "{}", fixture.file_name);
-        let response = app::handle(&service, &event, "fixtures").await.unwrap();
+        // The file as the invocation body, parsed by the consumer as the Lambda runs it.
+        let response = app::handle(&service, text.as_bytes(), "fixtures").await.unwrap();
         assert_eq!(
             response.summary.poison, fixture.expected_poison,
             "{}: {:?}",

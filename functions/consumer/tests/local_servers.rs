@@ -1077,7 +1077,9 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
 
     let mut poison_seen = 0;
     for event in &events {
-        let response = app::handle(&consumer, event, test).await.expect("batch succeeds");
+        let response = app::handle(&consumer, &testkit::body(event), test)
+            .await
+            .expect("batch succeeds");
         assert_eq!(response.summary.records, event.record_count());
         poison_seen += response.summary.poison;
     }
@@ -1266,7 +1268,7 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
     // Replays: all batches again, then random parts of random earlier batches.
     let before = snapshot(&stack).await;
     for event in &events {
-        let response = app::handle(&consumer, event, test)
+        let response = app::handle(&consumer, &testkit::body(event), test)
             .await
             .expect("replay succeeds");
         assert_eq!(response.summary.windows_written, 0, "replay rewrote a window");
@@ -1279,15 +1281,19 @@ async fn consumer_matches_ground_truth_and_replays_change_nothing() {
     for _ in 0..6 {
         let source = &events[rng.below(events.len() as u64) as usize];
         let part: Vec<KafkaRecord> = source.records().filter(|_| rng.below(3) != 0).cloned().collect();
-        let response = app::handle(&consumer, &testkit::event(EventSource::Msk, part), test)
-            .await
-            .expect("partial replay succeeds");
+        let response = app::handle(
+            &consumer,
+            &testkit::body(&testkit::event(EventSource::Msk, part)),
+            test,
+        )
+        .await
+        .expect("partial replay succeeds");
         assert_eq!(response.summary.windows_written, 0);
     }
     // A fresh cold start (new connections, empty caches) replaying the stream also changes nothing.
     let second = self::consumer(&stack).await;
     for event in &events {
-        app::handle(&second, event, test)
+        app::handle(&second, &testkit::body(event), test)
             .await
             .expect("replay after cold start");
     }
@@ -1388,7 +1394,7 @@ async fn a_dropped_database_connection_is_reopened_within_the_batch() {
     let (first, second) = store_records.split_at(store_records.len() / 2);
     app::handle(
         &consumer,
-        &testkit::event(EventSource::SelfManagedKafka, first.to_vec()),
+        &testkit::body(&testkit::event(EventSource::SelfManagedKafka, first.to_vec())),
         test,
     )
     .await
@@ -1409,7 +1415,7 @@ async fn a_dropped_database_connection_is_reopened_within_the_batch() {
 
     let response = app::handle(
         &consumer,
-        &testkit::event(EventSource::SelfManagedKafka, second.to_vec()),
+        &testkit::body(&testkit::event(EventSource::SelfManagedKafka, second.to_vec())),
         test,
     )
     .await

@@ -92,7 +92,7 @@ fn event(records: Vec<KafkaRecord>) -> KafkaEvent {
 async fn a_partly_stored_batch_is_answered_with_the_partial_batch_response_only_when_the_mapping_honours_it()
 {
     let clean = consumer();
-    app::handle(&clean, &event(readings()), "partial-test")
+    app::handle(&clean, &testkit::body(&event(readings())), "partial-test")
         .await
         .expect("no failures: the whole batch is stored");
     let expected = clean.sinks().windows.snapshot();
@@ -104,7 +104,7 @@ async fn a_partly_stored_batch_is_answered_with_the_partial_batch_response_only_
         let mut pending = event(readings());
         let mut answered = false;
         for _ in 0..200 {
-            match app::handle_partial(&subject, &pending, "partial-test").await {
+            match app::handle_partial(&subject, &testkit::body(&pending), "partial-test").await {
                 Ok(ConsumerAnswer::Processed(_)) => {
                     answered = true;
                     break;
@@ -165,10 +165,15 @@ async fn without_report_batch_item_failures_a_partly_stored_batch_fails_the_invo
     for seed in [5u64, 11, 23, 37] {
         let subject = consumer();
         subject.sinks().windows.faults.fail_randomly(seed, 400);
-        let strict = app::handle(&subject, &event(readings()), "partial-test").await;
+        let strict = app::handle(&subject, &testkit::body(&event(readings())), "partial-test").await;
         let partial_subject = consumer();
         partial_subject.sinks().windows.faults.fail_randomly(seed, 400);
-        let partial = app::handle_partial(&partial_subject, &event(readings()), "partial-test").await;
+        let partial = app::handle_partial(
+            &partial_subject,
+            &testkit::body(&event(readings())),
+            "partial-test",
+        )
+        .await;
         match (strict, partial) {
             (Ok(_), Ok(ConsumerAnswer::Processed(_))) => {}
             (Err(_), Err(_)) => {}

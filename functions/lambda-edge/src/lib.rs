@@ -6,6 +6,7 @@ pub mod config;
 pub mod custom_resource;
 pub mod emf;
 pub mod logging;
+pub mod raw_body;
 
 /// The function's name, which Lambda sets in `AWS_LAMBDA_FUNCTION_NAME` ("Defined runtime
 /// environment variables", <https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>);
