@@ -289,8 +289,14 @@ figure_pipeline() {
   port="$(free_port $((${PIPELINE_LAMBDA_PORT:-19000} + 18)))"
   [[ "$PROFILE" == release ]] && flags=(--release)
   mkdir -p "$dir"
+  local tables="bench-pipeline-$label-$$" fresh
+  # Tables of its own: the fresh broker's topics start at offset 0 again, which the stack's shared
+  # ledgers (explicit-events table) rightly refuse as re-created topics.
+  fresh="$(set -a; source "$ENV_FILE"; "$PYTHON" bench/python/fresh_tables.py create "$tables")"
   sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$ENV_FILE" | grep -v '^#' |
-    grep -v -e '^KAFKA_BOOTSTRAP_SERVERS=' -e '^PIPELINE_PG_ADMIN_' >"$dir/lambda.env"
+    grep -v -e '^KAFKA_BOOTSTRAP_SERVERS=' -e '^PIPELINE_PG_ADMIN_' $(printf -- "-e ^%s= " $(cut -d= -f1 <<<"$fresh")) \
+    >"$dir/lambda.env"
+  printf '%s\n' "$fresh" >>"$dir/lambda.env"
   printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nAWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "$bootstrap" \
     "${BENCH_LAMBDA_LOG_LEVEL:-WARN}" >>"$dir/lambda.env"
   setsid cargo-lambda lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
@@ -307,6 +313,7 @@ figure_pipeline() {
     --broker-label "$label" --emulator "$BIN/esm-emulator" --work-dir "$dir" "${PIPELINE_ARGS[@]}"
   kill -TERM -- "-$watch_pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
+  (set -a; source "$ENV_FILE"; "$PYTHON" bench/python/fresh_tables.py delete "$tables")
 }
 
 machine() {
