@@ -448,11 +448,12 @@ where
                     self.write_chunk(std::mem::take(&mut chunk), &mut summary).await
                 {
                     unstored.extend(event.records().skip(position).map(EsmRecord::coordinates));
-                    return Err(BatchFailure {
+                    let failure = BatchFailure {
                         error,
                         unstored,
                         summary,
-                    });
+                    };
+                    return Err(self.record_what_was_stored(&ledgers, failure).await);
                 }
             }
             chunk.held_bytes += held;
@@ -469,18 +470,44 @@ where
             }
         }
         if let Err((error, unstored)) = self.write_chunk(chunk, &mut summary).await {
-            return Err(BatchFailure {
+            let failure = BatchFailure {
                 error,
                 unstored,
                 summary,
-            });
+            };
+            return Err(self.record_what_was_stored(&ledgers, failure).await);
         }
-        // Only once every chunk is stored: a failed batch leaves the ledger where it was (a
-        // partial answer too: the ledger then lags, which only delays noticing a re-created topic).
+        // Once every chunk is stored (a failure part-way records only what a partial answer
+        // commits, see `record_what_was_stored`).
         ledger::advance_all(&self.sinks.explicit, &ledgers, &self.settings.retry)
             .await
             .map_err(whole_batch)?;
         Ok(summary)
+    }
+
+    /// Before answering a failure part-way, enters in the ledger what a partial-batch answer
+    /// commits: those records are never delivered again, so a ledger advanced only on success
+    /// would never mark them (its lowest mark would stay above them for good, and a re-created
+    /// topic re-using only those offsets would go unnoticed). Entering them without a partial
+    /// answer is harmless: they are stored, and the whole batch that comes again agrees. If the
+    /// ledger cannot be written, the whole batch fails instead (nothing is committed).
+    async fn record_what_was_stored<R: EsmRecord>(
+        &self,
+        ledgers: &ledger::Checked<'_, R>,
+        failure: BatchFailure,
+    ) -> BatchFailure {
+        if failure.partial_response().is_none() {
+            return failure;
+        }
+        let committed = ledgers.committed_before(&failure.unstored);
+        match ledger::advance_all(&self.sinks.explicit, &committed, &self.settings.retry).await {
+            Ok(()) => failure,
+            Err(ledger_failure) => BatchFailure {
+                error: BatchError::Sinks(vec![ledger_failure]),
+                unstored: Vec::new(),
+                summary: failure.summary,
+            },
+        }
     }
 
     /// Fans one chunk of decoded records out to the sinks, adding what it did to `summary`. On

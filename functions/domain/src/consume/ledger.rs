@@ -23,6 +23,7 @@
 //! range at `LATEST` (its batches below the highest stored offset are taken as replays until it
 //! reaches that offset).
 
+use crate::model::RecordCoordinates;
 use std::collections::BTreeMap;
 
 use thiserror::Error;
@@ -160,6 +161,36 @@ pub fn merged(current: &PartitionLedger, ours: &PartitionLedger) -> PartitionLed
 pub struct Checked<'a, R> {
     partitions: BTreeMap<String, BTreeMap<i64, &'a R>>,
     stored: BTreeMap<String, PartitionLedger>,
+}
+
+impl<'a, R> Checked<'a, R> {
+    /// The part a partial-batch answer naming `unstored` commits: in each partition the records
+    /// below its lowest unstored offset, in the others every record.
+    pub fn committed_before(&self, unstored: &[RecordCoordinates]) -> Checked<'a, R> {
+        let mut lowest_unstored: BTreeMap<String, i64> = BTreeMap::new();
+        for c in unstored {
+            lowest_unstored
+                .entry(c.topic_partition())
+                .and_modify(|o| *o = (*o).min(c.offset))
+                .or_insert(c.offset);
+        }
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|(key, records)| {
+                let kept = match lowest_unstored.get(key) {
+                    Some(first_unstored) => records.range(..*first_unstored).map(|(o, r)| (*o, *r)).collect(),
+                    None => records.clone(),
+                };
+                (key.clone(), kept)
+            })
+            .filter(|(_, kept): &(String, BTreeMap<i64, &'a R>)| !kept.is_empty())
+            .collect();
+        Checked {
+            partitions,
+            stored: self.stored.clone(),
+        }
+    }
 }
 
 fn failure(error: PortError) -> SinkFailure {

@@ -979,6 +979,13 @@ async fn whole_and_random_partial_replays_leave_every_sink_identical() {
             }
         }
         assert_eq!(snapshot(&subject), expected, "seed {seed}");
+        // The ledgers too: what a partial answer committed is never delivered again, so it must
+        // be entered before the answer, or the lowest mark stays above it for good.
+        assert_eq!(
+            subject.sinks().explicit.ledgers(),
+            reference.sinks().explicit.ledgers(),
+            "seed {seed}: ledgers"
+        );
     }
 }
 
@@ -1330,4 +1337,49 @@ async fn a_registry_outage_fails_the_whole_batch_not_a_partial_answer() {
         .unwrap_err();
     assert!(matches!(failure.error, BatchError::SchemaRegistry(_)));
     assert_eq!(failure.partial_response(), None);
+}
+
+/// What a partial answer commits is never delivered again, so it must be in the ledger before
+/// the answer: otherwise the partition's lowest mark stays above those records for good.
+#[tokio::test]
+async fn a_partial_answer_enters_what_it_commits_in_the_ledger() {
+    let records = stream(7, 160);
+    let event = event_of(records);
+    let first_offsets: BTreeMap<String, i64> = event
+        .records
+        .iter()
+        .map(|(key, records)| (key.clone(), records[0].offset))
+        .collect();
+    for seed in 1..400u64 {
+        let subject = service_tuned(|s| s.max_chunk_bytes = 2_000);
+        subject.sinks().windows.faults.fail_randomly(seed, 350);
+        let Err(failure) = subject.process_reporting(&event).await else {
+            continue;
+        };
+        let Some(partial) = failure.partial_response() else {
+            continue;
+        };
+        let resume: BTreeMap<String, i64> = partial
+            .batch_item_failures
+            .iter()
+            .map(|f| (f.item_identifier.partition.clone(), f.item_identifier.offset))
+            .collect();
+        let ledgers = subject.sinks().explicit.ledgers();
+        let committed_something = first_offsets
+            .iter()
+            .any(|(key, first)| resume.get(key).is_none_or(|from| from > first));
+        if !committed_something {
+            continue;
+        }
+        for (key, first) in &first_offsets {
+            if resume.get(key).is_none_or(|from| from > first) {
+                let ledger = ledgers
+                    .get(key)
+                    .unwrap_or_else(|| panic!("seed {seed}: {key} committed but has no ledger"));
+                assert_eq!(ledger.lowest.offset, *first, "seed {seed}: {key}");
+            }
+        }
+        return;
+    }
+    panic!("no seed gave a partial answer that commits part of the batch");
 }
