@@ -10,10 +10,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use base64::Engine as _;
 use pipeline_adapters::kafka::partition_for_key;
 use pipeline_contracts::{contracts, Compatibility};
-use pipeline_domain::event::{signed_header_values, EventSource, KafkaEvent, KafkaRecord, TimestampType};
+// The ESM shape of published records: one home, the domain's test support.
+pub use pipeline_domain::event::sample::{esm_event, esm_record};
+use pipeline_domain::event::KafkaEvent;
 use pipeline_domain::ports::PortError;
 use pipeline_domain::produce::{
     BodyCompression, Delivery, EventPublisher, OutgoingRecord, ProduceRequest, ProducerService,
@@ -174,47 +175,6 @@ pub async fn produce_records<R: SchemaRegistryWriter>(
         schemas.insert(used.version_id, definition);
     }
     Ok((service.publisher().take(), schemas))
-}
-
-/// The ESM record for a published record: base64 key and value, the header as signed bytes.
-pub fn esm_record(topic: &str, delivery: &Delivery, record: &OutgoingRecord) -> KafkaRecord {
-    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    KafkaRecord {
-        topic: topic.to_string(),
-        partition: delivery.partition,
-        offset: delivery.offset,
-        timestamp: record.timestamp_ms,
-        timestamp_type: TimestampType::CreateTime,
-        key: record.key.as_deref().map(encode),
-        value: Some(encode(&record.value)),
-        headers: Some(
-            record
-                .headers
-                .iter()
-                .map(|(name, value)| BTreeMap::from([(name.clone(), signed_header_values(value))]))
-                .collect(),
-        ),
-    }
-}
-
-/// A `SelfManagedKafka` event holding `records`, grouped by `topic-partition` in offset order.
-pub fn esm_event(topic: &str, records: &[(Delivery, OutgoingRecord)]) -> KafkaEvent {
-    let mut grouped: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();
-    for (delivery, record) in records {
-        grouped
-            .entry(format!("{topic}-{}", delivery.partition))
-            .or_default()
-            .push(esm_record(topic, delivery, record));
-    }
-    for partition in grouped.values_mut() {
-        partition.sort_by_key(|r| r.offset);
-    }
-    KafkaEvent {
-        event_source: EventSource::SelfManagedKafka,
-        event_source_arn: None,
-        bootstrap_servers: Some("127.0.0.1:9092".into()),
-        records: grouped,
-    }
 }
 
 /// `devices` × `readings_per_device` sensor readings in one event.

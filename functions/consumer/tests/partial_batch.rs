@@ -10,23 +10,16 @@ use consumer::app::{self, ConsumerAnswer};
 use consumer::testkit;
 use pipeline_contracts::{contracts, Payload};
 use pipeline_domain::batch_response::KafkaBatchResponse;
-use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, RetryPolicy, Sinks};
+use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, RetryPolicy};
 use pipeline_domain::consume::fakes::*;
 use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord};
 use pipeline_domain::ports::InMemorySchemaSource;
 use pipeline_domain::window::WindowSpec;
 
-type FakeConsumer = ConsumerService<
-    InMemorySchemaSource,
-    InMemoryWindowStore,
-    InMemoryObjectStore,
-    InMemoryStoreEventTable,
-    InMemoryExplicitEventStore,
-    InMemoryPoisonSink,
->;
+type Consumer = FakeConsumer<InMemorySchemaSource>;
 
-fn consumer() -> FakeConsumer {
+fn consumer() -> Consumer {
     let c = contracts();
     let mut settings = ConsumerSettings::new(
         TopicRoutes::from_contract(),
@@ -41,17 +34,7 @@ fn consumer() -> FakeConsumer {
         base_delay: Duration::ZERO,
         max_delay: Duration::ZERO,
     };
-    ConsumerService::new(
-        InMemorySchemaSource::default(),
-        Sinks {
-            windows: InMemoryWindowStore::default(),
-            archive: InMemoryObjectStore::default(),
-            table: InMemoryStoreEventTable::default(),
-            explicit: InMemoryExplicitEventStore::default(),
-            poison: InMemoryPoisonSink::default(),
-        },
-        settings,
-    )
+    ConsumerService::new(InMemorySchemaSource::default(), FakeSinks::default(), settings)
 }
 
 /// Sensor readings over three partitions, a few windows each.
