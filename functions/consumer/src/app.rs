@@ -146,12 +146,19 @@ where
     G: ExplicitEventStore + PartitionLedgerStore,
     P: PoisonSink,
 {
-    match run(consumer, body, function_name).await {
-        Ok(response) => Ok(response),
-        Err(BodyFailure::Malformed(malformed)) => Err(InvocationError::Malformed(malformed)),
-        Err(BodyFailure::Batch { records, failure }) => {
+    run(consumer, body, function_name)
+        .await
+        .map_err(invocation_failed)
+}
+
+/// The error that fails the invocation, logged once for the batch (the refused body was logged
+/// where it was parsed).
+fn invocation_failed(failure: BodyFailure) -> InvocationError {
+    match failure {
+        BodyFailure::Malformed(malformed) => InvocationError::Malformed(malformed),
+        BodyFailure::Batch { records, failure } => {
             tracing::error!(error = %failure.error, records, "batch failed; the event source mapping will retry it");
-            Err(InvocationError::Batch(failure.error))
+            InvocationError::Batch(failure.error)
         }
     }
 }
@@ -175,7 +182,6 @@ where
 {
     match run(consumer, body, function_name).await {
         Ok(response) => Ok(ConsumerAnswer::Processed(response)),
-        Err(BodyFailure::Malformed(malformed)) => Err(InvocationError::Malformed(malformed)),
         Err(BodyFailure::Batch { records, failure }) => match failure.partial_response() {
             Some(partial) => {
                 tracing::warn!(
@@ -187,11 +193,9 @@ where
                 );
                 Ok(ConsumerAnswer::RedeliverFrom(partial))
             }
-            None => {
-                tracing::error!(error = %failure.error, records, "batch failed; the event source mapping will retry it");
-                Err(InvocationError::Batch(failure.error))
-            }
+            None => Err(invocation_failed(BodyFailure::Batch { records, failure })),
         },
+        Err(malformed) => Err(invocation_failed(malformed)),
     }
 }
 
