@@ -118,14 +118,8 @@ stack() {
 
 BIN=""
 build() {
-  local flags=()
-  [[ "$PROFILE" == release ]] && flags=(--release)
-  # Each crate on its own, as pipeline.sh does: `cargo lambda watch` then finds nothing to rebuild.
-  local crate
-  for crate in pipeline-bench esm-emulator producer consumer; do
-    cargo build "${flags[@]}" -p "$crate"
-  done
-  BIN="$CARGO_TARGET_DIR/$PROFILE"
+  build_binaries "$PROFILE" pipeline-bench esm-emulator producer consumer
+  BIN="$BIN_DIR"
 }
 
 events() {

@@ -37,11 +37,7 @@ set -a
 source "$ENV_FILE"
 set +a
 
-# Each crate on its own, as scripts/pipeline.sh does: `cargo lambda watch` then has nothing to build.
-for crate in esm-emulator producer consumer; do
-  cargo build --quiet -p "$crate"
-done
-TARGET_DIR="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+build_binaries debug esm-emulator producer consumer
 
-exec timeout -k 20 "$TIMEOUT" "$PYTHON" scripts/local/faults/run.py --esm "$TARGET_DIR/debug/esm-emulator" \
+exec timeout -k 20 "$TIMEOUT" "$PYTHON" scripts/local/faults/run.py --esm "$BIN_DIR/esm-emulator" \
   --port-base "$PORT_BASE" --logdir "$LOG_DIR" --rundir "$RUN_DIR" "$@"

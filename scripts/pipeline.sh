@@ -83,16 +83,12 @@ bring_up_stack() {
   scripts/local-stack.sh up
 }
 
-# Each Lambda crate on its own: `cargo lambda watch` runs `cargo run --bin <name>`, whose feature
-# resolution covers that package only, so this leaves it nothing to compile on the first invoke.
+# Everything the run starts, in one build: db-admin-local (the local stack's migrations), the
+# emulator, and the two Lambdas `cargo lambda watch` then finds already built.
 EMULATOR=""
 build() {
-  local crate
-  for crate in esm-emulator producer consumer; do
-    cargo build -p "$crate"
-  done
-  EMULATOR="$(cargo metadata --format-version 1 --no-deps |
-    "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/debug/esm-emulator"
+  build_binaries debug esm-emulator producer consumer db-admin
+  EMULATOR="$BIN_DIR/esm-emulator"
   [[ -x "$EMULATOR" ]] || die "esm-emulator was built but $EMULATOR is missing"
 }
 
@@ -229,12 +225,12 @@ main() {
   check_functions
   step "setup" scripts/setup.sh
   mkdir -p "$RUN_DIR" "$LOG_DIR" "$REPORT_DIR"
+  step "build" build
   step "local stack" bring_up_stack
   set -a
   # shellcheck disable=SC1091
   source "$ENV_FILE"
   set +a
-  step "build" build
   step "functions (cargo lambda watch)" start_functions
   step "event source mappings" start_mappings
   step "producer" invoke_producer

@@ -107,6 +107,24 @@ stage_rust() {
   else
     cargo test --workspace --locked --no-fail-fast
   fi
+  check_one_build_serves_every_binary
+}
+
+# The binaries built together (as pipeline.sh, faults.sh and the deploy stage build them) leave
+# nothing to compile when one is built alone, as `cargo lambda watch` and local-stack.sh's
+# db-admin-local do: every third-party crate has one feature set (functions/feature-union).
+BINARIES=(esm-emulator producer consumer db-admin topic-admin)
+check_one_build_serves_every_binary() {
+  local crate compiled
+  build_binaries debug "${BINARIES[@]}"
+  for crate in "${BINARIES[@]}"; do
+    compiled="$(cargo build --locked -p "$crate" 2>&1 | grep -E '^ *Compiling ' || true)"
+    if [[ -n "$compiled" ]]; then
+      printf 'building %s alone compiled again what the joint build had compiled:\n%s\n' "$crate" "$compiled" >&2
+      echo 'a dependency change split a feature set: run `cargo hakari generate` (.config/hakari.toml)' >&2
+      return 1
+    fi
+  done
 }
 
 # The whole local pipeline with fixed seeds, checked against a ground truth read from the topics:
@@ -135,11 +153,8 @@ stage_iam() {
 stage_deploy() {
   local target
   "$PYTHON" -m unittest discover -s scripts/local/deployment/tests -t scripts/local
-  for crate in esm-emulator producer consumer; do
-    cargo build --quiet -p "$crate"
-  done
-  target="$(cargo metadata --format-version 1 --no-deps | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-  PYTHONPATH="$REPO_ROOT/scripts/local" "$PYTHON" scripts/local/deployment/local_stage.py --esm "$target/debug/esm-emulator" \
+  build_binaries debug esm-emulator producer consumer
+  PYTHONPATH="$REPO_ROOT/scripts/local" "$PYTHON" scripts/local/deployment/local_stage.py --esm "$BIN_DIR/esm-emulator" \
     --port-base $((${PIPELINE_TEST_LAMBDA_PORT:-39000} + 50)) --env-file "$ENV_FILE" \
     --logdir "$LOG_DIR" --rundir "$RUN_DIR"
 }

@@ -15,7 +15,9 @@
 # and, only where a script asks for it:
 #   --cd             work from REPO_ROOT (scripts that take no user paths relative to the caller)
 #   --cargo          export CARGO_TARGET_DIR (default $PIPELINE_CACHE/target) and CARGO_TERM_COLOR
-#                    (default never); without it cargo builds where the caller's environment says
+#                    (default never); without it cargo builds where the caller's environment says;
+#                    and `build_binaries PROFILE CRATE...`, which builds the crates in one cargo run
+#                    and sets BIN_DIR to where their binaries are
 #   --path DIRS      put these repo-relative directories (colon-separated) in front of PATH
 #   --spaced-log     log puts a blank line before each message (scripts whose log marks sections)
 #   --die-status N   die exits N instead of 1
@@ -68,4 +70,24 @@ log() { printf '%s[%s] %s\n' "$LOG_GAP" "$LOG_TAG" "$*" >&2; }
 die() {
   printf '[%s] ERROR: %s\n' "$LOG_TAG" "$*" >&2
   exit "$DIE_STATUS"
+}
+
+# One cargo run for all the crates a script needs (debug or release). Every binary depends on
+# functions/feature-union, so this compiles the same units that `cargo lambda watch` (one crate at a
+# time) and the test build reuse; the rust stage of scripts/test.sh checks that it stays so.
+build_binaries() {
+  [[ -v CARGO_TARGET_DIR ]] || die "build_binaries needs the prologue's --cargo option"
+  local profile="${1:?build_binaries: debug or release}" crate
+  shift
+  local flags=(--locked)
+  case "$profile" in
+    debug) ;;
+    release) flags+=(--release) ;;
+    *) die "build_binaries: unknown profile $profile (debug or release)" ;;
+  esac
+  for crate in "$@"; do
+    flags+=(-p "$crate")
+  done
+  cargo build "${flags[@]}"
+  BIN_DIR="$CARGO_TARGET_DIR/$profile"
 }

@@ -118,6 +118,38 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertIn("log tag", result.stderr)
 
 
+class BuildBinariesTest(unittest.TestCase):
+    """`build_binaries` runs cargo once for all the crates it is given; a stand-in `cargo` records
+    each call."""
+
+    def build(self, options: str, call: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+        with tempfile.TemporaryDirectory() as tmp:
+            fake = pathlib.Path(tmp) / "cargo"
+            fake.write_text(f'#!/bin/sh\necho "$*" >>"{tmp}/calls"\n')
+            fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+            result = run_bash(f'source {PROLOGUE} demo {options}; {call}; echo "BIN_DIR=$BIN_DIR"',
+                              {"PATH": f"{tmp}:{CLEAN_PATH}"})
+            calls = pathlib.Path(tmp) / "calls"
+            return result, calls.read_text().splitlines() if calls.exists() else []
+
+    def test_one_cargo_run_builds_every_crate(self):
+        result, calls = self.build("--cargo", "build_binaries debug esm-emulator producer consumer")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(calls, ["build --locked -p esm-emulator -p producer -p consumer"])
+        self.assertIn(f"BIN_DIR={HOME}/.cache/pipeline/target/debug", result.stdout)
+        result, calls = self.build("--cargo", "build_binaries release pipeline-bench")
+        self.assertEqual(calls, ["build --locked --release -p pipeline-bench"])
+        self.assertIn(f"BIN_DIR={HOME}/.cache/pipeline/target/release", result.stdout)
+
+    def test_it_refuses_an_unknown_profile_or_a_script_without_the_cargo_option(self):
+        result, calls = self.build("--cargo", "build_binaries fast consumer")
+        self.assertEqual((result.returncode, calls), (1, []))
+        self.assertIn("unknown profile fast", result.stderr)
+        result, calls = self.build("", "build_binaries debug consumer")
+        self.assertEqual((result.returncode, calls), (1, []))
+        self.assertIn("--cargo", result.stderr)
+
+
 class TestRunnerEnvironmentTest(unittest.TestCase):
     """scripts/test.sh runs its stages against a test stack of its own; the stage gets what the
     prologue gives plus those ports and that data dir. A stand-in `npm` (the cdk stage's first
@@ -202,6 +234,17 @@ class NoCopiesTest(unittest.TestCase):
             source = next(line for line in text.splitlines() if line.startswith(SOURCE_LINE))
             with self.subTest(script=script.name):
                 self.assertIn("--cargo", source.split())
+
+    def test_scripts_build_binaries_through_the_prologue(self):
+        # A script of its own `cargo build -p` loop would build the crates one at a time (no
+        # parallelism across them) and drift from the set the others build.
+        for script in SCRIPTS:
+            with self.subTest(script=script.name):
+                for line in script.read_text().splitlines():
+                    code = line.split("#", 1)[0]
+                    if "cargo build" in code:
+                        # test.sh's check builds each binary alone on purpose.
+                        self.assertEqual((script.name, code.strip()[:31]), ("test.sh", 'compiled="$(cargo build --locke'))
 
     def test_the_check_finds_a_copy(self):
         # The patterns above must match what the scripts used to repeat.

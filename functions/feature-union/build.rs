@@ -1,0 +1,2 @@
+// Present so that cargo also unifies the features of build dependencies through this crate.
+fn main() {}
