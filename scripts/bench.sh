@@ -116,24 +116,22 @@ stack() {
   set +a
 }
 
-BIN=""
 build() {
   build_binaries "$PROFILE" pipeline-bench esm-emulator producer consumer
-  BIN="$BIN_DIR"
 }
 
 events() {
-  "$BIN/pipeline-bench" events --out "$OUT/events" --registry \
+  "$BIN_DIR/pipeline-bench" events --out "$OUT/events" --registry \
     --sensor-records "$SENSOR_RECORDS" --batch-bytes "$BATCH_BYTES"
 }
 
 figure_cpu() {
-  record "$BIN/pipeline-bench" cpu --events "$OUT/events" --runs "$CPU_RUNS"
+  record "$BIN_DIR/pipeline-bench" cpu --events "$OUT/events" --runs "$CPU_RUNS"
   record "$PYTHON" bench/python/seed_baseline.py cpu --events "$OUT/events" --runs "$SEED_CPU_RUNS"
 }
 
 figure_dynamo() {
-  record "$BIN/pipeline-bench" dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
+  record "$BIN_DIR/pipeline-bench" dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
   record "$PYTHON" bench/python/seed_baseline.py dynamo --events "$OUT/events" --runs "$DYNAMO_RUNS"
 }
 
@@ -154,8 +152,8 @@ figure_share() {
     sleep 0.2
   done
   "$PYTHON" bench/python/seed_baseline.py table --create "$seed_table"
-  record "$BIN/pipeline-bench" share --events "$OUT/events" --memory-mb "$SHARE_MEMORY_MB" --runs "$SHARE_RUNS" \
-    --consumer "$BIN/consumer" --python "$PYTHON" --seed-lambda bench/python/seed_lambda.py \
+  record "$BIN_DIR/pipeline-bench" share --events "$OUT/events" --memory-mb "$SHARE_MEMORY_MB" --runs "$SHARE_RUNS" \
+    --consumer "$BIN_DIR/consumer" --python "$PYTHON" --seed-lambda bench/python/seed_lambda.py \
     --seed-table "$seed_table" --log "$OUT/share-lambda.log" \
     --metered-endpoint "http://127.0.0.1:$port" --calls "$calls"
   "$PYTHON" bench/python/seed_baseline.py table --delete "$seed_table"
@@ -166,7 +164,7 @@ figure_share() {
 # broker, $2 is its bootstrap address.
 figure_produce() {
   local label="$1" bootstrap="$2"
-  KAFKA_BOOTSTRAP_SERVERS="$bootstrap" record "$BIN/pipeline-bench" produce --devices 100 \
+  KAFKA_BOOTSTRAP_SERVERS="$bootstrap" record "$BIN_DIR/pipeline-bench" produce --devices 100 \
     --readings-per-device "$PRODUCE_READINGS" --runs "$PRODUCE_RUNS" --dump "$OUT/records" --broker-label "$label"
   KAFKA_BOOTSTRAP_SERVERS="$bootstrap" record "$PYTHON" bench/python/seed_baseline.py produce \
     --topic "$SENSOR_TOPIC" --runs "$PRODUCE_RUNS" --broker-label "$label" \
@@ -229,25 +227,25 @@ wanted() { [[ " $FIGURES " == *" $1 "* ]]; }
 # full run) and the seed as a Python process, both polling a local runtime API, both writing to
 # the local stack.
 figure_footprint() {
-  local consumer="$BIN/consumer" seed_table="bench-seed-lambda-$$"
+  local consumer="$BIN_DIR/consumer" seed_table="bench-seed-lambda-$$"
   if [[ "$MODE" == full ]]; then
     consumer="$CARGO_TARGET_DIR/lambda/consumer/bootstrap"
   fi
   local fmt
   for fmt in json avro; do
-    record "$BIN/pipeline-bench" lambda --name "consumer-rss-$fmt" --event "$OUT/events/batch-6mb.$fmt.json" \
+    record "$BIN_DIR/pipeline-bench" lambda --name "consumer-rss-$fmt" --event "$OUT/events/batch-6mb.$fmt.json" \
       --runs "$LAMBDA_RUNS" --fresh-tables --log "$OUT/consumer-lambda.log" -- "$consumer"
   done
   # The worst batch for memory (zlib documents and store events at the consumer's bounds), through
   # the batch loop in process: the bound it proves is the consumer's, not the local stack's.
-  record "$BIN/pipeline-bench" memory --batch-bytes "$BATCH_BYTES"
-  record "$BIN/pipeline-bench" lambda --name consumer-init --runs "$((LAMBDA_RUNS * 2))" \
+  record "$BIN_DIR/pipeline-bench" memory --batch-bytes "$BATCH_BYTES"
+  record "$BIN_DIR/pipeline-bench" lambda --name consumer-init --runs "$((LAMBDA_RUNS * 2))" \
     --log "$OUT/consumer-lambda.log" -- "$consumer"
   "$PYTHON" bench/python/seed_baseline.py table --create "$seed_table"
-  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN/pipeline-bench" lambda --name seed-python-rss \
+  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN_DIR/pipeline-bench" lambda --name seed-python-rss \
     --event "$OUT/events/batch-6mb.json.json" --runs "$LAMBDA_RUNS" --log "$OUT/seed-lambda.log" -- \
     "$PYTHON" bench/python/seed_lambda.py
-  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN/pipeline-bench" lambda --name seed-python-init \
+  DYNAMODB_TABLE_NAME="$seed_table" record "$BIN_DIR/pipeline-bench" lambda --name seed-python-init \
     --runs "$((LAMBDA_RUNS * 2))" --log "$OUT/seed-lambda.log" -- "$PYTHON" bench/python/seed_lambda.py
   "$PYTHON" bench/python/seed_baseline.py table --delete "$seed_table"
 }
@@ -304,7 +302,7 @@ figure_pipeline() {
     sleep 0.5
   done
   record "$PYTHON" bench/python/pipeline_throughput.py --lambda-port "$port" --bootstrap "$bootstrap" \
-    --broker-label "$label" --emulator "$BIN/esm-emulator" --work-dir "$dir" "${PIPELINE_ARGS[@]}"
+    --broker-label "$label" --emulator "$BIN_DIR/esm-emulator" --work-dir "$dir" "${PIPELINE_ARGS[@]}"
   kill -TERM -- "-$watch_pid" 2>/dev/null || true
   for _ in $(seq 1 50); do kill -0 "$watch_pid" 2>/dev/null || break; sleep 0.1; done
   (set -a; source "$ENV_FILE"; "$PYTHON" bench/python/fresh_tables.py delete "$tables")
