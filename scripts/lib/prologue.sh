@@ -14,8 +14,10 @@
 #   die MESSAGE      "[TAG] ERROR: MESSAGE" on stderr, then exit 1
 # and, only where a script asks for it:
 #   --cd             work from REPO_ROOT (scripts that take no user paths relative to the caller)
-#   --cargo          export CARGO_TARGET_DIR (default $PIPELINE_CACHE/target) and CARGO_TERM_COLOR
-#                    (default never); without it cargo builds where the caller's environment says;
+#   --cargo          export CARGO_TARGET_DIR (default $PIPELINE_CACHE/target), CARGO_TERM_COLOR
+#                    (default never) and PIPELINE_CHECKOUT (this checkout's path, so the shared
+#                    target rebuilds our crates for another checkout); without it cargo builds where
+#                    the caller's environment says;
 #                    and `build_binaries PROFILE CRATE...`, which builds the crates in one cargo run
 #                    and sets BIN_DIR to where their binaries are
 #   --path DIRS      put these repo-relative directories (colon-separated) in front of PATH
@@ -48,6 +50,9 @@ while (($# > 0)); do
     --cargo)
       export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PIPELINE_CACHE/target}"
       export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+      # The shared target serves every checkout; this makes cargo rebuild our crates for another
+      # one (functions/contracts/build.rs says why).
+      export PIPELINE_CHECKOUT="$REPO_ROOT"
       ;;
     --path)
       prologue_prefix=""

@@ -20,7 +20,7 @@ CLEAN_PATH = "/usr/bin:/bin"
 
 # What the prologue provides; the part after `set` prints each as "NAME=VALUE exported|local".
 PROVIDED = ["REPO_ROOT", "PIPELINE_CACHE", "VENV", "PYTHON", "LOCAL_DIR", "RUN_DIR", "LOG_DIR", "ENV_FILE"]
-CARGO = ["CARGO_TARGET_DIR", "CARGO_TERM_COLOR"]
+CARGO = ["CARGO_TARGET_DIR", "CARGO_TERM_COLOR", "PIPELINE_CHECKOUT"]
 REPORT = r"""
 for name in %s; do
   if [[ -v $name ]]; then
@@ -67,6 +67,7 @@ class PrologueDefaultsTest(unittest.TestCase):
         # Without --cargo, cargo builds wherever the caller's environment says.
         self.assertNotIn("CARGO_TARGET_DIR", v)
         self.assertNotIn("CARGO_TERM_COLOR", v)
+        self.assertNotIn("PIPELINE_CHECKOUT", v)
         # Without --cd or --path, the working directory and PATH are the caller's.
         self.assertEqual(v["PWD"], "/")
         self.assertEqual(v["PATH"], CLEAN_PATH)
@@ -94,6 +95,8 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertEqual(v["PWD"], root)
         self.assertEqual(v["CARGO_TARGET_DIR"], f"{HOME}/.cache/pipeline/target exported")
         self.assertEqual(v["CARGO_TERM_COLOR"], "never exported")
+        # functions/contracts/build.rs rebuilds our crates when this changes.
+        self.assertEqual(v["PIPELINE_CHECKOUT"], f"{root} exported")
         self.assertEqual(v["PATH"], f"{root}/.venv/bin:{root}/node_modules/.bin:{CLEAN_PATH}")
         self.assertEqual(v["ARGS"], "one two")
 
