@@ -9,12 +9,9 @@ use std::time::Instant;
 
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, PutRequest,
-    ScalarAttributeType, WriteRequest,
-};
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use futures::{StreamExt, TryStreamExt};
-use pipeline_adapters::dynamodb::DynamoWindowStore;
+use pipeline_adapters::dynamodb::{create_contract_table, DynamoWindowStore};
 use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, Sinks};
 use pipeline_domain::consume::fakes::{
     InMemoryExplicitEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
@@ -22,8 +19,9 @@ use pipeline_domain::consume::fakes::{
 use pipeline_domain::ports::InMemorySchemaSource;
 use uuid::Uuid;
 
-use crate::cpu::{check_summary, settings};
+use crate::cpu::check_summary;
 use crate::timing::Timing;
+use pipeline_domain::consume::fakes::contract_settings;
 
 /// Requests per operation (`PutItem`, `BatchGetItem`, ...), retries included.
 #[derive(Debug, Clone, Default)]
@@ -148,12 +146,13 @@ async fn scan_all(
 
 /// Creates a fresh table of the window aggregates' shape (on demand).
 pub async fn create_window_table(client: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
-    create_table_like(
+    create_contract_table(
         client,
         name,
         &pipeline_contracts::contracts().tables.window_aggregates,
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 /// A window table and an explicit-events table of the consumer's own, for one measured run: the
@@ -176,8 +175,8 @@ impl FreshTables {
             windows: base.clone(),
             explicit: format!("{base}-explicit"),
         };
-        create_table_like(client, &tables.windows, &c.tables.window_aggregates).await?;
-        create_table_like(client, &tables.explicit, &c.tables.explicit_events).await?;
+        create_contract_table(client, &tables.windows, &c.tables.window_aggregates).await?;
+        create_contract_table(client, &tables.explicit, &c.tables.explicit_events).await?;
         Ok(tables)
     }
 
@@ -196,45 +195,6 @@ impl FreshTables {
         }
         Ok(())
     }
-}
-
-/// Creates a fresh table with `table`'s keys (both contract tables key on a string and a number).
-pub async fn create_table_like(
-    client: &aws_sdk_dynamodb::Client,
-    name: &str,
-    table: &pipeline_contracts::Table,
-) -> anyhow::Result<()> {
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&table.partition_key)
-                .key_type(KeyType::Hash)
-                .build()?,
-        )
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&table.sort_key)
-                .key_type(KeyType::Range)
-                .build()?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&table.partition_key)
-                .attribute_type(ScalarAttributeType::S)
-                .build()?,
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&table.sort_key)
-                .attribute_type(ScalarAttributeType::N)
-                .build()?,
-        )
-        .send()
-        .await?;
-    Ok(())
 }
 
 async fn consumer(
@@ -256,7 +216,7 @@ async fn consumer(
             explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
-        settings()?,
+        contract_settings(),
     );
     consumer
         .schema_cache()

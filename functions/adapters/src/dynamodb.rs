@@ -74,6 +74,52 @@ fn unprocessed_delay(round: u32) -> Duration {
     Duration::from_millis(50u64.saturating_mul(1 << round.min(6))).min(Duration::from_secs(2))
 }
 
+/// Every item of `keys` (unique) that exists in `table`, by consistent reads: BatchGetItem takes
+/// 100 keys per request and answers at most 16 MB, handing back what did not fit as
+/// UnprocessedKeys, which are asked for again (after a backoff) up to [`UNPROCESSED_ROUNDS`] times.
+async fn batch_get_all(
+    client: &Client,
+    table: &str,
+    keys: Vec<HashMap<String, AttributeValue>>,
+    what: &str,
+) -> Result<Vec<HashMap<String, AttributeValue>>, PortError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(MAX_GET_KEYS) {
+        let mut pending = chunk.to_vec();
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round > 0 {
+                if round > UNPROCESSED_ROUNDS {
+                    return Err(PortError::Transient {
+                        component: COMPONENT,
+                        message: format!("{} {what} still unprocessed by BatchGetItem", pending.len()),
+                    });
+                }
+                tokio::time::sleep(unprocessed_delay(round)).await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut pending)))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| rejected(e.to_string()))?;
+            let response = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
+            if let Some(items) = response.responses.and_then(|mut r| r.remove(table)) {
+                found.extend(items);
+            }
+            if let Some(unprocessed) = response.unprocessed_keys.and_then(|mut u| u.remove(table)) {
+                pending = unprocessed.keys;
+            }
+            round += 1;
+        }
+    }
+    Ok(found)
+}
+
 fn rejected(message: impl Into<String>) -> PortError {
     PortError::Rejected {
         component: COMPONENT,
@@ -172,49 +218,15 @@ impl DynamoWindowStore {
 
 impl WindowStore for DynamoWindowStore {
     async fn load(&self, keys: &[WindowKey]) -> Result<Vec<WindowAggregate>, PortError> {
-        // BatchGetItem refuses duplicate keys in one request, takes 100 keys and answers at most
-        // 16 MB; what does not fit comes back as UnprocessedKeys, which the loop asks for again.
+        // BatchGetItem refuses duplicate keys in one request.
         let mut seen = HashSet::new();
         let unique: Vec<&WindowKey> = keys.iter().filter(|k| seen.insert(*k)).collect();
-        let mut found = Vec::with_capacity(unique.len());
-        for chunk in unique.chunks(MAX_GET_KEYS) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> =
-                chunk.iter().map(|k| self.key_item(k)).collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round > 0 {
-                    if round > UNPROCESSED_ROUNDS {
-                        return Err(PortError::Transient {
-                            component: COMPONENT,
-                            message: format!("{} keys still unprocessed by BatchGetItem", pending.len()),
-                        });
-                    }
-                    tokio::time::sleep(unprocessed_delay(round)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| rejected(e.to_string()))?;
-                let response = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
-                if let Some(items) = response.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        found.push(self.from_item(item)?);
-                    }
-                }
-                if let Some(unprocessed) = response.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    pending = unprocessed.keys().to_vec();
-                }
-                round += 1;
-            }
-        }
-        Ok(found)
+        let keys = unique.iter().map(|k| self.key_item(k)).collect();
+        batch_get_all(&self.client, &self.table, keys, "window keys")
+            .await?
+            .iter()
+            .map(|item| self.from_item(item))
+            .collect()
     }
 
     async fn save(
@@ -340,49 +352,12 @@ impl DynamoExplicitEventStore {
 impl PartitionLedgerStore for DynamoExplicitEventStore {
     async fn load_ledgers(&self, topic_partitions: &[String]) -> Result<Vec<PartitionLedger>, PortError> {
         let unique: std::collections::BTreeSet<&String> = topic_partitions.iter().collect();
-        let mut found = Vec::with_capacity(unique.len());
-        let unique: Vec<&String> = unique.into_iter().collect();
-        for chunk in unique.chunks(MAX_GET_KEYS) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> =
-                chunk.iter().map(|tp| self.ledger_key(tp)).collect();
-            let mut round = 0;
-            while !pending.is_empty() {
-                if round > 0 {
-                    if round > UNPROCESSED_ROUNDS {
-                        return Err(PortError::Transient {
-                            component: COMPONENT,
-                            message: format!(
-                                "{} ledger keys still unprocessed by BatchGetItem",
-                                pending.len()
-                            ),
-                        });
-                    }
-                    tokio::time::sleep(unprocessed_delay(round)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(|e| rejected(e.to_string()))?;
-                let response = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|e| classify_sdk_error(COMPONENT, &e))?;
-                if let Some(items) = response.responses().and_then(|r| r.get(&self.table)) {
-                    for item in items {
-                        found.push(self.ledger_from_item(item)?);
-                    }
-                }
-                if let Some(unprocessed) = response.unprocessed_keys().and_then(|u| u.get(&self.table)) {
-                    pending = unprocessed.keys().to_vec();
-                }
-                round += 1;
-            }
-        }
-        Ok(found)
+        let keys = unique.into_iter().map(|tp| self.ledger_key(tp)).collect();
+        batch_get_all(&self.client, &self.table, keys, "ledger keys")
+            .await?
+            .iter()
+            .map(|item| self.ledger_from_item(item))
+            .collect()
     }
 
     async fn save_ledger(
@@ -500,6 +475,55 @@ impl ExplicitEventStore for DynamoExplicitEventStore {
         }
         Ok(())
     }
+}
+
+/// Creates an on-demand table keyed as the contract's `table`, for the tests and the bench (the
+/// stacks and `scripts/local/provision.py` create the pipeline's own tables).
+#[cfg(feature = "testing")]
+pub async fn create_contract_table(client: &Client, name: &str, table: &Table) -> Result<(), PortError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+    };
+    use pipeline_contracts::KeyType as ContractKeyType;
+
+    let scalar = |key_type: ContractKeyType| match key_type {
+        ContractKeyType::S => ScalarAttributeType::S,
+        ContractKeyType::N => ScalarAttributeType::N,
+        ContractKeyType::B => ScalarAttributeType::B,
+    };
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| PortError::Rejected {
+        component: COMPONENT,
+        message: format!("create table {name}: {e}"),
+    };
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (attribute, key_type, role) in [
+        (&table.partition_key, table.partition_key_type, KeyType::Hash),
+        (&table.sort_key, table.sort_key_type, KeyType::Range),
+    ] {
+        request = request
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name(attribute)
+                    .key_type(role)
+                    .build()
+                    .map_err(invalid)?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(attribute)
+                    .attribute_type(scalar(key_type))
+                    .build()
+                    .map_err(invalid)?,
+            );
+    }
+    request
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify_sdk_error(COMPONENT, &e))
 }
 
 #[cfg(test)]

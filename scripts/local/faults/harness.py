@@ -93,14 +93,8 @@ class Namespace:
 
     def create(self) -> None:
         dynamodb, s3, sqs = self.aws["dynamodb"], self.aws["s3"], self.aws["sqs"]
-        for key, table in CONTRACT["tables"].items():
-            dynamodb.create_table(
-                TableName=self.tables[key],
-                AttributeDefinitions=[{"AttributeName": table["partitionKey"], "AttributeType": table["partitionKeyType"]},
-                                      {"AttributeName": table["sortKey"], "AttributeType": table["sortKeyType"]}],
-                KeySchema=[{"AttributeName": table["partitionKey"], "KeyType": "HASH"},
-                           {"AttributeName": table["sortKey"], "KeyType": "RANGE"}],
-                BillingMode="PAY_PER_REQUEST")
+        for key, table in verify.TYPED.tables.items():
+            dynamodb.create_table(TableName=self.tables[key], BillingMode="PAY_PER_REQUEST", **table.key_schema())
         s3.create_bucket(Bucket=self.bucket)
         # The same attributes as scripts/local/provision.py gives the contract's queues.
         self.queue_urls["poison"] = sqs.create_queue(QueueName=self.poison_queue, Attributes={

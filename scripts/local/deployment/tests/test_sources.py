@@ -12,6 +12,7 @@ import boto3
 from botocore.stub import ANY, Stubber
 from moto import mock_aws
 
+import contract as contracts  # the harness's one contract reader (scripts/local is the top level)
 from deployment import diagnosis, plan, sources
 from deployment.tests import support
 
@@ -76,15 +77,9 @@ class Sinks(unittest.TestCase):
         self.aws = mock_aws()
         self.aws.start()
         self.addCleanup(self.aws.stop)
-        contract = plan.CONTRACT
         self.dynamodb = boto3.client("dynamodb", **CREDENTIALS)
-        for table in contract["tables"].values():
-            self.dynamodb.create_table(
-                TableName=table["name"], BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": table["partitionKey"], "AttributeType": table["partitionKeyType"]},
-                                      {"AttributeName": table["sortKey"], "AttributeType": table["sortKeyType"]}],
-                KeySchema=[{"AttributeName": table["partitionKey"], "KeyType": "HASH"},
-                           {"AttributeName": table["sortKey"], "KeyType": "RANGE"}])
+        for table in contracts.load().tables.values():
+            self.dynamodb.create_table(TableName=table.name, BillingMode="PAY_PER_REQUEST", **table.key_schema())
         self.s3 = boto3.client("s3", **CREDENTIALS)
         self.s3.create_bucket(Bucket="consumer-stack-storeeventsbucket-1a2b3c4d5e6f")
         self.sqs = boto3.client("sqs", **CREDENTIALS)
