@@ -10,56 +10,23 @@
 
 use std::collections::BTreeMap;
 
-use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
-use pipeline_domain::consume::fakes::{
-    InMemoryExplicitEventStore, InMemoryObjectStore, InMemoryPoisonSink, InMemoryStoreEventTable,
-    InMemoryWindowStore,
-};
-use pipeline_domain::consume::{decode_record, glue_schema_version_id, TopicRoutes};
+use pipeline_domain::consume::batch::BatchSummary;
+use pipeline_domain::consume::fakes::{self, consumer_with_schemas, contract_settings};
+use pipeline_domain::consume::{decode_record, glue_schema_version_id};
 use pipeline_domain::event::view::EventView;
 use pipeline_domain::event::{EsmBatch, EsmRecord, KafkaEvent};
 use pipeline_domain::ports::InMemorySchemaSource;
-use pipeline_domain::window::{group_readings, WindowSpec};
+use pipeline_domain::window::group_readings;
 use serde::de::IgnoredAny;
 use uuid::Uuid;
 
 use crate::timing::{best_of, Timing};
 
-pub type FakeConsumer = ConsumerService<
-    InMemorySchemaSource,
-    InMemoryWindowStore,
-    InMemoryObjectStore,
-    InMemoryStoreEventTable,
-    InMemoryExplicitEventStore,
-    InMemoryPoisonSink,
->;
-
-pub fn settings() -> anyhow::Result<ConsumerSettings> {
-    let c = pipeline_contracts::contracts();
-    Ok(ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(c.defaults.window_seconds.into())?,
-        &c.bucket.store_events_prefix,
-    ))
-}
+pub type FakeConsumer = fakes::FakeConsumer<InMemorySchemaSource>;
 
 /// A consumer on in-memory sinks whose schema cache already holds `schemas`.
 pub async fn fake_consumer(schemas: &BTreeMap<Uuid, String>) -> anyhow::Result<FakeConsumer> {
-    let source = InMemorySchemaSource::default();
-    for (id, definition) in schemas {
-        source.insert(*id, definition);
-    }
-    let consumer = ConsumerService::new(
-        source,
-        Sinks {
-            windows: InMemoryWindowStore::default(),
-            archive: InMemoryObjectStore::default(),
-            table: InMemoryStoreEventTable::default(),
-            explicit: InMemoryExplicitEventStore::default(),
-            poison: InMemoryPoisonSink::default(),
-        },
-        settings()?,
-    );
+    let consumer = consumer_with_schemas(schemas, contract_settings());
     consumer
         .schema_cache()
         .resolve(schemas.keys().copied(), &consumer.settings().retry)

@@ -20,19 +20,20 @@ use apache_avro::types::Value as Avro;
 use apache_avro::Schema;
 use base64::Engine as _;
 use pipeline_contracts::{contracts, schema_text};
-use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::batch::{BatchSummary, ConsumerService, Sinks};
+use pipeline_domain::consume::fakes::contract_settings;
 use pipeline_domain::consume::ledger::PartitionLedger;
 use pipeline_domain::consume::ports::{
     ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore, PoisonMessage, PoisonSink,
     SaveOutcome, StoreEventRow, StoreEventTable, StoredObject, WindowStore, WriteCondition,
 };
-use pipeline_domain::consume::{ExplicitEvent, TopicRoutes};
+use pipeline_domain::consume::ExplicitEvent;
 use pipeline_domain::dynamodb_item::{explicit_event_item, fits_item_limit, item_size};
 use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
 use pipeline_domain::model::{StoreEvent, StoreEventType};
 use pipeline_domain::payload::{encode_avro, store_event_to_avro};
 use pipeline_domain::ports::{InMemorySchemaSource, PortError};
-use pipeline_domain::window::{WindowAggregate, WindowKey, WindowSpec};
+use pipeline_domain::window::{WindowAggregate, WindowKey};
 use pipeline_domain::wire::{frame, Compression};
 use uuid::Uuid;
 
@@ -298,12 +299,6 @@ pub fn measure(rt: &tokio::runtime::Runtime, cap_bytes: usize) -> anyhow::Result
     let bytes = serde_json::to_vec(&event)?;
     let records = event.record_count();
     drop(event);
-    let c = contracts();
-    let settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(c.defaults.window_seconds.into())?,
-        &c.bucket.store_events_prefix,
-    );
     let service = ConsumerService::new(
         registry,
         Sinks {
@@ -313,7 +308,7 @@ pub fn measure(rt: &tokio::runtime::Runtime, cap_bytes: usize) -> anyhow::Result
             explicit: DroppingSinks,
             poison: DroppingSinks,
         },
-        settings,
+        contract_settings(),
     );
     reset_peak_rss()?;
     let baseline = peak_rss_kib()?;

@@ -7,17 +7,16 @@ mod support;
 use pipeline_adapters::s3::S3Objects;
 use pipeline_contracts::contracts;
 use pipeline_domain::consume::archive::{decode_block, group_into_blocks};
-use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::batch::{ConsumerService, Sinks};
 use pipeline_domain::consume::fakes::{
-    InMemoryExplicitEventStore, InMemoryPoisonSink, InMemoryStoreEventTable, InMemoryWindowStore,
+    contract_settings, InMemoryExplicitEventStore, InMemoryPoisonSink, InMemoryStoreEventTable,
+    InMemoryWindowStore,
 };
 use pipeline_domain::consume::ports::{ConditionalWrite, ObjectStore, StoreEventRow, WriteCondition};
-use pipeline_domain::consume::TopicRoutes;
-use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
+use pipeline_domain::event::{sample, EventSource, KafkaEvent, KafkaRecord};
 use pipeline_domain::model::{RecordCoordinates, StoreEvent, StoreEventType};
 use pipeline_domain::payload::store_event_to_json;
 use pipeline_domain::ports::InMemorySchemaSource;
-use pipeline_domain::window::WindowSpec;
 
 async fn bucket(test: &str) -> Option<S3Objects> {
     support::endpoint("AWS_ENDPOINT_URL", test)?;
@@ -124,34 +123,20 @@ fn store_topic() -> String {
 }
 
 fn store_record(offset: i64) -> KafkaRecord {
-    use base64::Engine as _;
     let value = serde_json::to_vec(&store_event_to_json(&sale(offset))).unwrap();
-    KafkaRecord {
-        topic: store_topic(),
-        partition: 0,
+    sample::record(
+        &store_topic(),
+        0,
         offset,
-        timestamp: 1_764_547_200_000,
-        timestamp_type: TimestampType::CreateTime,
-        key: None,
-        value: Some(base64::engine::general_purpose::STANDARD.encode(value)),
-        headers: None,
-    }
+        1_764_547_200_000,
+        None,
+        Some(&value),
+        None,
+    )
 }
 
 fn event(records: Vec<KafkaRecord>) -> KafkaEvent {
-    let key = format!(
-        "{}-0",
-        contracts()
-            .topics
-            .first_carrying(pipeline_contracts::Payload::StoreEvent)
-            .name
-    );
-    KafkaEvent {
-        event_source: EventSource::SelfManagedKafka,
-        event_source_arn: None,
-        bootstrap_servers: Some("b-1.democluster1.w7j4hk.c2.kafka.us-east-1.amazonaws.com:9096".into()),
-        records: [(key, records)].into(),
-    }
+    sample::event(EventSource::SelfManagedKafka, records)
 }
 
 type ArchiveOnly = ConsumerService<
@@ -164,7 +149,6 @@ type ArchiveOnly = ConsumerService<
 >;
 
 fn consumer(s3: S3Objects) -> ArchiveOnly {
-    let c = contracts();
     ConsumerService::new(
         InMemorySchemaSource::default(),
         Sinks {
@@ -174,11 +158,7 @@ fn consumer(s3: S3Objects) -> ArchiveOnly {
             explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
-        ConsumerSettings::new(
-            TopicRoutes::from_contract(),
-            WindowSpec::from_seconds(60).unwrap(),
-            c.bucket.store_events_prefix.clone(),
-        ),
+        contract_settings(),
     )
 }
 

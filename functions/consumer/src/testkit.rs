@@ -4,67 +4,19 @@
 
 use std::collections::BTreeMap;
 
-use base64::Engine as _;
 use pipeline_contracts::contracts;
-use pipeline_domain::event::{
-    signed_header_values, EventSource, KafkaEvent, KafkaRecord, RawHeader, TimestampType,
-};
+use pipeline_domain::event::{signed_header_values, EventSource, KafkaEvent, KafkaRecord};
 use pipeline_domain::model::{SensorReading, StoreEvent, StoreEventType};
 use pipeline_domain::payload::{encode_avro, sensor_to_avro, store_event_to_avro, store_event_to_json};
 use pipeline_domain::wire::{frame, Compression};
 use uuid::Uuid;
 
-/// A record with key and value base64-encoded; `None` value is a tombstone.
-pub fn record(
-    topic: &str,
-    partition: i32,
-    offset: i64,
-    timestamp: i64,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-    headers: Option<Vec<RawHeader>>,
-) -> KafkaRecord {
-    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    KafkaRecord {
-        topic: topic.to_string(),
-        partition,
-        offset,
-        timestamp,
-        timestamp_type: TimestampType::CreateTime,
-        key: key.map(encode),
-        value: value.map(encode),
-        headers,
-    }
-}
+/// Records and events as the mapping delivers them (one home: the domain's test support).
+pub use pipeline_domain::event::sample::{event, record};
 
 /// The invocation body Lambda would send for `event`.
 pub fn body(event: &KafkaEvent) -> Vec<u8> {
     serde_json::to_vec(event).expect("a KafkaEvent always serializes")
-}
-
-/// An event of `source` holding `records`, grouped by `topic-partition` in the given order.
-pub fn event(source: EventSource, records: impl IntoIterator<Item = KafkaRecord>) -> KafkaEvent {
-    let mut grouped: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();
-    for r in records {
-        grouped
-            .entry(format!("{}-{}", r.topic, r.partition))
-            .or_default()
-            .push(r);
-    }
-    let (arn, servers) = match source {
-        EventSource::Msk => (
-            Some("arn:aws:kafka:us-east-1:123456789012:cluster/pipeline/00000000-0000-0000-0000-000000000000-1".to_string()),
-            // An MSK broker host as AWS names them: cluster label without hyphens, id, cell.
-            "b-1.pipeline.w7j4hk.c2.kafka.us-east-1.amazonaws.com:9098",
-        ),
-        EventSource::SelfManagedKafka => (None, "127.0.0.1:19092"),
-    };
-    KafkaEvent {
-        event_source: source,
-        event_source_arn: arn,
-        bootstrap_servers: Some(servers.to_string()),
-        records: grouped,
-    }
 }
 
 /// Glue schema version ids the Avro fixtures are framed with.

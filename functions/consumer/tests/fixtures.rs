@@ -3,13 +3,10 @@
 
 use consumer::app;
 use consumer::testkit::{fixture_json, fixtures, FixtureSchemaIds};
-use pipeline_contracts::contracts;
-use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, Sinks};
+use pipeline_domain::consume::batch::{ConsumerService, Sinks};
 use pipeline_domain::consume::fakes::*;
-use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::event::{EventSource, KafkaEvent};
 use pipeline_domain::ports::InMemorySchemaSource;
-use pipeline_domain::window::WindowSpec;
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
 
@@ -46,7 +43,6 @@ async fn each_fixture_does_what_its_name_says() {
     for (id, text) in ids.definitions() {
         registry.insert(id, text);
     }
-    let c = contracts();
     let service = ConsumerService::new(
         registry,
         Sinks {
@@ -56,11 +52,7 @@ async fn each_fixture_does_what_its_name_says() {
             explicit: InMemoryExplicitEventStore::default(),
             poison: InMemoryPoisonSink::default(),
         },
-        ConsumerSettings::new(
-            TopicRoutes::from_contract(),
-            WindowSpec::from_seconds(c.defaults.window_seconds.into()).unwrap(),
-            &c.bucket.store_events_prefix,
-        ),
+        contract_settings(),
     );
     for fixture in fixtures(&ids) {
         let text = std::fs::read_to_string(format!("{EVENTS_DIR}/{}", fixture.file_name)).unwrap();

@@ -10,22 +10,15 @@ use consumer::app::{self, ConsumerAnswer};
 use consumer::testkit;
 use pipeline_contracts::{contracts, Payload};
 use pipeline_domain::batch_response::KafkaBatchResponse;
-use pipeline_domain::consume::batch::{ConsumerService, ConsumerSettings, RetryPolicy};
+use pipeline_domain::consume::batch::{ConsumerService, RetryPolicy};
 use pipeline_domain::consume::fakes::*;
-use pipeline_domain::consume::TopicRoutes;
 use pipeline_domain::event::{EventSource, KafkaEvent, KafkaRecord};
 use pipeline_domain::ports::InMemorySchemaSource;
-use pipeline_domain::window::WindowSpec;
 
 type Consumer = FakeConsumer<InMemorySchemaSource>;
 
 fn consumer() -> Consumer {
-    let c = contracts();
-    let mut settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(60).unwrap(),
-        &c.bucket.store_events_prefix,
-    );
+    let mut settings = contract_settings();
     // Small chunks, so a failure can come after earlier chunks were stored.
     settings.max_chunk_bytes = 1_500;
     // Two attempts, no waiting: the fakes fail at random, and a test need not sleep through backoff.

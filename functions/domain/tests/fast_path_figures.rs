@@ -13,16 +13,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use pipeline_contracts::contracts;
-use pipeline_domain::consume::batch::ConsumerSettings;
-use pipeline_domain::consume::fakes::{FakeConsumer, FakeSinks};
+use pipeline_domain::consume::fakes::{consumer_with_schemas, contract_settings, FakeConsumer};
 use pipeline_domain::consume::{decode_record, TopicRoutes};
 use pipeline_domain::event::sample::sensor_batch;
 use pipeline_domain::event::view::EventView;
 use pipeline_domain::event::{EsmRecord, KafkaEvent};
 use pipeline_domain::ports::InMemorySchemaSource;
 use pipeline_domain::simulate::ValueFormat;
-use pipeline_domain::window::WindowSpec;
 use serde::de::IgnoredAny;
 use uuid::Uuid;
 
@@ -32,17 +29,7 @@ fn consumer(
     rt: &tokio::runtime::Runtime,
     schemas: &BTreeMap<Uuid, String>,
 ) -> FakeConsumer<InMemorySchemaSource> {
-    let source = InMemorySchemaSource::default();
-    for (id, definition) in schemas {
-        source.insert(*id, definition);
-    }
-    let c = contracts();
-    let settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(c.defaults.window_seconds.into()).unwrap(),
-        c.bucket.store_events_prefix.clone(),
-    );
-    let consumer = FakeConsumer::new(source, FakeSinks::default(), settings);
+    let consumer = consumer_with_schemas(schemas, contract_settings());
     // Warm the schema cache, as a warm Lambda's is.
     rt.block_on(
         consumer

@@ -824,8 +824,14 @@ mod tests {
     }
 
     impl RecordSource for FakeLog {
-        async fn next_record(&mut self, _timeout: Duration) -> Result<Option<PolledRecord>, SourceError> {
-            Ok(self.inner.lock().unwrap().records.pop_front())
+        async fn next_record(&mut self, timeout: Duration) -> Result<Option<PolledRecord>, SourceError> {
+            let next = self.inner.lock().unwrap().records.pop_front();
+            if next.is_none() {
+                // As a real poll does: an empty log answers after the timeout, not at once (the
+                // engine would otherwise spin through its batching window).
+                tokio::time::sleep(timeout).await;
+            }
+            Ok(next)
         }
         async fn commit(&mut self, next: &[(String, i32, i64)]) -> Result<(), SourceError> {
             let mut state = self.inner.lock().unwrap();

@@ -9,8 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use pipeline_contracts::contracts;
+use uuid::Uuid;
 
-use super::batch::{ConsumerService, Sinks};
+use super::batch::{ConsumerService, ConsumerSettings, Sinks};
 use super::ledger::PartitionLedger;
 use super::ports::{
     check_object_size, ConditionalWrite, ExplicitEventStore, ObjectStore, PartitionLedgerStore,
@@ -18,14 +19,16 @@ use super::ports::{
     WindowStore, WriteCondition,
 };
 use super::ExplicitEvent;
+use super::TopicRoutes;
 use crate::dynamodb_item::{
     batch_write_requests, check_batch_write_request, explicit_event_item, fits_item_limit, item_size,
     window_item,
 };
 use crate::limits::{check_send_message_batch, pack_send_message_batches, DYNAMODB_MAX_ITEM_BYTES};
 use crate::model::{RecordCoordinates, StoreEvent};
+use crate::ports::InMemorySchemaSource;
 use crate::ports::PortError;
-use crate::window::{WindowAggregate, WindowKey};
+use crate::window::{WindowAggregate, WindowKey, WindowSpec};
 
 /// A consumer on the in-memory sinks, with registry `S`.
 pub type FakeConsumer<S> = ConsumerService<
@@ -36,6 +39,30 @@ pub type FakeConsumer<S> = ConsumerService<
     InMemoryExplicitEventStore,
     InMemoryPoisonSink,
 >;
+
+/// The settings a consumer runs with when nothing overrides the contract's defaults: its topic
+/// routes, its window length and its archive prefix.
+pub fn contract_settings() -> ConsumerSettings {
+    let c = contracts();
+    ConsumerSettings::new(
+        TopicRoutes::from_contract(),
+        WindowSpec::from_seconds(c.defaults.window_seconds.into())
+            .expect("the contract's window length is valid (checked by the contract's tests)"),
+        c.bucket.store_events_prefix.clone(),
+    )
+}
+
+/// A consumer on fresh in-memory sinks with `settings`, whose schema source holds `schemas`.
+pub fn consumer_with_schemas(
+    schemas: &BTreeMap<Uuid, String>,
+    settings: ConsumerSettings,
+) -> FakeConsumer<InMemorySchemaSource> {
+    let source = InMemorySchemaSource::default();
+    for (id, definition) in schemas {
+        source.insert(*id, definition);
+    }
+    ConsumerService::new(source, FakeSinks::default(), settings)
+}
 
 /// Fresh in-memory sinks.
 pub type FakeSinks = Sinks<

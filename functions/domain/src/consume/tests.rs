@@ -14,7 +14,7 @@ use super::batch::{BatchError, ConsumerService, ConsumerSettings, RetryPolicy, S
 use super::fakes::*;
 use super::ports::PoisonMessage;
 use super::*;
-use crate::event::{EventSource, KafkaEvent, KafkaRecord, TimestampType};
+use crate::event::{EventSource, KafkaEvent, KafkaRecord};
 use crate::model::{StoreEvent, StoreEventType};
 use crate::payload::{encode_avro, sensor_to_avro, store_event_to_avro, store_event_to_json};
 use crate::ports::{InMemorySchemaSource, SchemaSource};
@@ -99,33 +99,21 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// A record keyed `key-{offset}`, with a timestamp that follows its offset.
 fn record(topic: &str, partition: i32, offset: i64, value: Option<&[u8]>) -> KafkaRecord {
-    KafkaRecord {
-        topic: topic.into(),
+    crate::event::sample::record(
+        topic,
         partition,
         offset,
-        timestamp: 1_700_000_000_000 + offset,
-        timestamp_type: TimestampType::CreateTime,
-        key: Some(b64(format!("key-{offset}").as_bytes())),
-        value: value.map(b64),
-        headers: None,
-    }
+        1_700_000_000_000 + offset,
+        Some(format!("key-{offset}").as_bytes()),
+        value,
+        None,
+    )
 }
 
 fn event_of(records: impl IntoIterator<Item = KafkaRecord>) -> KafkaEvent {
-    let mut grouped: BTreeMap<String, Vec<KafkaRecord>> = BTreeMap::new();
-    for r in records {
-        grouped
-            .entry(format!("{}-{}", r.topic, r.partition))
-            .or_default()
-            .push(r);
-    }
-    KafkaEvent {
-        event_source: EventSource::SelfManagedKafka,
-        event_source_arn: None,
-        bootstrap_servers: Some("127.0.0.1:9092".into()),
-        records: grouped,
-    }
+    crate::event::sample::event(EventSource::SelfManagedKafka, records)
 }
 
 fn reading(device: &str, event_time: i64, temperature: f64) -> SensorReading {

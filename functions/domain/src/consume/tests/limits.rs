@@ -29,11 +29,7 @@ fn bounded_service() -> FakeService {
 }
 
 fn bounded_service_with(adjust: impl FnOnce(&mut ConsumerSettings)) -> FakeService {
-    let mut settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(60).unwrap(),
-        contracts().bucket.store_events_prefix.clone(),
-    );
+    let mut settings = contract_settings();
     settings.retry = fast_retry();
     settings.clock = fixed_clock;
     adjust(&mut settings);

@@ -48,11 +48,7 @@ type Subject = ConsumerService<
 >;
 
 fn subject() -> Subject {
-    let mut settings = ConsumerSettings::new(
-        TopicRoutes::from_contract(),
-        WindowSpec::from_seconds(60).unwrap(),
-        contracts().bucket.store_events_prefix.clone(),
-    );
+    let mut settings = contract_settings();
     settings.retry = fast_retry();
     ConsumerService::new(
         SwitchableRegistry {
