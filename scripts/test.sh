@@ -43,7 +43,8 @@ check_no_test_support_in_lambdas() {
 }
 
 stage_static() {
-  # The scripts' shared prologue and that no script keeps a copy of it (scripts/local/tests).
+  # The scripts' shared prologue, that no script keeps a copy of it, and that every crate of ours is
+  # rebuilt when the shared target last built another checkout (scripts/local/tests).
   "$PYTHON" -m unittest discover -s scripts/local/tests -t scripts/local
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings

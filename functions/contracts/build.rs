@@ -1,5 +1,7 @@
-//! Rebuilds this crate, and with it every crate of ours (they all depend on it; no third-party
-//! crate does), when the checkout it is built from changes.
+//! Rebuilds this crate, and with it every crate of ours, when the checkout it is built from
+//! changes: the others depend on this crate (no third-party crate does) or, where they do not,
+//! use this script as their own (`build = "../contracts/build.rs"`; `scripts/local/tests/
+//! test_checkout_rebuild.py` checks that every crate does one or the other).
 //!
 //! Several of our crates embed or read files of the checkout they were compiled in
 //! (`include_str!`, `env!("CARGO_MANIFEST_DIR")`), and cargo judges freshness by modification
@@ -8,7 +10,7 @@
 //! build's test binaries, still reading the other tree (or a deleted one).
 //! `scripts/lib/prologue.sh --cargo` exports the checkout's path as `PIPELINE_CHECKOUT`.
 fn main() {
-    println!("cargo:rerun-if-changed=build.rs");
+    // Only the variable: cargo recompiles and reruns the script itself when its source changes.
     println!("cargo:rerun-if-env-changed=PIPELINE_CHECKOUT");
     let checkout = std::env::var("PIPELINE_CHECKOUT").unwrap_or_default();
     println!("cargo:rustc-env=PIPELINE_CHECKOUT={checkout}");
