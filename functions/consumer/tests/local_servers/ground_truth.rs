@@ -1,8 +1,8 @@
 //! The produced stream (valid records and every poison kind) and what the sinks must hold after it,
 //! computed from the records themselves.
 
-use crate::environment::Rng;
-use crate::resources::{SchemaIds, ORDER_SCHEMA};
+use std::collections::{BTreeMap, BTreeSet};
+
 use apache_avro::Schema;
 use consumer::testkit;
 use pipeline_contracts::{contracts, schema_text};
@@ -11,8 +11,10 @@ use pipeline_domain::model::{SensorReading, StoreEvent, StoreEventType};
 use pipeline_domain::payload::{encode_avro, sensor_to_avro, store_event_to_avro, store_event_to_json};
 use pipeline_domain::wire::{frame, Compression};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, BTreeSet};
 use uuid::Uuid;
+
+use crate::environment::Rng;
+use crate::resources::{SchemaIds, ORDER_SCHEMA};
 
 #[derive(Default)]
 pub struct Produced {

@@ -21,13 +21,8 @@ mod ground_truth;
 mod resources;
 mod sinks;
 
-use crate::environment::{stack_available, Rng};
-use crate::ground_truth::{batches, expected_window_items, hundredths_text, produce};
-use crate::resources::{consumer, pg_admin, stack};
-use crate::sinks::{
-    assert_same, attribute_json, attribute_text, drain_queue, gunzip_lines, objects, scan, snapshot,
-    table_rows,
-};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use consumer::app;
 use consumer::testkit;
@@ -35,7 +30,14 @@ use pipeline_contracts::contracts;
 use pipeline_domain::event::{EventSource, KafkaRecord};
 use pipeline_domain::model::{StoreEvent, StoreEventType};
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::environment::{stack_available, Rng};
+use crate::ground_truth::{batches, expected_window_items, hundredths_text, produce};
+use crate::resources::{consumer, pg_admin, stack};
+use crate::sinks::{
+    assert_same, attribute_json, attribute_text, drain_queue, gunzip_lines, objects, scan, snapshot,
+    table_rows,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn consumer_matches_ground_truth_and_replays_change_nothing() {

@@ -1,8 +1,8 @@
 //! Each run's own tables, bucket, queue, secret, database, role and registered schemas, and the
 //! consumer built on them as `main.rs` builds it.
 
-use crate::environment::{env, PG_ADMIN_PASSWORD, PG_ADMIN_USER};
-use crate::sinks::objects;
+use std::collections::HashMap;
+
 use consumer::app::{self, Consumer};
 use consumer::config::ConsumerConfig;
 use pipeline_adapters::dynamodb::create_contract_table;
@@ -11,8 +11,10 @@ use pipeline_adapters::postgres_schema::{provision, AppRole, TableNames};
 use pipeline_contracts::{contracts, schema_text, Compatibility};
 use pipeline_domain::produce::SchemaRegistryWriter;
 use serde_json::json;
-use std::collections::HashMap;
 use uuid::Uuid;
+
+use crate::environment::{env, PG_ADMIN_PASSWORD, PG_ADMIN_USER};
+use crate::sinks::objects;
 
 pub struct Stack {
     /// The test's own set-up and assertions.

@@ -1,12 +1,14 @@
 //! Reading every sink back in a canonical form, and comparing snapshots across replays.
 
-use crate::resources::{pg_admin, Stack};
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use consumer::app;
 use pipeline_contracts::contracts;
 use serde_json::{json, Value as Json};
-use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
+
+use crate::resources::{pg_admin, Stack};
 
 pub fn attribute_text(value: &AttributeValue) -> String {
     match value {
