@@ -69,9 +69,22 @@ pub mod ledger_attr {
 /// Non-key attribute names of an explicit-event item (the item is built by the domain).
 pub use pipeline_domain::dynamodb_item::explicit_attr;
 
-/// Backoff between rounds of unprocessed keys/items: 50 ms doubling, capped at 2 s.
-fn unprocessed_delay(round: u32) -> Duration {
-    Duration::from_millis(50u64.saturating_mul(1 << round.min(6))).min(Duration::from_secs(2))
+/// Before round `round` (0 = the first request) of re-sending what `operation` left unprocessed:
+/// a backoff of 50 ms doubling, capped at 2 s, and a transient error after
+/// [`UNPROCESSED_ROUNDS`] rounds.
+async fn before_round(round: u32, pending: usize, what: &str, operation: &str) -> Result<(), PortError> {
+    if round == 0 {
+        return Ok(());
+    }
+    if round > UNPROCESSED_ROUNDS {
+        return Err(PortError::Transient {
+            component: COMPONENT,
+            message: format!("{pending} {what} still unprocessed by {operation}"),
+        });
+    }
+    let delay = Duration::from_millis(50u64.saturating_mul(1 << round.min(6))).min(Duration::from_secs(2));
+    tokio::time::sleep(delay).await;
+    Ok(())
 }
 
 /// Every item of `keys` (unique) that exists in `table`, by consistent reads: BatchGetItem takes
@@ -88,15 +101,7 @@ async fn batch_get_all(
         let mut pending = chunk.to_vec();
         let mut round = 0;
         while !pending.is_empty() {
-            if round > 0 {
-                if round > UNPROCESSED_ROUNDS {
-                    return Err(PortError::Transient {
-                        component: COMPONENT,
-                        message: format!("{} {what} still unprocessed by BatchGetItem", pending.len()),
-                    });
-                }
-                tokio::time::sleep(unprocessed_delay(round)).await;
-            }
+            before_round(round, pending.len(), what, "BatchGetItem").await?;
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(std::mem::take(&mut pending)))
                 .consistent_read(true)
@@ -451,15 +456,7 @@ impl ExplicitEventStore for DynamoExplicitEventStore {
                 .collect::<Result<_, _>>()?;
             let mut round = 0;
             while !pending.is_empty() {
-                if round > 0 {
-                    if round > UNPROCESSED_ROUNDS {
-                        return Err(PortError::Transient {
-                            component: COMPONENT,
-                            message: format!("{} items still unprocessed by BatchWriteItem", pending.len()),
-                        });
-                    }
-                    tokio::time::sleep(unprocessed_delay(round)).await;
-                }
+                before_round(round, pending.len(), "items", "BatchWriteItem").await?;
                 let response = self
                     .client
                     .batch_write_item()

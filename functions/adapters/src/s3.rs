@@ -137,3 +137,23 @@ impl ObjectStore for S3Objects {
 fn is_condition_conflict(status: u16) -> bool {
     matches!(status, 412 | 409 | 404)
 }
+
+/// Creates `name` in `region` (outside us-east-1 S3 needs the region as the location
+/// constraint), for the tests and the bench; the stacks create the pipeline's own bucket.
+#[cfg(feature = "testing")]
+pub async fn create_test_bucket(client: &Client, name: &str, region: Option<&str>) -> Result<(), PortError> {
+    use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
+    let mut create = client.create_bucket().bucket(name);
+    if let Some(region) = region.filter(|r| !r.is_empty() && *r != "us-east-1") {
+        create = create.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| classify_sdk_error(COMPONENT, &e))
+}

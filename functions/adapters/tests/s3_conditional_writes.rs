@@ -4,7 +4,7 @@
 
 mod support;
 
-use pipeline_adapters::s3::S3Objects;
+use pipeline_adapters::s3::{create_test_bucket, S3Objects};
 use pipeline_contracts::contracts;
 use pipeline_domain::consume::archive::{decode_block, group_into_blocks};
 use pipeline_domain::consume::batch::{ConsumerService, Sinks};
@@ -26,16 +26,9 @@ async fn bucket(test: &str) -> Option<S3Objects> {
         .build();
     let client = aws_sdk_s3::Client::from_conf(config);
     let name = support::unique("conditional");
-    let mut create = client.create_bucket().bucket(&name);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    if !region.is_empty() && region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
-                .build(),
-        );
-    }
-    create.send().await.expect("create bucket");
+    create_test_bucket(&client, &name, sdk.region().map(|r| r.as_ref()))
+        .await
+        .expect("create bucket");
     Some(S3Objects::new(client, name))
 }
 

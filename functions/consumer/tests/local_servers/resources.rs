@@ -8,6 +8,7 @@ use consumer::config::ConsumerConfig;
 use pipeline_adapters::dynamodb::create_contract_table;
 use pipeline_adapters::glue::{glue_client, GlueSchemaRegistry};
 use pipeline_adapters::postgres_schema::{provision, AppRole, TableNames};
+use pipeline_adapters::s3::create_test_bucket;
 use pipeline_contracts::{contracts, schema_text, Compatibility};
 use pipeline_domain::produce::SchemaRegistryWriter;
 use serde_json::json;
@@ -105,16 +106,9 @@ pub async fn stack() -> Stack {
 
     let bucket = format!("{run}-{}", c.bucket.local_name);
     let s3 = app::s3_client(&sdk);
-    let mut create = s3.create_bucket().bucket(&bucket);
-    let region = sdk.region().map(|r| r.to_string()).unwrap_or_default();
-    if !region.is_empty() && region != "us-east-1" {
-        create = create.create_bucket_configuration(
-            aws_sdk_s3::types::CreateBucketConfiguration::builder()
-                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region.as_str()))
-                .build(),
-        );
-    }
-    create.send().await.expect("create bucket");
+    create_test_bucket(&s3, &bucket, sdk.region().map(|r| r.as_ref()))
+        .await
+        .expect("create bucket");
 
     let queue_url = aws_sdk_sqs::Client::new(&sdk)
         .create_queue()
