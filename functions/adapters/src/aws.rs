@@ -3,10 +3,12 @@
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use pipeline_domain::ports::PortError;
 
+pub use pipeline_msk_auth::sdk_config_loader;
+
 /// Loads the SDK configuration from the environment. `AWS_ENDPOINT_URL` (honoured by the SDK
 /// itself) points every client at moto locally; on Lambda it is unset.
 pub async fn load_sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+    sdk_config_loader().load().await
 }
 
 /// Classifies an SDK error: throttling, timeouts, dispatch failures and 5xx are transient;

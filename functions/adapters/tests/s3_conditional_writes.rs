@@ -20,7 +20,7 @@ use pipeline_domain::ports::InMemorySchemaSource;
 
 async fn bucket(test: &str) -> Option<S3Objects> {
     support::endpoint("AWS_ENDPOINT_URL", test)?;
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let sdk = pipeline_adapters::aws::load_sdk_config().await;
     let config = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(true)
         .build();

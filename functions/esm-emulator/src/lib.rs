@@ -115,7 +115,7 @@ pub async fn run_mapping_served<R: Reporter>(
         .await;
         let destination = match &config.on_failure_queue_url {
             Some(url) => {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+                let mut loader = pipeline_msk_auth::sdk_config_loader()
                     .region(aws_config::Region::new(endpoints.region.clone()));
                 if let Some(url) = &endpoints.aws_endpoint {
                     loader = loader.endpoint_url(url);
@@ -200,7 +200,7 @@ pub async fn run_redrive(
         endpoints.invoke_timeout,
     )
     .await;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = pipeline_msk_auth::sdk_config_loader()
         .region(aws_config::Region::new(endpoints.region.clone()))
         .load()
         .await;

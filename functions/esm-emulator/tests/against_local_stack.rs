@@ -464,7 +464,7 @@ async fn failing_function_is_retried_then_dead_lettered_to_sqs_with_coordinates(
         .collect();
     produce(&stack, &topic, &records).await;
 
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = pipeline_msk_auth::sdk_config_loader()
         .region(aws_config::Region::new(stack.region.clone()))
         .load()
         .await;
@@ -950,7 +950,7 @@ async fn an_outage_past_ten_retries_skips_the_batch_and_a_redrive_restores_the_c
 
     // The same topic through a mapping with an on-failure queue while the window sink is down for
     // the first eleven invocations: the first batch fails once and ten more times, then is skipped.
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    let sdk = pipeline_msk_auth::sdk_config_loader()
         .region(aws_config::Region::new(stack.region.clone()))
         .load()
         .await;

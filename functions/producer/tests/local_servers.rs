@@ -65,7 +65,7 @@ async fn harness(test: &str) -> Option<Harness> {
     // Through the loader: an endpoint set on a built SdkConfig loses to AWS_ENDPOINT_URL.
     let producer_sdk = match pipeline_test_recording::endpoint_acting_as("producer") {
         Some(url) => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
+            pipeline_adapters::aws::sdk_config_loader()
                 .endpoint_url(url)
                 .load()
                 .await

@@ -36,7 +36,7 @@ pub struct Stack {
 pub async fn acting_as(sdk: &aws_config::SdkConfig, label: &str) -> aws_config::SdkConfig {
     match pipeline_test_recording::endpoint_acting_as(label) {
         Some(url) => {
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
+            pipeline_adapters::aws::sdk_config_loader()
                 .endpoint_url(url)
                 .load()
                 .await

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
 use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_lambda::primitives::Blob;
@@ -28,7 +27,7 @@ impl LambdaInvoker {
         function_name: &str,
         invoke_timeout: Duration,
     ) -> Self {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        let mut loader = pipeline_msk_auth::sdk_config_loader()
             .region(aws_config::Region::new(region.to_string()))
             // The mapping owns the retry policy; SDK retries would hide attempts from it.
             .retry_config(RetryConfig::disabled())

@@ -72,7 +72,7 @@ fn tls_config() -> Result<rustls::ClientConfig, AdminError> {
 }
 
 async fn iam_token(region: &str) -> Result<String, AdminError> {
-    pipeline_msk_auth::sign_token(region)
+    pipeline_msk_auth::sign_token_with_environment(region)
         .await
         .map(|(token, _expiry)| token)
         .map_err(|e| AdminError::Connect(e.to_string()))
