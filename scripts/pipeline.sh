@@ -125,7 +125,7 @@ start_watch() {
   # No RUST_LOG for cargo lambda watch itself: with it, it logs each function's whole
   # environment, passwords included.
   background "$name" "$LOG_DIR/$name.log" \
-    env -u RUST_LOG "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
+    env -u RUST_LOG "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$env_file"
   local deadline=$((SECONDS + 120))
   until curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/2015-03-31/functions/none/invocations" -d '{}' ||

@@ -55,7 +55,7 @@ sed -e 's/^export //' -e "s/='\(.*\)'$/=\1/" "$ENV_FILE" | grep -v '^#' >"$RUN_D
 # Under CI load cargo lambda watch has been seen to stop right after starting (its log ends with
 # "terminating lambda scheduler"); a fresh start then succeeds, so allow three.
 for attempt in 1 2 3; do
-  setsid "$VENV/bin/cargo-lambda" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
+  setsid "$CARGO_LAMBDA" lambda watch --invoke-address 127.0.0.1 --invoke-port "$LAMBDA_PORT" \
     --ignore-changes --env-file "$RUN_DIR/security-lambda.env" \
     >>"$LOG_DIR/security-lambda-watch.log" 2>&1 </dev/null &
   WATCH_PID=$!

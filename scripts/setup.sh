@@ -34,23 +34,40 @@ check_toolchain() {
   log "   cargo $(cargo --version | awk '{print $2}'), python $(python3 -c 'import sys; print(sys.version.split()[0])')"
 }
 
-# Project virtualenv with the pinned Python tools (cargo-lambda + zig, moto server, boto3, confluent-kafka).
-setup_venv() {
-  local stamp="$VENV/.requirements.sha256"
+# A virtualenv at VENV with the pinned requirements file REQUIREMENTS, reinstalled when the file changes.
+install_venv() {
+  local venv="$1" requirements="$2"
+  local stamp="$venv/.requirements.sha256"
   local wanted
-  wanted="$(sha256sum "$REPO_ROOT/requirements.txt" | awk '{print $1}')"
-  if [[ -x "$VENV/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
-    log "   venv up to date ($VENV)"
+  wanted="$(sha256sum "$requirements" | awk '{print $1}')"
+  if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+    log "   venv up to date ($venv)"
     return
   fi
-  if [[ ! -x "$VENV/bin/python" ]]; then
-    log "   creating $VENV"
-    python3 -m venv "$VENV" || die "python3 -m venv failed: apt-get install -y python3-venv"
+  if [[ ! -x "$venv/bin/python" ]]; then
+    log "   creating $venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed: apt-get install -y python3-venv"
   fi
-  log "   installing requirements.txt into $VENV"
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REPO_ROOT/requirements.txt"
+  log "   installing $(basename "$requirements") into $venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
   echo "$wanted" >"$stamp"
+}
+
+# Project virtualenv with the pinned Python tools (moto server, boto3, confluent-kafka).
+setup_venv() {
+  install_venv "$VENV" "$REPO_ROOT/requirements.txt"
+  # A venv from before cargo-lambda moved out would put its copy first on the scripts' PATH.
+  if [[ -e "$VENV/bin/cargo-lambda" ]]; then
+    log "   removing cargo-lambda from $VENV (it lives in $LAMBDA_TOOLS)"
+    "$VENV/bin/python" -m pip uninstall --quiet --yes cargo-lambda
+  fi
+}
+
+# cargo-lambda and zig, in the venv every checkout shares (scripts/lib/prologue.sh says why).
+setup_lambda_tools() {
+  install_venv "$LAMBDA_TOOLS" "$REPO_ROOT/requirements-lambda-tools.txt"
+  "$CARGO_LAMBDA" lambda --version >/dev/null || die "cargo-lambda in $LAMBDA_TOOLS does not run"
 }
 
 tansu_ok() {
@@ -175,6 +192,7 @@ main() {
   mkdir -p "$PIPELINE_CACHE"
   step "toolchain" check_toolchain
   step "python venv" setup_venv
+  step "cargo-lambda" setup_lambda_tools
   step "tansu broker" setup_tansu
   step "postgresql" setup_postgres
   step "cargo-fuzz" setup_cargo_fuzz

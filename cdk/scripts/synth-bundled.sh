@@ -10,8 +10,8 @@
 # (default 20 MiB) fails the run. Lambda itself accepts 50 MiB zipped for direct uploads, but a
 # Rust function above 20 MiB means debug symbols or an unintended dependency came along.
 #
-# Needs cargo-lambda on PATH (scripts/setup.sh installs it into .venv, which cdk.json puts on the
-# app's PATH). Works offline once the crates are in the cargo cache.
+# Needs cargo-lambda (scripts/setup.sh installs it into ~/.cache/pipeline/lambda-tools, which
+# cdk.json puts on the app's PATH). Works offline once the crates are in the cargo cache.
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -20,14 +20,15 @@ cd "$REPO_ROOT"
 OUT="${SYNTH_OUT:-$REPO_ROOT/cdk.out/bundled}"
 GOAL_MIB="${ASSET_GOAL_MIB:-5}"
 HARD_LIMIT_MIB="${ASSET_HARD_LIMIT_MIB:-20}"
-export PATH="$REPO_ROOT/.venv/bin:$PATH"
+# cargo-lambda from the venv scripts/setup.sh shares between checkouts (scripts/lib/prologue.sh).
+export PATH="${PIPELINE_CACHE:-$HOME/.cache/pipeline}/lambda-tools/bin:$PATH"
 # No network calls from the CLI: notices and telemetry stay off.
 export CDK_DISABLE_CLI_TELEMETRY=true
 
 log() { printf '[synth-bundled] %s\n' "$*" >&2; }
 
 if ! cargo lambda --version >/dev/null 2>&1; then
-  log "cargo-lambda not found: run scripts/setup.sh (or: python3 -m venv .venv && .venv/bin/pip install -r requirements.txt)"
+  log "cargo-lambda not found: run scripts/setup.sh"
   exit 1
 fi
 log "$(cargo lambda --version)"

@@ -31,6 +31,11 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 export PIPELINE_CACHE="${PIPELINE_CACHE:-$HOME/.cache/pipeline}"
 VENV="$REPO_ROOT/.venv"
 PYTHON="$VENV/bin/python"
+# cargo-lambda and its zig live in one venv every checkout shares: cargo-zigbuild's linker wrapper
+# runs cargo-lambda by its absolute path and the linker is part of each release unit's fingerprint,
+# so a copy per checkout made every other checkout rebuild all the Lambda bundles' dependencies.
+LAMBDA_TOOLS="$PIPELINE_CACHE/lambda-tools"
+CARGO_LAMBDA="$LAMBDA_TOOLS/bin/cargo-lambda"
 
 use_local_dir() {
   LOCAL_DIR="$1"
@@ -53,6 +58,8 @@ while (($# > 0)); do
       # The shared target serves every checkout; this makes cargo rebuild our crates for another
       # one (functions/contracts/build.rs says why).
       export PIPELINE_CHECKOUT="$REPO_ROOT"
+      # `cargo lambda` is the shared one (see LAMBDA_TOOLS).
+      export PATH="$LAMBDA_TOOLS/bin:$PATH"
       ;;
     --path)
       prologue_prefix=""

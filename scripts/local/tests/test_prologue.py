@@ -19,7 +19,7 @@ HOME = "/home/prologue-test"
 CLEAN_PATH = "/usr/bin:/bin"
 
 # What the prologue provides; the part after `set` prints each as "NAME=VALUE exported|local".
-PROVIDED = ["REPO_ROOT", "PIPELINE_CACHE", "VENV", "PYTHON", "LOCAL_DIR", "RUN_DIR", "LOG_DIR", "ENV_FILE"]
+PROVIDED = ["REPO_ROOT", "PIPELINE_CACHE", "VENV", "PYTHON", "LAMBDA_TOOLS", "CARGO_LAMBDA", "LOCAL_DIR", "RUN_DIR", "LOG_DIR", "ENV_FILE"]
 CARGO = ["CARGO_TARGET_DIR", "CARGO_TERM_COLOR", "PIPELINE_CHECKOUT"]
 REPORT = r"""
 for name in %s; do
@@ -60,6 +60,9 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertEqual(v["PIPELINE_CACHE"], f"{HOME}/.cache/pipeline exported")
         self.assertEqual(v["VENV"], f"{root}/.venv local")
         self.assertEqual(v["PYTHON"], f"{root}/.venv/bin/python local")
+        # Outside the checkout: one cargo-lambda (and zig) for every checkout.
+        self.assertEqual(v["LAMBDA_TOOLS"], f"{HOME}/.cache/pipeline/lambda-tools local")
+        self.assertEqual(v["CARGO_LAMBDA"], f"{HOME}/.cache/pipeline/lambda-tools/bin/cargo-lambda local")
         self.assertEqual(v["LOCAL_DIR"], f"{root}/.local local")
         self.assertEqual(v["RUN_DIR"], f"{root}/.local/run local")
         self.assertEqual(v["LOG_DIR"], f"{root}/.local/logs local")
@@ -97,7 +100,8 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertEqual(v["CARGO_TERM_COLOR"], "never exported")
         # functions/contracts/build.rs rebuilds our crates when this changes.
         self.assertEqual(v["PIPELINE_CHECKOUT"], f"{root} exported")
-        self.assertEqual(v["PATH"], f"{root}/.venv/bin:{root}/node_modules/.bin:{CLEAN_PATH}")
+        # --cargo puts the checkouts' shared cargo-lambda first, --path the repo's directories before it.
+        self.assertEqual(v["PATH"], f"{root}/.venv/bin:{root}/node_modules/.bin:{HOME}/.cache/pipeline/lambda-tools/bin:{CLEAN_PATH}")
         self.assertEqual(v["ARGS"], "one two")
 
     def test_use_local_dir_moves_every_local_path(self):
@@ -183,7 +187,7 @@ class TestRunnerEnvironmentTest(unittest.TestCase):
         self.assertEqual(seen["PIPELINE_CACHE"], f"{HOME}/.cache/pipeline")
         self.assertEqual(seen["CARGO_TARGET_DIR"], f"{HOME}/.cache/pipeline/target")
         self.assertEqual(seen["CARGO_TERM_COLOR"], "never")
-        self.assertEqual(seen["PATH_PREFIX"], f"{root}/.venv/bin:{root}/node_modules/.bin:")
+        self.assertEqual(seen["PATH_PREFIX"], f"{root}/.venv/bin:{root}/node_modules/.bin:{HOME}/.cache/pipeline/lambda-tools/bin:")
         self.assertEqual(seen["PWD"], root)
         # Shell variables stay in the shell.
         for name in ("REPO_ROOT", "LOCAL_DIR", "PYTHON", "VENV"):
