@@ -254,7 +254,7 @@ figure_footprint() {
 figure_zips() {
   local crate
   for crate in consumer producer topic-admin; do
-    cargo lambda build --release -p "$crate" >&2
+    "$CARGO_LAMBDA" lambda build --release -p "$crate" >&2
     "$PYTHON" - "$CARGO_TARGET_DIR/lambda/$crate/bootstrap" "$crate" "$OUT/$crate.zip" <<'EOF' | tee -a "$RESULTS" >/dev/null
 import json, os, sys, zipfile
 bootstrap, name, out = sys.argv[1:]
@@ -291,7 +291,7 @@ figure_pipeline() {
   printf '%s\n' "$fresh" >>"$dir/lambda.env"
   printf 'KAFKA_BOOTSTRAP_SERVERS=%s\nAWS_LAMBDA_LOG_LEVEL=%s\nAWS_LAMBDA_LOG_FORMAT=JSON\n' "$bootstrap" \
     "${BENCH_LAMBDA_LOG_LEVEL:-WARN}" >>"$dir/lambda.env"
-  setsid cargo-lambda lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
+  setsid "$CARGO_LAMBDA" lambda watch "${flags[@]}" --invoke-address 127.0.0.1 --invoke-port "$port" \
     --ignore-changes --env-file "$dir/lambda.env" >"$dir/lambda-watch.log" 2>&1 </dev/null &
   watch_pid=$!
   STARTED_PIDS+=("$watch_pid")
@@ -328,7 +328,7 @@ print(json.dumps({
     "rustc": run("rustc", "--version"), "python": platform.python_version(),
     "moto": run(sys.executable, "-c", "import moto; print(moto.__version__)"),
     "tansu": run(os.environ["PIPELINE_CACHE"] + "/tansu/bin/tansu", "--version"),
-    "cargo_lambda": run("cargo-lambda", "lambda", "--version"),
+    "cargo_lambda": run(os.environ["CARGO_LAMBDA"], "lambda", "--version"),
     "confluent_kafka": confluent_kafka.version()[0], "librdkafka": confluent_kafka.libversion()[0],
     "load": "load average %.2f %.2f %.2f at the start" % os.getloadavg(),
 }))

@@ -34,8 +34,9 @@ PYTHON="$VENV/bin/python"
 # cargo-lambda and its zig live in one venv every checkout shares: cargo-zigbuild's linker wrapper
 # runs cargo-lambda by its absolute path and the linker is part of each release unit's fingerprint,
 # so a copy per checkout made every other checkout rebuild all the Lambda bundles' dependencies.
+# Exported: the fault and deployment harnesses (Python) start `cargo lambda watch` with it too.
 LAMBDA_TOOLS="$PIPELINE_CACHE/lambda-tools"
-CARGO_LAMBDA="$LAMBDA_TOOLS/bin/cargo-lambda"
+export CARGO_LAMBDA="$LAMBDA_TOOLS/bin/cargo-lambda"
 
 use_local_dir() {
   LOCAL_DIR="$1"

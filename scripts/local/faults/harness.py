@@ -266,6 +266,14 @@ class PortInUse(ScenarioFailed):
     pass
 
 
+def cargo_lambda() -> str:
+    """The checkouts' shared cargo-lambda, as scripts/lib/prologue.sh exports it."""
+    path = os.environ.get("CARGO_LAMBDA")
+    if not path:
+        raise ScenarioFailed("CARGO_LAMBDA is not set: run through scripts/faults.sh or scripts/check-deployment.sh")
+    return path
+
+
 class LambdaWatch(Process):
     """`cargo lambda watch` serving the producer and the consumer with one environment."""
 
@@ -277,7 +285,7 @@ class LambdaWatch(Process):
                                     if k in ("AWS_LAMBDA_LOG_LEVEL", "AWS_LAMBDA_LOG_FORMAT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION",
                                              "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL") or k in NAMES.values()
                                     or k == "ON_FAILURE_QUEUE_URL"))
-        command = [str(REPO_ROOT / ".venv" / "bin" / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
+        command = [cargo_lambda(), "lambda", "watch", "--invoke-address", "127.0.0.1",
                    "--invoke-port", str(port), "--ignore-changes", "--env-file", str(env_file)]
         # No RUST_LOG for cargo-lambda itself: at info it logs every function's full environment,
         # secrets included.

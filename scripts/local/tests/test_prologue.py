@@ -62,7 +62,7 @@ class PrologueDefaultsTest(unittest.TestCase):
         self.assertEqual(v["PYTHON"], f"{root}/.venv/bin/python local")
         # Outside the checkout: one cargo-lambda (and zig) for every checkout.
         self.assertEqual(v["LAMBDA_TOOLS"], f"{HOME}/.cache/pipeline/lambda-tools local")
-        self.assertEqual(v["CARGO_LAMBDA"], f"{HOME}/.cache/pipeline/lambda-tools/bin/cargo-lambda local")
+        self.assertEqual(v["CARGO_LAMBDA"], f"{HOME}/.cache/pipeline/lambda-tools/bin/cargo-lambda exported")
         self.assertEqual(v["LOCAL_DIR"], f"{root}/.local local")
         self.assertEqual(v["RUN_DIR"], f"{root}/.local/run local")
         self.assertEqual(v["LOG_DIR"], f"{root}/.local/logs local")
