@@ -44,12 +44,21 @@ pub fn tls_config() -> Result<rustls::ClientConfig, MskAuthError> {
     )
 }
 
-/// The SDK's HTTPS client (hyper and rustls, trusting the OS roots as the SDK's default client
-/// does) with ring as its crypto provider.
+/// The SDK's HTTPS client with ring as its crypto provider, otherwise built as the SDK builds its
+/// default one (aws-smithy-runtime's `default_https_client`): hyper and rustls trusting the OS
+/// roots, each client's timeouts and sleep, and the proxy from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`
+/// as the default client reads them from behaviour version 2025-08-07 on.
 pub fn sdk_https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = aws_smithy_http_client::ConnectorBuilder::default()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(aws_smithy_http_client::proxy::ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// The SDK configuration loader every binary and test starts from: the environment's region,
@@ -122,9 +131,13 @@ pub fn sign_token_at(
         .duration_since(UNIX_EPOCH)
         .map_err(|e| sign_error(&e))?
         .as_secs();
-    let mut expires_at_ms = signed_at_secs.saturating_add(TOKEN_LIFETIME.as_secs()).saturating_mul(1000);
+    let mut expires_at_ms = signed_at_secs
+        .saturating_add(TOKEN_LIFETIME.as_secs())
+        .saturating_mul(1000);
     if let Some(end) = credentials_expire_at {
-        let end_ms = end.duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let end_ms = end
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         expires_at_ms = expires_at_ms.min(end_ms);
     }
     let expires_at_ms = i64::try_from(expires_at_ms).unwrap_or(i64::MAX);
@@ -153,8 +166,20 @@ pub async fn sign_token(
     let credentials = provider
         .provide_credentials()
         .await
-        .map_err(|e| MskAuthError::Sign(format!("no credentials: {e}")))?;
+        .map_err(|e| MskAuthError::Sign(format!("no credentials: {}", with_causes(&e))))?;
     sign_token_at(region, credentials, SystemTime::now())
+}
+
+/// An error with its sources, which the SDK's errors keep the detail in.
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// The environment's credentials provider (the Lambda's role on AWS), loaded once per signer.
@@ -194,8 +219,8 @@ impl std::fmt::Debug for IamTokens {
 
 impl IamTokens {
     /// Tokens signed for `region`.
-    /// The credentials provider is loaded from the environment on first use and kept, so its
-    /// cache spares a credentials lookup per token.
+    /// The environment's credentials chain is resolved on first use and kept; it is asked for
+    /// credentials once per token, which the cache below reuses for about 14 minutes.
     pub fn for_region(region: impl Into<String>) -> Self {
         let region: Arc<str> = region.into().into();
         let provider: Arc<tokio::sync::OnceCell<SharedCredentialsProvider>> = Arc::default();
@@ -381,13 +406,31 @@ mod tests {
         let signed_at_ms = 1_796_231_796_000;
         let with_expiry = |after_signing: Duration| {
             let expiry = UNIX_EPOCH + Duration::from_millis(signed_at_ms) + after_signing;
-            Credentials::new("AKIAIOSFODNN7EXAMPLE", "secret", Some("session".into()), Some(expiry), "test")
+            Credentials::new(
+                "AKIAIOSFODNN7EXAMPLE",
+                "secret",
+                Some("session".into()),
+                Some(expiry),
+                "test",
+            )
         };
         let expiry = |credentials| sign_token_at("us-east-1", credentials, signing_time()).unwrap().1;
-        assert_eq!(expiry(with_expiry(Duration::from_secs(300))), 1_796_231_796_000 + 300_000);
-        assert_eq!(expiry(with_expiry(Duration::from_secs(899))), 1_796_231_796_000 + 899_000);
-        assert_eq!(expiry(with_expiry(Duration::from_secs(900))), 1_796_231_796_000 + 900_000);
-        assert_eq!(expiry(with_expiry(Duration::from_secs(3_600))), 1_796_231_796_000 + 900_000);
+        assert_eq!(
+            expiry(with_expiry(Duration::from_secs(300))),
+            1_796_231_796_000 + 300_000
+        );
+        assert_eq!(
+            expiry(with_expiry(Duration::from_secs(899))),
+            1_796_231_796_000 + 899_000
+        );
+        assert_eq!(
+            expiry(with_expiry(Duration::from_secs(900))),
+            1_796_231_796_000 + 900_000
+        );
+        assert_eq!(
+            expiry(with_expiry(Duration::from_secs(3_600))),
+            1_796_231_796_000 + 900_000
+        );
     }
 
     #[test]
@@ -413,6 +456,11 @@ mod tests {
         }
         let provider = SharedCredentialsProvider::new(NoRole);
         let error = sign_token("us-east-1", &provider).await.unwrap_err();
-        assert!(error.to_string().contains("no credentials"), "{error}");
+        let error = error.to_string();
+        assert!(error.contains("no credentials"), "{error}");
+        assert!(
+            error.contains("no role"),
+            "the provider's own reason is kept: {error}"
+        );
     }
 }

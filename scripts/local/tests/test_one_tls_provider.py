@@ -18,7 +18,23 @@ import unittest
 REPO = pathlib.Path(__file__).resolve().parents[3]
 LOADER_HOME = REPO / "functions" / "msk-auth" / "src" / "lib.rs"
 # aws-config's own entry points, each of which would load a configuration without our client.
-DEFAULT_LOADERS = re.compile(r"aws_config::(defaults|load_defaults|from_env|load_from_env)\s*\(")
+DEFAULT_LOADERS = re.compile(r"aws_config::(defaults|load_defaults|from_env|load_from_env)\s*\(|use aws_config::(defaults|load_defaults|from_env|load_from_env)\b")
+# Builders that need the client (or a configuration that has it) within the same expression.
+BUILDERS_NEEDING = {
+    re.compile(r"SdkConfig::builder\(\)"): "http_client(",
+    re.compile(r"AssumeRoleProvider::builder\("): ".configure(",
+}
+# How far (in lines) the expression may run on.
+EXPRESSION_LINES = 10
+
+
+def rust_sources() -> list[pathlib.Path]:
+    return [
+        source
+        for root in (REPO / "functions", REPO / "bench")
+        for source in sorted(root.rglob("*.rs"))
+        if source != LOADER_HOME and "target" not in source.parts
+    ]
 
 
 class OneTlsProviderTest(unittest.TestCase):
@@ -38,13 +54,15 @@ class OneTlsProviderTest(unittest.TestCase):
 
     def test_every_sdk_configuration_comes_from_the_shared_loader(self):
         offenders = []
-        for root in (REPO / "functions", REPO / "bench"):
-            for source in root.rglob("*.rs"):
-                if source == LOADER_HOME or "target" in source.parts:
-                    continue
-                for number, line in enumerate(source.read_text().splitlines(), 1):
-                    if DEFAULT_LOADERS.search(line):
-                        offenders.append(f"{source.relative_to(REPO)}:{number}: {line.strip()}")
+        for source in rust_sources():
+            lines = source.read_text().splitlines()
+            for number, line in enumerate(lines, 1):
+                if DEFAULT_LOADERS.search(line):
+                    offenders.append(f"{source.relative_to(REPO)}:{number}: {line.strip()}")
+                for builder, needed in BUILDERS_NEEDING.items():
+                    expression = "\n".join(lines[number - 1:number - 1 + EXPRESSION_LINES])
+                    if builder.search(line) and needed not in expression:
+                        offenders.append(f"{source.relative_to(REPO)}:{number}: {line.strip()} (without {needed})")
         self.assertEqual(offenders, [], "load through pipeline_msk_auth::sdk_config_loader (or pipeline_adapters::aws)")
         self.assertRegex(LOADER_HOME.read_text(), DEFAULT_LOADERS, "the loader itself starts from aws-config's defaults")
 
