@@ -403,34 +403,28 @@ mod tests {
 
     #[test]
     fn a_token_ends_when_its_credentials_do_if_they_end_first() {
-        let signed_at_ms = 1_796_231_796_000;
+        // signing_time() in whole seconds, as X-Amz-Date has it.
+        let signed_at = UNIX_EPOCH + Duration::from_secs(1_796_231_796);
         let with_expiry = |after_signing: Duration| {
-            let expiry = UNIX_EPOCH + Duration::from_millis(signed_at_ms) + after_signing;
             Credentials::new(
                 "AKIAIOSFODNN7EXAMPLE",
                 "secret",
                 Some("session".into()),
-                Some(expiry),
+                Some(signed_at + after_signing),
                 "test",
             )
         };
         let expiry = |credentials| sign_token_at("us-east-1", credentials, signing_time()).unwrap().1;
-        assert_eq!(
-            expiry(with_expiry(Duration::from_secs(300))),
-            1_796_231_796_000 + 300_000
-        );
-        assert_eq!(
-            expiry(with_expiry(Duration::from_secs(899))),
-            1_796_231_796_000 + 899_000
-        );
-        assert_eq!(
-            expiry(with_expiry(Duration::from_secs(900))),
-            1_796_231_796_000 + 900_000
-        );
-        assert_eq!(
-            expiry(with_expiry(Duration::from_secs(3_600))),
-            1_796_231_796_000 + 900_000
-        );
+        // Credentials ending before, at and after the token's own 900 s.
+        for (credentials_end_after_secs, token_ends_after_ms) in
+            [(300, 300_000), (899, 899_000), (900, 900_000), (3_600, 900_000)]
+        {
+            assert_eq!(
+                expiry(with_expiry(Duration::from_secs(credentials_end_after_secs))),
+                1_796_231_796_000 + token_ends_after_ms,
+                "credentials ending {credentials_end_after_secs} s after signing"
+            );
+        }
     }
 
     #[test]
